@@ -1,0 +1,4 @@
+//! End-to-end tests over real files: one test binary, one module per capability.
+
+mod datagen;
+mod support;

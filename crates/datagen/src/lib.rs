@@ -6,7 +6,8 @@
 //! - `truth/{population,civil_servants}-NNNNN.parquet`: `source`, `record_id`, `person_id`,
 //!   `corruptions` (list of class names). The truth never appears in the inputs;
 //! - `manifest.json`: counts, files, and per class the records where it could apply and where it did;
-//! - `datagen.toml`: the effective configuration.
+//! - `datagen.toml`: the effective configuration;
+//! - `job.toml`: a linkage job for the dataset (civil servants against the population), for `khop link`.
 //!
 //! **Architecture invariant:** every byte is a pure function of `(seed, config, sizes)`. Records are
 //! split into fixed parts of [`PART_ROWS`] rows whatever the thread count; each part is produced on its
@@ -190,6 +191,9 @@ pub fn generate(spec: &DatagenSpec, out: &Path) -> Result<Manifest, DatagenError
     let manifest_path = out.join("manifest.json");
     let json = serde_json::to_string_pretty(&manifest).unwrap_or_default();
     std::fs::write(&manifest_path, json + "\n").map_err(io_error(&manifest_path))?;
+    let job_path = out.join("job.toml");
+    let job = include_str!("job.toml").replace("{format}", spec.format.name());
+    std::fs::write(&job_path, job).map_err(io_error(&job_path))?;
     let config_path = out.join("datagen.toml");
     std::fs::write(&config_path, spec.config.to_toml()).map_err(io_error(&config_path))?;
     Ok(manifest)

@@ -22,6 +22,10 @@ struct Cli {
 enum Command {
     /// Generate a synthetic population database and civil-servant database with ground truth.
     Datagen(cmd::datagen::Args),
+    /// Run a linkage job in-process (the embedded default) and write its outputs.
+    Link(cmd::link::Args),
+    /// Precision, recall and F1 of a job's outputs against a truth table.
+    Eval(cmd::eval::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -35,6 +39,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Datagen(args) => cmd::datagen::run(args),
+        Command::Link(args) => cmd::link::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -326,7 +326,9 @@ pub fn relate_ids(a: &IdNumber, b: &IdNumber) -> IdRelation {
     }
 }
 
-fn relate_digits(a: &str, b: &str) -> IdRelation {
+/// How two digit strings of the same kind relate: equal, one substitution, one adjacent transposition,
+/// two substitutions, or different (including different lengths).
+pub fn relate_digits(a: &str, b: &str) -> IdRelation {
     if a.len() != b.len() {
         return IdRelation::Different;
     }

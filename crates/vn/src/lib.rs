@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod date;
 pub mod id;
+pub mod name;
 pub mod reference;
 pub mod text;
 

@@ -1,6 +1,9 @@
 //! Subcommands, one module each.
 
 pub mod datagen;
+pub mod eval;
+pub mod link;
+mod progress;
 
 /// Peak resident memory of this process so far, in bytes (Linux `VmHWM`); `None` elsewhere.
 pub fn peak_memory_bytes() -> Option<u64> {

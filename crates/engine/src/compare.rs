@@ -1,0 +1,317 @@
+//! Compare: the comparison kernels. For a pair of records, each comparison gives the first of its
+//! ordered levels that holds: its gamma. Gammas of a pair are packed 4 bits per comparison in a `u64`.
+//!
+//! Gamma codes: 0 is the null level (a side is missing), 1..=L the spec's levels in order, L+1 "else".
+
+use khop_vn::date::PartialDate;
+use khop_vn::id::{IdRelation, relate_digits};
+
+use crate::spec::{JobSpec, Level, Standardiser};
+use crate::standardise::{FieldValues, Table, unpack_date};
+
+pub const MAX_COMPARISONS: usize = 16;
+pub const NULL: u8 = 0;
+
+/// Which part of a name field a comparison looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NamePart {
+    Full,
+    Surname,
+    Middle,
+    Given,
+}
+
+/// A comparison of the spec, resolved against the field list.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub name: String,
+    pub field: usize,
+    pub standardiser: Standardiser,
+    pub part: NamePart,
+    pub levels: Vec<Level>,
+    pub term_frequency: bool,
+}
+
+impl Compiled {
+    /// Number of gamma values: null, the levels, else.
+    pub fn gammas(&self) -> usize {
+        self.levels.len() + 2
+    }
+
+    pub fn else_gamma(&self) -> u8 {
+        self.levels.len() as u8 + 1
+    }
+
+    pub fn gamma_name(&self, gamma: u8) -> String {
+        match gamma {
+            NULL => "null".into(),
+            g if g == self.else_gamma() => "else".into(),
+            g => self.levels[usize::from(g) - 1].name(),
+        }
+    }
+}
+
+pub fn compile(spec: &JobSpec) -> Vec<Compiled> {
+    spec.comparisons
+        .iter()
+        .map(|c| {
+            let (field, part) = c.field.split_once('.').unwrap_or((&c.field, "full"));
+            let field_index = spec.fields.keys().position(|f| f == field).unwrap_or(0);
+            Compiled {
+                name: c.name.clone(),
+                field: field_index,
+                standardiser: spec.fields[field],
+                part: match part {
+                    "surname" => NamePart::Surname,
+                    "middle" => NamePart::Middle,
+                    "given" => NamePart::Given,
+                    _ => NamePart::Full,
+                },
+                levels: c.levels.clone(),
+                term_frequency: c.term_frequency,
+            }
+        })
+        .collect()
+}
+
+/// A name part's canonical text and key, borrowed when it is one part, joined for the full name.
+fn name_part<'a>(
+    values: &'a FieldValues,
+    part: NamePart,
+    row: usize,
+    buf: &'a mut (String, String),
+) -> Option<(&'a str, &'a str)> {
+    let FieldValues::Name {
+        surname,
+        middle,
+        given,
+        surname_key,
+        middle_key,
+        given_key,
+    } = values
+    else {
+        return None;
+    };
+    let (text, key) = match part {
+        NamePart::Surname => (surname.get(row), surname_key.get(row)),
+        NamePart::Middle => (middle.get(row), middle_key.get(row)),
+        NamePart::Given => (given.get(row), given_key.get(row)),
+        NamePart::Full => {
+            let (text, key) = buf;
+            text.clear();
+            key.clear();
+            for (t, k) in [
+                (surname.get(row), surname_key.get(row)),
+                (middle.get(row), middle_key.get(row)),
+                (given.get(row), given_key.get(row)),
+            ] {
+                if !t.is_empty() {
+                    if !text.is_empty() {
+                        text.push(' ');
+                        key.push(' ');
+                    }
+                    text.push_str(t);
+                    key.push_str(k);
+                }
+            }
+            (text.as_str(), key.as_str())
+        }
+    };
+    (!text.is_empty()).then_some((text, key))
+}
+
+fn sorted_words(s: &str) -> Vec<&str> {
+    let mut words: Vec<&str> = s.split(' ').filter(|w| !w.is_empty()).collect();
+    words.sort_unstable();
+    words
+}
+
+fn text_level(level: &Level, a: (&str, &str), b: (&str, &str)) -> bool {
+    match level {
+        Level::Exact => a.0 == b.0,
+        Level::ExactKey => a.1 == b.1,
+        Level::Tokens => sorted_words(a.1) == sorted_words(b.1),
+        Level::JaroWinkler { threshold } => strsim::jaro_winkler(a.1, b.1) >= *threshold,
+        Level::Levenshtein { max } => strsim::levenshtein(a.1, b.1) <= *max as usize,
+        Level::Damerau { max } => strsim::osa_distance(a.1, b.1) <= *max as usize,
+        _ => false,
+    }
+}
+
+fn date_level(level: &Level, a: &PartialDate, b: &PartialDate) -> bool {
+    let both_full = a.is_full() && b.is_full();
+    match level {
+        Level::Exact | Level::ExactKey => both_full && a == b,
+        Level::DayMonthSwapped => {
+            both_full && a.year == b.year && a.month == b.day && a.day == b.month && a != b
+        }
+        Level::SameYearMonth => a.year == b.year && a.month.is_some() && a.month == b.month,
+        Level::SameYear => a.year == b.year,
+        Level::WithinYears { years } => a.year.abs_diff(b.year) <= u32::from(*years),
+        Level::Partial => {
+            !both_full
+                && a.year == b.year
+                && (a.month.is_none() || b.month.is_none() || a.month == b.month)
+        }
+        _ => false,
+    }
+}
+
+fn id_relation(a: (&str, &str), b: (&str, &str)) -> Option<IdRelation> {
+    let rank = |r: IdRelation| match r {
+        IdRelation::Exact => 0,
+        IdRelation::OneDigit => 1,
+        IdRelation::Transposition => 2,
+        IdRelation::TwoDigits => 3,
+        _ => 4,
+    };
+    let pins = (!a.0.is_empty() && !b.0.is_empty()).then(|| relate_digits(a.0, b.0));
+    let cmnds = (!a.1.is_empty() && !b.1.is_empty()).then(|| relate_digits(a.1, b.1));
+    match (pins, cmnds) {
+        (Some(p), Some(c)) => Some(if rank(c) < rank(p) { c } else { p }),
+        (Some(r), None) | (None, Some(r)) => Some(r),
+        (None, None) => {
+            let a_any = !a.0.is_empty() || !a.1.is_empty();
+            let b_any = !b.0.is_empty() || !b.1.is_empty();
+            (a_any && b_any).then_some(IdRelation::OldVsNew)
+        }
+    }
+}
+
+fn id_level(level: &Level, relation: IdRelation) -> bool {
+    match level {
+        Level::Exact | Level::ExactKey => relation == IdRelation::Exact,
+        Level::OneDigit => relation == IdRelation::OneDigit,
+        Level::Transposition => relation == IdRelation::Transposition,
+        Level::TwoDigits => matches!(
+            relation,
+            IdRelation::OneDigit | IdRelation::Transposition | IdRelation::TwoDigits
+        ),
+        Level::OldVsNew => relation == IdRelation::OldVsNew,
+        _ => false,
+    }
+}
+
+/// Scratch space reused across pairs, so comparing allocates nothing in the common case.
+#[derive(Default)]
+pub struct Scratch {
+    a: (String, String),
+    b: (String, String),
+}
+
+impl Compiled {
+    /// The gamma of this comparison for record `ra` of `a` against record `rb` of `b`.
+    pub fn gamma(&self, a: &Table, ra: usize, b: &Table, rb: usize, scratch: &mut Scratch) -> u8 {
+        let (Some(va), Some(vb)) = (&a.fields[self.field], &b.fields[self.field]) else {
+            return NULL;
+        };
+        let first_holding = |holds: &dyn Fn(&Level) -> bool| {
+            self.levels
+                .iter()
+                .position(holds)
+                .map_or(self.else_gamma(), |i| i as u8 + 1)
+        };
+        match (va, vb) {
+            (FieldValues::Name { .. }, FieldValues::Name { .. }) => {
+                let (Some(x), Some(y)) = (
+                    name_part(va, self.part, ra, &mut scratch.a),
+                    name_part(vb, self.part, rb, &mut scratch.b),
+                ) else {
+                    return NULL;
+                };
+                first_holding(&|l| text_level(l, x, y))
+            }
+            (FieldValues::Date(da), FieldValues::Date(db)) => {
+                let (Some(x), Some(y)) = (unpack_date(da[ra]), unpack_date(db[rb])) else {
+                    return NULL;
+                };
+                first_holding(&|l| date_level(l, &x, &y))
+            }
+            (FieldValues::Id { pin: pa, cmnd: ca }, FieldValues::Id { pin: pb, cmnd: cb }) => {
+                match id_relation((pa.get(ra), ca.get(ra)), (pb.get(rb), cb.get(rb))) {
+                    Some(relation) => first_holding(&|l| id_level(l, relation)),
+                    None => NULL,
+                }
+            }
+            (FieldValues::Province { new: na, .. }, FieldValues::Province { new: nb, .. }) => {
+                if na[ra] == 0 || nb[rb] == 0 {
+                    return NULL;
+                }
+                first_holding(&|l| matches!(l, Level::Exact | Level::ExactKey) && na[ra] == nb[rb])
+            }
+            (FieldValues::Sex(sa), FieldValues::Sex(sb)) => {
+                if sa[ra] == 0 || sb[rb] == 0 {
+                    return NULL;
+                }
+                first_holding(&|l| matches!(l, Level::Exact | Level::ExactKey) && sa[ra] == sb[rb])
+            }
+            (FieldValues::Text(ta), FieldValues::Text(tb)) => {
+                let (x, y) = (ta.get(ra), tb.get(rb));
+                if x.is_empty() || y.is_empty() {
+                    return NULL;
+                }
+                first_holding(&|l| text_level(l, (x, x), (y, y)))
+            }
+            _ => NULL,
+        }
+    }
+
+    /// The value this comparison looks at, as text for outputs (`right_<comparison>` columns).
+    pub fn display(&self, t: &Table, row: usize) -> Option<String> {
+        let values = t.fields[self.field].as_ref()?;
+        match values {
+            FieldValues::Name { .. } => {
+                let mut buf = (String::new(), String::new());
+                name_part(values, self.part, row, &mut buf).map(|(text, _)| text.to_owned())
+            }
+            FieldValues::Date(d) => unpack_date(d[row]).map(|d| d.to_iso()),
+            FieldValues::Id { pin, cmnd } => match (pin.get(row), cmnd.get(row)) {
+                ("", "") => None,
+                ("", c) => Some(c.to_owned()),
+                (p, _) => Some(p.to_owned()),
+            },
+            FieldValues::Province { new, .. } => {
+                khop_vn::reference::new_by_code(new[row]).map(|p| p.official_name.clone())
+            }
+            FieldValues::Sex(s) => match s[row] {
+                1 => Some("Nam".into()),
+                2 => Some("Nữ".into()),
+                _ => None,
+            },
+            FieldValues::Text(s) => Some(s.get(row).to_owned()).filter(|s| !s.is_empty()),
+        }
+    }
+
+    /// The key a term-frequency table counts for this comparison: the part's key (names) or the text.
+    pub fn tf_value<'a>(
+        &self,
+        t: &'a Table,
+        row: usize,
+        buf: &'a mut (String, String),
+    ) -> Option<&'a str> {
+        match t.fields[self.field].as_ref()? {
+            v @ FieldValues::Name { .. } => name_part(v, self.part, row, buf).map(|(_, key)| key),
+            FieldValues::Text(s) => Some(s.get(row)).filter(|s| !s.is_empty()),
+            _ => None,
+        }
+    }
+}
+
+/// The gammas of all comparisons for one pair, 4 bits each.
+pub fn gamma_vector(
+    comparisons: &[Compiled],
+    a: &Table,
+    ra: usize,
+    b: &Table,
+    rb: usize,
+    scratch: &mut Scratch,
+) -> u64 {
+    comparisons.iter().enumerate().fold(0u64, |acc, (i, c)| {
+        acc | (u64::from(c.gamma(a, ra, b, rb, scratch)) << (4 * i))
+    })
+}
+
+/// The gamma of comparison `i` in a packed vector.
+pub fn gamma_at(vector: u64, i: usize) -> u8 {
+    ((vector >> (4 * i)) & 0xf) as u8
+}

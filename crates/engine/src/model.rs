@@ -1,0 +1,356 @@
+//! The Fellegi–Sunter model: per comparison level, m (the probability of the level among matches) and
+//! u (among non-matches); the prior λ that two random records match; term-frequency tables.
+//!
+//! Training follows the unsupervised recipe that Splink made standard: u from comparing random record
+//! pairs, m by expectation–maximisation over the blocked pairs (with u held fixed), λ from a
+//! deterministic rule. EM runs over the distinct gamma patterns and their counts, so it sees every
+//! blocked pair at the cost of a few thousand patterns, and its result does not depend on the order
+//! pairs were found in.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::EngineError;
+use crate::compare::{Compiled, NULL, gamma_at};
+
+/// Probabilities are kept away from 0 and 1 so every weight is finite.
+const FLOOR: f64 = 1e-9;
+/// A level no match showed in training is rare among matches, not impossible: its weight is bounded
+/// (about -14 bits against a common level) so one odd field cannot veto every other agreement.
+const M_FLOOR: f64 = 1e-5;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LevelModel {
+    pub name: String,
+    /// The gamma value of this level in `gamma_<comparison>` columns.
+    pub gamma: u8,
+    pub m: f64,
+    pub u: f64,
+    /// log2(m / u): the evidence this level adds to a pair's match weight.
+    pub weight: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonModel {
+    pub name: String,
+    /// Levels in gamma order, the null level (gamma 0, weight 0) excluded.
+    pub levels: Vec<LevelModel>,
+    pub term_frequency: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TfSummary {
+    pub comparison: String,
+    pub distinct_values: u64,
+    pub total: u64,
+    /// The most frequent values and their relative frequency.
+    pub top: Vec<(String, f64)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Training {
+    pub u_pairs: u64,
+    pub blocked_pairs: u64,
+    pub gamma_patterns: u64,
+    pub em_iterations: u32,
+    pub em_converged: bool,
+    /// EM's estimate of the share of matches among blocked pairs.
+    pub blocked_match_share: f64,
+    /// How the prior was set: `rule:<name>` or `em`.
+    pub prior_from: String,
+}
+
+/// What `model.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    /// λ: the probability that two records drawn at random are the same person.
+    pub prior: f64,
+    pub comparisons: Vec<ComparisonModel>,
+    pub term_frequencies: Vec<TfSummary>,
+    pub training: Training,
+}
+
+/// Term frequencies of one comparison's values: how often each value occurs among all records.
+#[derive(Clone, Debug, Default)]
+pub struct TfTable {
+    pub counts: HashMap<String, u64>,
+    pub total: u64,
+}
+
+impl TfTable {
+    pub fn frequency(&self, value: &str) -> Option<f64> {
+        self.counts
+            .get(value)
+            .map(|&c| c as f64 / self.total.max(1) as f64)
+    }
+
+    pub fn summary(&self, comparison: &str) -> TfSummary {
+        let mut top: Vec<(&String, &u64)> = self.counts.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        TfSummary {
+            comparison: comparison.to_owned(),
+            distinct_values: self.counts.len() as u64,
+            total: self.total,
+            top: top
+                .into_iter()
+                .take(20)
+                .map(|(v, &c)| (v.clone(), c as f64 / self.total.max(1) as f64))
+                .collect(),
+        }
+    }
+}
+
+/// Per comparison, per gamma: a probability.
+pub type Table = Vec<Vec<f64>>;
+
+/// u from gamma counts of random pairs: the share of each level among non-null comparisons.
+pub fn u_from_counts(comparisons: &[Compiled], counts: &[Vec<u64>]) -> Table {
+    comparisons
+        .iter()
+        .zip(counts)
+        .map(|(c, counts)| {
+            let non_null: u64 = counts.iter().skip(1).sum();
+            // A level never seen among random pairs is rare, not impossible: half a count.
+            let floor = 0.5 / non_null.max(1) as f64;
+            (0..c.gammas())
+                .map(|g| {
+                    if g == usize::from(NULL) {
+                        1.0
+                    } else {
+                        (counts[g] as f64 / non_null.max(1) as f64).max(floor)
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Starting m: most matches agree at the first level, fewer at each following one.
+fn initial_m(comparisons: &[Compiled]) -> Table {
+    comparisons
+        .iter()
+        .map(|c| {
+            let levels = c.gammas() - 1;
+            let mut m = vec![1.0];
+            let raw: Vec<f64> = (0..levels).map(|i| 0.1f64.powi(i as i32)).collect();
+            let total: f64 = raw.iter().sum();
+            m.extend(raw.iter().map(|r| r / total));
+            m
+        })
+        .collect()
+}
+
+pub struct EmResult {
+    pub m: Table,
+    pub lambda: f64,
+    pub iterations: u32,
+    pub converged: bool,
+}
+
+/// Expectation–maximisation of m and the match share over gamma patterns, u fixed.
+/// `active` says which comparisons take part: a training session leaves out the comparisons of its own
+/// blocking rule, which every pair of the session agrees on by construction.
+pub fn em(
+    comparisons: &[Compiled],
+    active: &[bool],
+    patterns: &BTreeMap<u64, u64>,
+    u: &Table,
+    max_iterations: u32,
+    tolerance: f64,
+) -> EmResult {
+    let mut m = initial_m(comparisons);
+    let mut lambda: f64 = 0.5;
+    let total: f64 = patterns.values().map(|&n| n as f64).sum();
+    let mut iterations = 0;
+    let mut converged = false;
+    while iterations < max_iterations {
+        iterations += 1;
+        let mut m_sums: Table = comparisons.iter().map(|c| vec![0.0; c.gammas()]).collect();
+        let mut matches = 0.0;
+        for (&pattern, &count) in patterns {
+            let (mut log_m, mut log_u) = (lambda.ln(), (1.0 - lambda).ln());
+            for (i, _) in comparisons.iter().enumerate() {
+                let g = usize::from(gamma_at(pattern, i));
+                if active[i] && g != usize::from(NULL) {
+                    log_m += m[i][g].max(FLOOR).ln();
+                    log_u += u[i][g].max(FLOOR).ln();
+                }
+            }
+            let p = 1.0 / (1.0 + (log_u - log_m).exp());
+            let weighted = p * count as f64;
+            matches += weighted;
+            for (i, sums) in m_sums.iter_mut().enumerate() {
+                sums[usize::from(gamma_at(pattern, i))] += weighted;
+            }
+        }
+        let mut change: f64 = 0.0;
+        for (i, sums) in m_sums.iter().enumerate() {
+            let non_null: f64 = sums.iter().skip(1).sum();
+            if !active[i] || non_null <= 0.0 {
+                continue;
+            }
+            for g in 1..sums.len() {
+                let new = (sums[g] / non_null).clamp(M_FLOOR, 1.0 - M_FLOOR);
+                change = change.max((new - m[i][g]).abs());
+                m[i][g] = new;
+            }
+        }
+        let new_lambda = (matches / total.max(1.0)).clamp(FLOOR, 1.0 - FLOOR);
+        change = change.max((new_lambda - lambda).abs());
+        lambda = new_lambda;
+        if change < tolerance {
+            converged = true;
+            break;
+        }
+    }
+    EmResult {
+        m,
+        lambda,
+        iterations,
+        converged,
+    }
+}
+
+impl Model {
+    pub fn build(
+        comparisons: &[Compiled],
+        m: &Table,
+        u: &Table,
+        prior: f64,
+        term_frequencies: Vec<TfSummary>,
+        training: Training,
+    ) -> Model {
+        let comparisons = comparisons
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ComparisonModel {
+                name: c.name.clone(),
+                term_frequency: c.term_frequency,
+                levels: (1..c.gammas())
+                    .map(|g| LevelModel {
+                        name: c.gamma_name(g as u8),
+                        gamma: g as u8,
+                        m: m[i][g],
+                        u: u[i][g],
+                        weight: (m[i][g].max(FLOOR) / u[i][g].max(FLOOR)).log2(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Model {
+            prior: prior.clamp(FLOOR, 1.0 - FLOOR),
+            comparisons,
+            term_frequencies,
+            training,
+        }
+    }
+
+    /// A saved model, checked against the job's comparisons.
+    pub fn load(path: &std::path::Path, comparisons: &[Compiled]) -> Result<Model, EngineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| EngineError::Spec {
+            path: "training.model".into(),
+            message: format!("{}: {e}", path.display()),
+        })?;
+        let model: Model = serde_json::from_str(&text).map_err(|e| EngineError::Spec {
+            path: "training.model".into(),
+            message: format!("{}: {e}", path.display()),
+        })?;
+        let matches = model.comparisons.len() == comparisons.len()
+            && model
+                .comparisons
+                .iter()
+                .zip(comparisons)
+                .all(|(m, c)| m.name == c.name && m.levels.len() == c.gammas() - 1);
+        if !matches {
+            return Err(EngineError::Spec {
+                path: "training.model".into(),
+                message: "the saved model's comparisons and levels differ from the spec's".into(),
+            });
+        }
+        Ok(model)
+    }
+
+    /// Per comparison, per gamma: the weight (0 for null).
+    pub fn weights(&self) -> Table {
+        self.comparisons
+            .iter()
+            .map(|c| {
+                let mut w = vec![0.0];
+                w.extend(c.levels.iter().map(|l| l.weight));
+                w
+            })
+            .collect()
+    }
+
+    pub fn prior_weight(&self) -> f64 {
+        (self.prior / (1.0 - self.prior)).log2()
+    }
+
+    pub fn m_of(&self, comparison: usize, gamma: u8) -> f64 {
+        self.comparisons[comparison].levels[usize::from(gamma) - 1].m
+    }
+}
+
+/// Probability from a match weight (log2 odds).
+pub fn probability(weight: f64) -> f64 {
+    let odds = weight.exp2();
+    if odds.is_infinite() {
+        1.0
+    } else {
+        odds / (1.0 + odds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Level;
+    use crate::spec::Standardiser;
+
+    fn comparison(levels: usize) -> Compiled {
+        Compiled {
+            name: "c".into(),
+            field: 0,
+            standardiser: Standardiser::Text,
+            part: crate::compare::NamePart::Full,
+            levels: vec![Level::Exact; levels],
+            term_frequency: false,
+        }
+    }
+
+    #[test]
+    fn em_recovers_a_planted_mixture() {
+        // Two comparisons with one level each (gamma 1 agree, 2 else). Matches agree 95% / 90%,
+        // non-matches 1% / 5%; 20% of pairs are matches.
+        let comps = vec![comparison(1), comparison(1)];
+        let (mm, mu) = ([0.95, 0.90], [0.01, 0.05]);
+        let mut patterns = BTreeMap::new();
+        let n = 1_000_000.0;
+        for a in [1u64, 2] {
+            for b in [1u64, 2] {
+                let p = |probs: [f64; 2]| {
+                    let pa = if a == 1 { probs[0] } else { 1.0 - probs[0] };
+                    let pb = if b == 1 { probs[1] } else { 1.0 - probs[1] };
+                    pa * pb
+                };
+                let count = n * (0.2 * p(mm) + 0.8 * p(mu));
+                patterns.insert(a | (b << 4), count.round() as u64);
+            }
+        }
+        let u = vec![vec![1.0, 0.01, 0.99], vec![1.0, 0.05, 0.95]];
+        let result = em(&comps, &[true, true], &patterns, &u, 200, 1e-9);
+        assert!(result.converged);
+        assert!((result.lambda - 0.2).abs() < 0.01, "{}", result.lambda);
+        assert!((result.m[0][1] - 0.95).abs() < 0.01, "{:?}", result.m);
+        assert!((result.m[1][1] - 0.90).abs() < 0.01, "{:?}", result.m);
+    }
+
+    #[test]
+    fn probabilities() {
+        assert_eq!(probability(0.0), 0.5);
+        assert!((probability(10.0) - 1024.0 / 1025.0).abs() < 1e-12);
+        assert_eq!(probability(f64::INFINITY), 1.0);
+        assert!(probability(-2000.0) >= 0.0);
+    }
+}

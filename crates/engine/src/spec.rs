@@ -1,0 +1,730 @@
+//! The job spec: what to link and how, read from TOML (`docs/job-spec.md`). Parsing refuses unknown
+//! keys; [`JobSpec::validate`] checks the meaning of every value. Both name the offending field by its
+//! path (`comparisons[2].levels[1].threshold`), so an operator can fix the file without reading code.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::EngineError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Source A (the first input) against source B (the second).
+    Link,
+    /// One source against itself.
+    Dedupe,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputFormat {
+    Parquet,
+    Csv,
+}
+
+/// A field's column in an input: one column, or several whose values the standardiser combines (an ID
+/// field fed by both a PIN and an old-ID column).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Columns {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Columns {
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            Columns::One(c) => vec![c.as_str()],
+            Columns::Many(cs) => cs.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The source's name in every output (`source`, `left_source`, `right_source`).
+    pub name: String,
+    /// A file, a directory of files, or a glob. Relative paths are relative to the spec file.
+    pub path: String,
+    pub format: InputFormat,
+    /// The column holding each record's unique id.
+    pub id: String,
+    /// Field name → column(s) of this input. Fields missing from an input are null there.
+    pub columns: BTreeMap<String, Columns>,
+}
+
+/// How a field's raw text becomes comparable values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standardiser {
+    /// A Vietnamese personal name: mojibake repaired, NFC, one tone style, split into surname / middle /
+    /// given (order variants put right), with accent-folded keys.
+    VnName,
+    /// A date in any common format; year-only and year-month dates kept as partial.
+    Date,
+    /// Personal ID numbers: 12-digit PINs and old 9-digit CMNDs, validated.
+    VnId,
+    /// A province in free text, old (63) or new (34) units, resolved across the 2025 reform.
+    VnProvince,
+    /// `Nam`/`Nữ`/`M`/`F`/`male`/`female`/`1`/`0`.
+    Sex,
+    /// A Vietnamese phone number, digits only, `+84`/`84` made `0`.
+    Phone,
+    /// Any text: NFC, trimmed, single spaces, lowercase.
+    Text,
+}
+
+/// One level of a comparison. Levels are tried in order; the first that holds is the pair's level.
+/// After the listed levels come an implicit "else" level and the "null" level (either side missing).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Level {
+    /// Equal standardised values (for names: the canonical form, diacritics kept).
+    Exact,
+    /// Equal keys: accents folded, y/i, Huỳnh/Hoàng and Võ/Vũ merged (names), or equal text otherwise.
+    ExactKey,
+    /// The same name words in any order (names only).
+    Tokens,
+    JaroWinkler {
+        threshold: f64,
+    },
+    Levenshtein {
+        max: u32,
+    },
+    Damerau {
+        max: u32,
+    },
+    /// Dates: both full, day and month swapped.
+    DayMonthSwapped,
+    SameYearMonth,
+    SameYear,
+    WithinYears {
+        years: u16,
+    },
+    /// Dates: one side partial (year or year-month) and compatible with the other.
+    Partial,
+    /// IDs: one digit differs.
+    OneDigit,
+    Transposition,
+    TwoDigits,
+    /// IDs: one side an old 9-digit CMND and the other a PIN; comparable only through the CMND.
+    OldVsNew,
+}
+
+impl Level {
+    pub fn name(&self) -> String {
+        match self {
+            Level::Exact => "exact".into(),
+            Level::ExactKey => "exact_key".into(),
+            Level::Tokens => "tokens".into(),
+            Level::JaroWinkler { threshold } => format!("jaro_winkler>={threshold}"),
+            Level::Levenshtein { max } => format!("levenshtein<={max}"),
+            Level::Damerau { max } => format!("damerau<={max}"),
+            Level::DayMonthSwapped => "day_month_swapped".into(),
+            Level::SameYearMonth => "same_year_month".into(),
+            Level::SameYear => "same_year".into(),
+            Level::WithinYears { years } => format!("within_{years}_years"),
+            Level::Partial => "partial".into(),
+            Level::OneDigit => "one_digit".into(),
+            Level::Transposition => "transposition".into(),
+            Level::TwoDigits => "two_digits".into(),
+            Level::OldVsNew => "old_vs_new".into(),
+        }
+    }
+
+    /// Whether this level applies to a field of the given standardiser.
+    fn fits(&self, standardiser: Standardiser) -> bool {
+        use Standardiser::*;
+        match self {
+            Level::Exact | Level::ExactKey => true,
+            Level::Tokens => standardiser == VnName,
+            Level::JaroWinkler { .. } | Level::Levenshtein { .. } | Level::Damerau { .. } => {
+                matches!(standardiser, VnName | Text | Phone)
+            }
+            Level::DayMonthSwapped
+            | Level::SameYearMonth
+            | Level::SameYear
+            | Level::WithinYears { .. }
+            | Level::Partial => standardiser == Date,
+            Level::OneDigit | Level::Transposition | Level::TwoDigits | Level::OldVsNew => {
+                standardiser == VnId
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    /// Names the `gamma_<name>` column and the model's entries.
+    pub name: String,
+    /// A field, or for names a part of one: `full_name.given`, `full_name.surname`, `full_name.middle`.
+    pub field: String,
+    pub levels: Vec<Level>,
+    /// Adjust the first exact level by how common the value is (Nguyễn agreeing says little).
+    #[serde(default)]
+    pub term_frequency: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockingRule {
+    pub name: String,
+    /// Keys that must all be equal (and present). See `docs/job-spec.md` for each standardiser's keys.
+    pub keys: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Training {
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Random record pairs compared to estimate every u.
+    #[serde(default = "default_u_pairs")]
+    pub u_pairs: u64,
+    #[serde(default = "default_em_iterations")]
+    pub em_iterations: u32,
+    #[serde(default = "default_em_tolerance")]
+    pub em_tolerance: f64,
+    /// The blocking rule whose pairs estimate the prior probability that two records match.
+    pub prior_rule: Option<String>,
+    /// The share of true matches the prior rule is assumed to find.
+    #[serde(default = "default_prior_recall")]
+    pub prior_recall: f64,
+    /// Use a saved `model.json` instead of training.
+    pub model: Option<PathBuf>,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+fn default_u_pairs() -> u64 {
+    2_000_000
+}
+fn default_em_iterations() -> u32 {
+    50
+}
+fn default_em_tolerance() -> f64 {
+    1e-6
+}
+fn default_prior_recall() -> f64 {
+    0.9
+}
+
+impl Default for Training {
+    fn default() -> Self {
+        Training {
+            seed: default_seed(),
+            u_pairs: default_u_pairs(),
+            em_iterations: default_em_iterations(),
+            em_tolerance: default_em_tolerance(),
+            prior_rule: None,
+            prior_recall: default_prior_recall(),
+            model: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Pairs at or above this probability are matches (and join clusters).
+    #[serde(rename = "match")]
+    pub match_: f64,
+    /// Pairs at or above this (and below `match`) need a person to look.
+    pub review: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Execution {
+    /// Hash partitions of the blocking keys: the unit of work of the compare and score tasks.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// A block with more candidate pairs than this is skipped with a warning (Nguyễn must never
+    /// become one giant block). Make the rule more selective instead of raising it.
+    #[serde(default = "default_max_block_pairs")]
+    pub max_block_pairs: u64,
+    /// Pairs below this probability are not written to `pairs/`.
+    #[serde(default = "default_min_pair_probability")]
+    pub min_pair_probability: f64,
+    /// Worker threads for CPU work; 0 uses every core. Does not change the results.
+    #[serde(default)]
+    pub threads: usize,
+}
+
+fn default_partitions() -> u32 {
+    64
+}
+fn default_max_block_pairs() -> u64 {
+    250_000
+}
+fn default_min_pair_probability() -> f64 {
+    0.01
+}
+
+impl Default for Execution {
+    fn default() -> Self {
+        Execution {
+            partitions: default_partitions(),
+            max_block_pairs: default_max_block_pairs(),
+            min_pair_probability: default_min_pair_probability(),
+            threads: 0,
+        }
+    }
+}
+
+/// A linkage job.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub mode: Mode,
+    /// Where the outputs go. Relative paths are relative to the spec file.
+    pub output: PathBuf,
+    pub inputs: Vec<Input>,
+    /// Field name → standardiser.
+    pub fields: BTreeMap<String, Standardiser>,
+    pub blocking: Vec<BlockingRule>,
+    pub comparisons: Vec<Comparison>,
+    #[serde(default)]
+    pub training: Training,
+    pub thresholds: Thresholds,
+    #[serde(default)]
+    pub execution: Execution,
+}
+
+/// The keys a field of each standardiser offers to blocking rules (`field` alone, or `field.key`).
+pub fn block_keys(standardiser: Standardiser) -> &'static [&'static str] {
+    match standardiser {
+        Standardiser::VnName => &[
+            "key",
+            "tokens_key",
+            "surname_key",
+            "middle_key",
+            "given_key",
+        ],
+        Standardiser::Date => &["", "year", "year_month", "sorted"],
+        Standardiser::VnId => &["pin", "cmnd"],
+        Standardiser::VnProvince => &["", "old"],
+        Standardiser::Sex | Standardiser::Phone | Standardiser::Text => &[""],
+    }
+}
+
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> EngineError {
+    EngineError::Spec {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+fn check_name(path: &str, name: &str) -> Result<(), EngineError> {
+    let ok = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            path,
+            format!("`{name}`: use letters, digits and _ (it names output columns)"),
+        ))
+    }
+}
+
+impl JobSpec {
+    /// Parses and validates a spec. `base` is the directory relative paths are taken from.
+    pub fn from_toml(text: &str, base: &std::path::Path) -> Result<Self, EngineError> {
+        // Two steps, so that a bad value is reported with its path (`comparisons[2].levels[0]`) and
+        // not only a line number: TOML syntax first, then the spec's structure.
+        let value: toml::Value = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start].lines().count().max(1));
+            invalid(
+                line.map_or("spec".into(), |l| format!("line {l}")),
+                e.message().to_owned(),
+            )
+        })?;
+        let mut spec: JobSpec = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            invalid(
+                if path == "." { "spec".into() } else { path },
+                e.into_inner().to_string(),
+            )
+        })?;
+        spec.validate()?;
+        spec.resolve_paths(base);
+        Ok(spec)
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        if self.output.is_relative() {
+            self.output = base.join(&self.output);
+        }
+        for input in &mut self.inputs {
+            let looks_remote = input.path.contains("://");
+            if !looks_remote && std::path::Path::new(&input.path).is_relative() {
+                input.path = base.join(&input.path).to_string_lossy().into_owned();
+            }
+        }
+        if let Some(model) = &mut self.training.model
+            && model.is_relative()
+        {
+            *model = base.join(&*model);
+        }
+    }
+
+    /// The standardiser of a field reference `field` or `field.part`.
+    pub fn field_of<'a>(
+        &self,
+        reference: &'a str,
+    ) -> Option<(&'a str, Option<&'a str>, Standardiser)> {
+        let (field, part) = match reference.split_once('.') {
+            Some((f, p)) => (f, Some(p)),
+            None => (reference, None),
+        };
+        self.fields.get(field).map(|s| (field, part, *s))
+    }
+
+    /// Checks every value; the first problem is returned with its path.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let expected_inputs = match self.mode {
+            Mode::Link => 2,
+            Mode::Dedupe => 1,
+        };
+        if self.inputs.len() != expected_inputs {
+            return Err(invalid(
+                "inputs",
+                format!(
+                    "mode `{:?}` needs {expected_inputs} input(s), found {}",
+                    self.mode,
+                    self.inputs.len()
+                )
+                .to_lowercase(),
+            ));
+        }
+        for (i, input) in self.inputs.iter().enumerate() {
+            check_name(&format!("inputs[{i}].name"), &input.name)?;
+            if input.path.trim().is_empty() {
+                return Err(invalid(format!("inputs[{i}].path"), "empty"));
+            }
+            if input.id.trim().is_empty() {
+                return Err(invalid(format!("inputs[{i}].id"), "empty"));
+            }
+            for (field, columns) in &input.columns {
+                if !self.fields.contains_key(field) {
+                    return Err(invalid(
+                        format!("inputs[{i}].columns.{field}"),
+                        "not a field declared in [fields]",
+                    ));
+                }
+                if columns.names().is_empty() || columns.names().iter().any(|c| c.is_empty()) {
+                    return Err(invalid(
+                        format!("inputs[{i}].columns.{field}"),
+                        "empty column name",
+                    ));
+                }
+                let standardiser = self.fields[field];
+                if columns.names().len() > 1 && standardiser != Standardiser::VnId {
+                    return Err(invalid(
+                        format!("inputs[{i}].columns.{field}"),
+                        "several columns are only combined for `vn_id` fields",
+                    ));
+                }
+            }
+        }
+        if self.inputs.len() == 2 && self.inputs[0].name == self.inputs[1].name {
+            return Err(invalid("inputs[1].name", "both inputs have the same name"));
+        }
+        for field in self.fields.keys() {
+            check_name(&format!("fields.{field}"), field)?;
+        }
+        if self.blocking.is_empty() {
+            return Err(invalid("blocking", "at least one blocking rule is needed"));
+        }
+        for (r, rule) in self.blocking.iter().enumerate() {
+            check_name(&format!("blocking[{r}].name"), &rule.name)?;
+            if self.blocking[..r].iter().any(|o| o.name == rule.name) {
+                return Err(invalid(format!("blocking[{r}].name"), "used twice"));
+            }
+            if rule.keys.is_empty() {
+                return Err(invalid(format!("blocking[{r}].keys"), "no keys"));
+            }
+            for (k, key) in rule.keys.iter().enumerate() {
+                let path = format!("blocking[{r}].keys[{k}]");
+                let Some((_, part, standardiser)) = self.field_of(key) else {
+                    return Err(invalid(path, format!("`{key}`: unknown field")));
+                };
+                if !block_keys(standardiser).contains(&part.unwrap_or("")) {
+                    let offered: Vec<String> = block_keys(standardiser)
+                        .iter()
+                        .map(|k| {
+                            if k.is_empty() {
+                                "(the field itself)".into()
+                            } else {
+                                format!(".{k}")
+                            }
+                        })
+                        .collect();
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "`{key}`: a {standardiser:?} field offers {}",
+                            offered.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.comparisons.is_empty() {
+            return Err(invalid("comparisons", "at least one comparison is needed"));
+        }
+        for (c, comparison) in self.comparisons.iter().enumerate() {
+            check_name(&format!("comparisons[{c}].name"), &comparison.name)?;
+            if self.comparisons[..c]
+                .iter()
+                .any(|o| o.name == comparison.name)
+            {
+                return Err(invalid(format!("comparisons[{c}].name"), "used twice"));
+            }
+            let path = format!("comparisons[{c}].field");
+            let Some((_, part, standardiser)) = self.field_of(&comparison.field) else {
+                return Err(invalid(
+                    path,
+                    format!("`{}`: unknown field", comparison.field),
+                ));
+            };
+            if let Some(part) = part
+                && !(standardiser == Standardiser::VnName
+                    && matches!(part, "surname" | "middle" | "given" | "full"))
+            {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "`.{part}`: only name fields have parts (surname, middle, given, full)"
+                    ),
+                ));
+            }
+            if comparison.levels.is_empty() {
+                return Err(invalid(format!("comparisons[{c}].levels"), "no levels"));
+            }
+            if comparison.levels.len() > 12 {
+                return Err(invalid(
+                    format!("comparisons[{c}].levels"),
+                    "at most 12 levels",
+                ));
+            }
+            for (l, level) in comparison.levels.iter().enumerate() {
+                let path = format!("comparisons[{c}].levels[{l}]");
+                if !level.fits(standardiser) {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "`{}` does not apply to a {standardiser:?} field",
+                            level.name()
+                        ),
+                    ));
+                }
+                if let Level::JaroWinkler { threshold } = level
+                    && !(0.0..=1.0).contains(threshold)
+                {
+                    return Err(invalid(
+                        format!("{path}.threshold"),
+                        "must be between 0 and 1",
+                    ));
+                }
+            }
+        }
+        let t = &self.training;
+        if t.u_pairs == 0 {
+            return Err(invalid("training.u_pairs", "must be positive"));
+        }
+        if !(t.prior_recall > 0.0 && t.prior_recall <= 1.0) {
+            return Err(invalid("training.prior_recall", "must be in (0, 1]"));
+        }
+        if let Some(rule) = &t.prior_rule
+            && !self.blocking.iter().any(|b| &b.name == rule)
+        {
+            return Err(invalid(
+                "training.prior_rule",
+                format!("`{rule}` is not a blocking rule"),
+            ));
+        }
+        let th = &self.thresholds;
+        for (path, value) in [
+            ("thresholds.match", th.match_),
+            ("thresholds.review", th.review),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(invalid(path, "must be between 0 and 1"));
+            }
+        }
+        if th.review > th.match_ {
+            return Err(invalid(
+                "thresholds.review",
+                "must not exceed thresholds.match",
+            ));
+        }
+        let e = &self.execution;
+        if e.partitions == 0 || e.partitions > 65_536 {
+            return Err(invalid(
+                "execution.partitions",
+                "must be between 1 and 65536",
+            ));
+        }
+        if e.max_block_pairs == 0 {
+            return Err(invalid("execution.max_block_pairs", "must be positive"));
+        }
+        if !(0.0..=1.0).contains(&e.min_pair_probability) {
+            return Err(invalid(
+                "execution.min_pair_probability",
+                "must be between 0 and 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+mode = "link"
+output = "out"
+[[inputs]]
+name = "a"
+path = "a.parquet"
+format = "parquet"
+id = "id"
+[inputs.columns]
+name = "full_name"
+dob = "dob"
+ids = ["pin", "cmnd"]
+[[inputs]]
+name = "b"
+path = "b.csv"
+format = "csv"
+id = "id"
+[inputs.columns]
+name = "name"
+dob = "birth"
+[fields]
+name = "vn_name"
+dob = "date"
+ids = "vn_id"
+[[blocking]]
+name = "dob_given"
+keys = ["dob.sorted", "name.given_key"]
+[[comparisons]]
+name = "given"
+field = "name.given"
+levels = [{ kind = "exact_key" }, { kind = "jaro_winkler", threshold = 0.9 }]
+[[comparisons]]
+name = "dob"
+field = "dob"
+levels = [{ kind = "exact" }, { kind = "day_month_swapped" }]
+[thresholds]
+match = 0.9
+review = 0.5
+"#;
+
+    fn parse(text: &str) -> Result<JobSpec, EngineError> {
+        JobSpec::from_toml(text, std::path::Path::new("/jobs"))
+    }
+
+    #[test]
+    fn a_good_spec_parses_with_defaults_and_resolved_paths() {
+        let spec = parse(GOOD).unwrap();
+        assert_eq!(spec.mode, Mode::Link);
+        assert_eq!(spec.output, std::path::Path::new("/jobs/out"));
+        assert_eq!(spec.inputs[1].path, "/jobs/b.csv");
+        assert_eq!(spec.training, Training::default());
+        assert_eq!(spec.execution.partitions, 64);
+        assert_eq!(spec.inputs[0].columns["ids"].names(), ["pin", "cmnd"]);
+    }
+
+    #[test]
+    fn bad_specs_name_the_offending_field() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("mode = \"link\"", "mode = \"merge\"", "mode"),
+            ("format = \"csv\"", "format = \"xlsx\"", "inputs[1].format"),
+            (
+                "[inputs.columns]\nname = \"name\"",
+                "[inputs.columns]\nnmae = \"name\"",
+                "inputs[1].columns.nmae",
+            ),
+            ("name = \"a\"", "name = \"a-b\"", "inputs[0].name"),
+            (
+                "keys = [\"dob.sorted\", \"name.given_key\"]",
+                "keys = [\"dob.sorted\", \"name.given\"]",
+                "blocking[0].keys[1]",
+            ),
+            (
+                "keys = [\"dob.sorted\", \"name.given_key\"]",
+                "keys = [\"dbo.sorted\"]",
+                "blocking[0].keys[0]",
+            ),
+            (
+                "{ kind = \"day_month_swapped\" }",
+                "{ kind = \"one_digit\" }",
+                "comparisons[1].levels[1]",
+            ),
+            (
+                "threshold = 0.9",
+                "threshold = 1.9",
+                "comparisons[0].levels[1].threshold",
+            ),
+            (
+                "threshold = 0.9",
+                "treshold = 0.9",
+                "comparisons[0].levels[1]",
+            ),
+            (
+                "field = \"name.given\"",
+                "field = \"name.nick\"",
+                "comparisons[0].field",
+            ),
+            ("review = 0.5", "review = 0.95", "thresholds.review"),
+            ("match = 0.9", "match = 2.0", "thresholds.match"),
+            (
+                "[thresholds]",
+                "[training]\nprior_rule = \"pin\"\n[thresholds]",
+                "training.prior_rule",
+            ),
+            (
+                "[thresholds]",
+                "[execution]\npartitions = 0\n[thresholds]",
+                "execution.partitions",
+            ),
+            ("[thresholds]", "[extra]\n[thresholds]", "extra"),
+            ("dob = \"date\"", "dob = \"datum\"", "fields.dob"),
+        ];
+        for (from, to, path) in cases {
+            assert!(GOOD.contains(from), "case does not apply: {from}");
+            let text = GOOD.replacen(from, to, 1);
+            let err = parse(&text).expect_err(to).to_string();
+            assert!(
+                err.contains(path),
+                "{to:?}: expected path {path}, got: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn mode_decides_the_number_of_inputs() {
+        let text = GOOD.replacen("mode = \"link\"", "mode = \"dedupe\"", 1);
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("inputs"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_give_a_line() {
+        let err = parse("mode = \n").unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+}

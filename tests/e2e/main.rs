@@ -1,4 +1,5 @@
 //! End-to-end tests over real files: one test binary, one module per capability.
 
 mod datagen;
+mod link;
 mod support;

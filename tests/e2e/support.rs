@@ -77,3 +77,11 @@ pub fn person_ids(batches: &[RecordBatch]) -> Vec<u64> {
         })
         .collect()
 }
+
+/// The Arrow schema of a Parquet file, whether or not it has rows.
+pub fn parquet_schema(path: &Path) -> arrow::datatypes::SchemaRef {
+    ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+        .unwrap()
+        .schema()
+        .clone()
+}

@@ -1,7 +1,7 @@
 //! Scan: an input's records as Arrow batches of text columns, read by DataFusion.
 //!
 //! Every column the job uses is read as text (`Utf8`), whatever its type in the file: standardisation
-//! works on the text as the source wrote it, and CSV type inference would otherwise turn PINs into
+//! works on the text as the source wrote it, and type inference would otherwise turn PINs into
 //! integers and drop their leading zeros.
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 
 use crate::EngineError;
@@ -63,27 +63,134 @@ fn table_paths(input: &Input) -> Result<Vec<String>, EngineError> {
     Ok(files)
 }
 
-/// Reads the header of a CSV file, so every column can be declared as text.
-fn csv_header(path: &str) -> Result<Vec<String>, std::io::Error> {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(std::fs::File::open(path)?).read_line(&mut line)?;
-    Ok(line
-        .trim_end_matches(['\r', '\n'])
-        .split(',')
-        .map(|c| c.trim_matches('"').to_owned())
-        .collect())
+/// A line of a CSV input that could not be read as a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadRow {
+    /// Zero-based record number in the input, in file order (bad rows count as records).
+    pub row: u64,
+    /// The id field, when the line had one where the header says.
+    pub record_id: String,
+    pub reason: String,
 }
 
-/// Reads the job's columns of `input`, in file order, calling `each` with batches of text columns
-/// named as in `columns_of(input)`. Runs DataFusion on a small runtime of its own.
+/// One batch of an input: text columns named as in `columns_of(input)`, the record number of each
+/// row, and the lines before and among them that could not be read.
+pub struct Scanned {
+    pub batch: RecordBatch,
+    pub rows: Vec<u64>,
+    pub bad: Vec<BadRow>,
+}
+
+/// Reads the job's columns of `input`, in file order, calling `each` per batch. Parquet goes through
+/// DataFusion (on a small runtime of its own); CSV through [`CsvRecords`], so that a malformed line
+/// becomes a rejected record instead of failing the whole scan.
 pub fn scan(
     input: &Input,
     batch_rows: usize,
-    mut each: impl FnMut(RecordBatch) -> Result<(), EngineError>,
+    mut each: impl FnMut(Scanned) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
     let wanted = columns_of(input);
     let files = table_paths(input)?;
+    if input.format == InputFormat::Csv {
+        let mut next_row = 0u64;
+        for file in &files {
+            let reader = std::fs::File::open(file).map_err(|e| EngineError::Input {
+                source_name: input.name.clone(),
+                message: format!("{file}: {e}"),
+            })?;
+            let mut records = CsvRecords::new(std::io::BufReader::with_capacity(1 << 20, reader));
+            let header = records.next_record().map_err(|e| EngineError::Input {
+                source_name: input.name.clone(),
+                message: format!("{file}: {e}"),
+            })?;
+            let header = header.unwrap_or_default();
+            let mut positions = Vec::with_capacity(wanted.len());
+            for column in &wanted {
+                match header.iter().position(|h| h.trim() == column) {
+                    Some(p) => positions.push(p),
+                    None => {
+                        return Err(EngineError::Input {
+                            source_name: input.name.clone(),
+                            message: format!(
+                                "{file}: column `{column}` not found (columns: {})",
+                                header.join(", ")
+                            ),
+                        });
+                    }
+                }
+            }
+            loop {
+                let mut builders: Vec<arrow::array::StringBuilder> = wanted
+                    .iter()
+                    .map(|_| arrow::array::StringBuilder::new())
+                    .collect();
+                let mut rows = Vec::new();
+                let mut bad = Vec::new();
+                let mut done = false;
+                while rows.len() < batch_rows {
+                    let line = records.line();
+                    let fields = match records.next_record() {
+                        Ok(Some(fields)) => fields,
+                        Ok(None) => {
+                            done = true;
+                            break;
+                        }
+                        Err(e) => {
+                            return Err(EngineError::Input {
+                                source_name: input.name.clone(),
+                                message: format!("{file}: {e}"),
+                            });
+                        }
+                    };
+                    if fields.len() == 1 && fields[0].is_empty() {
+                        continue; // a blank line is no record
+                    }
+                    let row = next_row;
+                    next_row += 1;
+                    if fields.len() != header.len() {
+                        bad.push(BadRow {
+                            row,
+                            record_id: fields.get(positions[0]).cloned().unwrap_or_default(),
+                            reason: format!(
+                                "{file} line {line}: {} fields where the header has {}",
+                                fields.len(),
+                                header.len()
+                            ),
+                        });
+                        continue;
+                    }
+                    for (b, &p) in builders.iter_mut().zip(&positions) {
+                        let value = &fields[p];
+                        if value.is_empty() {
+                            b.append_null();
+                        } else {
+                            b.append_value(value);
+                        }
+                    }
+                    rows.push(row);
+                }
+                let schema = Arc::new(Schema::new(
+                    wanted
+                        .iter()
+                        .map(|c| Field::new(c, DataType::Utf8, true))
+                        .collect::<Vec<_>>(),
+                ));
+                let columns: Vec<ArrayRef> = builders
+                    .iter_mut()
+                    .map(|b| Arc::new(b.finish()) as ArrayRef)
+                    .collect();
+                let batch = RecordBatch::try_new(schema, columns)?;
+                if batch.num_rows() > 0 || !bad.is_empty() {
+                    each(Scanned { batch, rows, bad })?;
+                }
+                if done {
+                    break;
+                }
+            }
+        }
+        return Ok(());
+    }
+    let mut next_row = 0u64;
     let error = |message: String| EngineError::Input {
         source_name: input.name.clone(),
         message,
@@ -99,26 +206,10 @@ pub fn scan(
             .with_batch_size(batch_rows)
             .with_target_partitions(1);
         let ctx = SessionContext::new_with_config(config);
-        let frame = match input.format {
-            InputFormat::Parquet => ctx
-                .read_parquet(files.clone(), ParquetReadOptions::default())
-                .await
-                .map_err(|e| error(e.to_string()))?,
-            InputFormat::Csv => {
-                let header =
-                    csv_header(&files[0]).map_err(|e| error(format!("{}: {e}", files[0])))?;
-                let schema = Schema::new(
-                    header
-                        .iter()
-                        .map(|c| Field::new(c, DataType::Utf8, true))
-                        .collect::<Vec<_>>(),
-                );
-                let options = CsvReadOptions::new().has_header(true).schema(&schema);
-                ctx.read_csv(files.clone(), options)
-                    .await
-                    .map_err(|e| error(e.to_string()))?
-            }
-        };
+        let frame = ctx
+            .read_parquet(files.clone(), ParquetReadOptions::default())
+            .await
+            .map_err(|e| error(e.to_string()))?;
         let available: Vec<String> = frame
             .schema()
             .fields()
@@ -163,7 +254,13 @@ pub fn scan(
                 .map_err(|e| error(e.to_string()))?;
             let batch =
                 RecordBatch::try_new(schema.clone(), columns).map_err(|e| error(e.to_string()))?;
-            each(batch)?;
+            let rows = (next_row..next_row + batch.num_rows() as u64).collect();
+            next_row += batch.num_rows() as u64;
+            each(Scanned {
+                batch,
+                rows,
+                bad: Vec::new(),
+            })?;
         }
         Ok(())
     })
@@ -175,4 +272,90 @@ pub fn text(batch: &RecordBatch, column: &str) -> StringArray {
         .column_by_name(column)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
         .unwrap_or_else(|| StringArray::new_null(batch.num_rows()))
+}
+
+/// Records of a CSV file (RFC 4180: comma-separated, fields optionally in double quotes with `""` for a
+/// quote, line breaks allowed inside quotes). It never fails on content, only on IO or bad UTF-8.
+pub struct CsvRecords<R> {
+    reader: R,
+    line: u64,
+    buf: String,
+}
+
+impl<R: std::io::BufRead> CsvRecords<R> {
+    pub fn new(reader: R) -> Self {
+        CsvRecords {
+            reader,
+            line: 1,
+            buf: String::new(),
+        }
+    }
+
+    /// The 1-based line number where the next record starts.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// The next record's fields, or `None` at the end of the file.
+    pub fn next_record(&mut self) -> std::io::Result<Option<Vec<String>>> {
+        let mut fields = Vec::new();
+        let mut field = String::new();
+        let mut quoted = false;
+        let mut started = false;
+        loop {
+            self.buf.clear();
+            if self.reader.read_line(&mut self.buf)? == 0 {
+                if !started {
+                    return Ok(None);
+                }
+                fields.push(field);
+                return Ok(Some(fields));
+            }
+            started = true;
+            self.line += 1;
+            let mut chars = self.buf.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' if quoted && chars.peek() == Some(&'"') => {
+                        field.push('"');
+                        chars.next();
+                    }
+                    '"' if quoted => quoted = false,
+                    '"' if field.is_empty() => quoted = true,
+                    ',' if !quoted => fields.push(std::mem::take(&mut field)),
+                    '\r' | '\n' if !quoted => {}
+                    _ => field.push(c),
+                }
+            }
+            if !quoted {
+                fields.push(field);
+                return Ok(Some(fields));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_records() {
+        let text = "a,b,c\n1,\"x, y\",3\r\n\"say \"\"hi\"\"\",,\n\"multi\nline\",2,3\nlast,1";
+        let mut r = CsvRecords::new(std::io::Cursor::new(text));
+        let mut all = Vec::new();
+        while let Some(f) = r.next_record().unwrap() {
+            all.push(f);
+        }
+        assert_eq!(
+            all,
+            vec![
+                vec!["a", "b", "c"],
+                vec!["1", "x, y", "3"],
+                vec!["say \"hi\"", "", ""],
+                vec!["multi\nline", "2", "3"],
+                vec!["last", "1"],
+            ]
+        );
+    }
 }

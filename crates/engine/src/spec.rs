@@ -203,7 +203,7 @@ fn default_seed() -> u64 {
     42
 }
 fn default_u_pairs() -> u64 {
-    2_000_000
+    1_000_000
 }
 fn default_em_iterations() -> u32 {
     50

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::EngineError;
 use crate::hash::{KeyHasher, hash_str};
-use crate::scan::text;
+use crate::scan::{Scanned, text};
 use crate::spec::{Input, JobSpec, Standardiser};
 
 /// Many strings in one buffer: a column of text without a heap allocation per value. An empty string
@@ -405,12 +405,12 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// Standardises rows `range` of a scanned batch. `first_row` is the batch's first input row.
+    /// Standardises rows `range` of a scanned batch; `numbers[i]` is row i's record number in the input.
     fn standardise_rows(
         &self,
         batch: &RecordBatch,
         range: std::ops::Range<usize>,
-        first_row: u64,
+        numbers: &[u64],
         caches: &mut Caches,
     ) -> (Table, Vec<Reject>, Vec<u64>) {
         let mut table = self.empty_table();
@@ -439,7 +439,7 @@ impl<'a> Plan<'a> {
             if id.is_empty() {
                 rejects.push(Reject {
                     record_id: String::new(),
-                    row: first_row + row as u64,
+                    row: numbers[row],
                     reason: format!("missing record id (column `{}`)", self.input.id),
                 });
                 continue;
@@ -460,7 +460,7 @@ impl<'a> Plan<'a> {
                 }
             }
             table.ids.push(id);
-            table.rows.push(first_row + row as u64);
+            table.rows.push(numbers[row]);
             let r = table.ids.len() - 1;
             for (rule, parts) in self.rules.iter().enumerate() {
                 key_buf.clear();
@@ -480,6 +480,20 @@ impl<'a> Plan<'a> {
         }
         (table, rejects, invalid)
     }
+}
+
+/// Standardises every row of one in-memory batch of `input`, as [`standardise_input`] does for each
+/// chunk it scans, but without files, threads, rejects or id checks: rows without an id are skipped.
+/// For benchmarks (`benches/benches/kernels.rs`) and tests that need a [`Table`] of a few records.
+pub fn standardise_batch(spec: &JobSpec, input: &Input, batch: &RecordBatch) -> Table {
+    Plan::new(spec, input)
+        .standardise_rows(
+            batch,
+            0..batch.num_rows(),
+            &(0..batch.num_rows() as u64).collect::<Vec<_>>(),
+            &mut Caches::default(),
+        )
+        .0
 }
 
 /// Per-task memo of values that repeat a lot (provinces, sexes), so they are resolved once.
@@ -640,14 +654,24 @@ pub fn standardise_input(
     // 2^32 ids) and a fraction of the memory of the ids themselves at national scale.
     let mut seen_ids: std::collections::HashSet<u64> = std::collections::HashSet::new();
     const CHUNK: usize = 8192;
-    crate::scan::scan(input, 65_536, |batch| {
-        let first_row = counts.input;
+    crate::scan::scan(input, 65_536, |scanned| {
+        let Scanned {
+            batch,
+            rows: numbers,
+            bad,
+        } = scanned;
+        let lines = (numbers.len() + bad.len()) as u64;
+        rejects.extend(bad.into_iter().map(|b| Reject {
+            record_id: b.record_id,
+            row: b.row,
+            reason: b.reason,
+        }));
         let n = batch.num_rows();
         let chunks: Vec<_> = (0..n.div_ceil(CHUNK))
             .into_par_iter()
             .map_init(Caches::default, |caches, c| {
                 let range = c * CHUNK..((c + 1) * CHUNK).min(n);
-                plan.standardise_rows(&batch, range, first_row, caches)
+                plan.standardise_rows(&batch, range, &numbers, caches)
             })
             .collect();
         for (part, part_rejects, part_invalid) in chunks {
@@ -690,8 +714,8 @@ pub fn standardise_input(
                 part.select(&rows)
             });
         }
-        counts.input += n as u64;
-        progress(n as u64);
+        counts.input += lines;
+        progress(lines);
         Ok(())
     })?;
     counts.rejected = rejects.len() as u64;

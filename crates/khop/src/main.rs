@@ -15,11 +15,13 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
+    /// The main job end to end on one machine: generate data, link it, evaluate, show the outputs.
+    Demo(cmd::demo::Args),
     /// Generate a synthetic population database and civil-servant database with ground truth.
     Datagen(cmd::datagen::Args),
     /// Run a linkage job in-process (the embedded default) and write its outputs.
@@ -38,6 +40,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Datagen(args) => cmd::datagen::run(args),
         Command::Link(args) => cmd::link::run(args),
         Command::Eval(args) => cmd::eval::run(args),

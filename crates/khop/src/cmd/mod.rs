@@ -1,6 +1,7 @@
 //! Subcommands, one module each.
 
 pub mod datagen;
+pub mod demo;
 pub mod eval;
 pub mod link;
 mod progress;

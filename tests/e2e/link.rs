@@ -1,0 +1,213 @@
+//! `khop link` end to end: generated data, the job `khop datagen` writes, real Parquet outputs read
+//! back; quality, accounting of every record, determinism across thread counts, rejects.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use khop_datagen::{DatagenConfig, DatagenSpec, Format, generate};
+use khop_engine::{JobSpec, Silent, run_job};
+
+use crate::support::{parquet_schema, read_parquet_dir, strings};
+
+struct Linked {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    output: PathBuf,
+}
+
+fn dataset(dir: &Path, population: u64, civil_servants: u64, format: Format) {
+    let spec = DatagenSpec {
+        population,
+        civil_servants,
+        seed: 11,
+        format,
+        config: DatagenConfig::default(),
+        threads: None,
+    };
+    generate(&spec, dir).unwrap();
+}
+
+fn job(data: &Path, output: &Path, threads: usize) -> JobSpec {
+    let text = std::fs::read_to_string(data.join("job.toml")).unwrap();
+    let mut spec = JobSpec::from_toml(&text, data).unwrap();
+    spec.output = output.to_owned();
+    spec.execution.threads = threads;
+    spec
+}
+
+/// One linked dataset shared by the tests of this module.
+static LINKED: LazyLock<Linked> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data, 120_000, 6_000, Format::Parquet);
+    let output = dir.path().join("out");
+    run_job(&job(&data, &output, 0), &Silent).unwrap();
+    Linked {
+        _dir: dir,
+        data,
+        output,
+    }
+});
+
+#[test]
+fn outputs_have_the_documented_columns() {
+    let l = &*LINKED;
+    let expect = |dir: &str, columns: &[&str]| {
+        let schema = parquet_schema(&l.output.join(dir).join("part-00000.parquet"));
+        let batches = read_parquet_dir(&l.output.join(dir), "part-");
+        for c in columns {
+            assert!(schema.field_with_name(c).is_ok(), "{dir}: no column {c}");
+        }
+        batches
+    };
+    expect(
+        "pairs",
+        &[
+            "left_source",
+            "left_id",
+            "right_source",
+            "right_id",
+            "match_weight",
+            "match_probability",
+            "gamma_surname",
+            "gamma_date_of_birth",
+            "gamma_ids",
+            "rule",
+        ],
+    );
+    expect("clusters", &["source", "record_id", "entity_id"]);
+    let reconciliation = expect(
+        "reconciliation",
+        &[
+            "left_id",
+            "status",
+            "right_id",
+            "match_probability",
+            "ids_differs",
+            "right_ids",
+            "date_of_birth_differs",
+            "right_date_of_birth",
+        ],
+    );
+    let rows: usize = reconciliation.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 6_000, "one reconciliation row per civil servant");
+    expect("rejects", &["source", "record_id", "row", "reason"]);
+    for file in ["model.json", "summary.json"] {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(l.output.join(file)).unwrap()).unwrap();
+        assert!(v.is_object(), "{file}");
+    }
+}
+
+#[test]
+fn every_input_record_is_accounted_for() {
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(LINKED.output.join("summary.json")).unwrap())
+            .unwrap();
+    let sources = summary["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2);
+    for s in sources {
+        let (input, accepted, rejected) = (
+            s["input"].as_u64().unwrap(),
+            s["accepted"].as_u64().unwrap(),
+            s["rejected"].as_u64().unwrap(),
+        );
+        assert_eq!(input, accepted + rejected, "{s}");
+    }
+    assert_eq!(sources[0]["input"], 6_000);
+    assert_eq!(sources[1]["input"], 120_000);
+    let statuses = summary["statuses"].as_object().unwrap();
+    let total: u64 = statuses.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, 6_000);
+}
+
+#[test]
+fn quality_on_generated_data() {
+    let l = &*LINKED;
+    let report = khop_engine::eval::evaluate(&l.data.join("truth"), &l.output).unwrap();
+    assert!(report.pairs.precision >= 0.998, "{:?}", report.pairs);
+    assert!(report.pairs.recall >= 0.995, "{:?}", report.pairs);
+    // The civil servants with no counterpart must not be matched to anyone.
+    let wrongly_matched: u64 = ["matched", "ambiguous"]
+        .iter()
+        .filter_map(|s| report.no_counterpart.get(*s))
+        .sum();
+    let no_counterpart: u64 = report.no_counterpart.values().sum();
+    assert_eq!(no_counterpart, 30, "{:?}", report.no_counterpart);
+    assert_eq!(wrongly_matched, 0, "{:?}", report.no_counterpart);
+}
+
+#[test]
+fn the_same_job_gives_the_same_files_whatever_the_threads() {
+    let l = &*LINKED;
+    let other = tempfile::tempdir().unwrap();
+    run_job(&job(&l.data, other.path(), 1), &Silent).unwrap();
+    for dir in ["pairs", "clusters", "reconciliation", "rejects"] {
+        let files = |root: &Path| -> Vec<(String, Vec<u8>)> {
+            let mut f: Vec<_> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .map(|p| {
+                    (
+                        p.file_name().unwrap().to_string_lossy().into_owned(),
+                        std::fs::read(&p).unwrap(),
+                    )
+                })
+                .collect();
+            f.sort();
+            f
+        };
+        assert!(
+            files(&l.output) == files(other.path()),
+            "{dir} differs between thread counts"
+        );
+    }
+    let model = |root: &Path| std::fs::read(root.join("model.json")).unwrap();
+    assert!(
+        model(&l.output) == model(other.path()),
+        "model.json differs"
+    );
+}
+
+#[test]
+fn bad_records_are_rejected_with_a_reason_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data, 2_000, 200, Format::Csv);
+    // Spoil four civil-servant records: a missing id, a repeated id, one with nothing to block on, and
+    // a malformed line.
+    let path = data.join("civil_servants/part-00000.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let blank_id = lines[1].split_once(',').unwrap().1.to_owned();
+    lines[1] = format!(",{blank_id}");
+    let first_id = lines[2].split(',').next().unwrap().to_owned();
+    let rest = lines[3].split_once(',').unwrap().1.to_owned();
+    lines[3] = format!("{first_id},{rest}");
+    let id4 = lines[4].split(',').next().unwrap().to_owned();
+    lines[4] = format!("{id4},,Nam,,,,,,,,,");
+    lines[5] = format!("{},one field too many", lines[5]);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let output = dir.path().join("out");
+    let summary = run_job(&job(&data, &output, 0), &Silent).unwrap();
+    let cs = &summary.sources[0];
+    assert_eq!(cs.input, 200);
+    assert_eq!(cs.rejected, 4, "{cs:?}");
+    assert_eq!(cs.accepted + cs.rejected, cs.input);
+
+    let rejects = read_parquet_dir(&output.join("rejects"), "part-");
+    let reasons: Vec<String> = strings(&rejects, "reason").into_iter().flatten().collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("missing record id")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("duplicate record id")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("no blocking key")),
+        "{reasons:?}"
+    );
+}

@@ -407,6 +407,28 @@ fn gamma_kernels(c: &mut Criterion) {
         .flat_map(|i| [(i, i), (i, (i * 7 + 13) % n)])
         .collect();
     let mut scratch = Scratch::default();
+    // The inputs are what they claim: true pairs agree (first level) far more often than others.
+    for comparison in &comparisons {
+        let mut first = [0usize; 2];
+        let mut null = 0;
+        for &(ra, rb) in &pairs {
+            let gamma = comparison.gamma(&a, ra, &b, rb, &mut scratch);
+            first[usize::from(ra != rb)] += usize::from(gamma == 1);
+            null += usize::from(gamma == 0);
+        }
+        eprintln!(
+            "gamma/{}: first level in {:.0}% of true pairs, {:.0}% of others; null in {:.0}%",
+            comparison.name,
+            100.0 * first[0] as f64 / n as f64,
+            100.0 * first[1] as f64 / n as f64,
+            100.0 * null as f64 / pairs.len() as f64,
+        );
+        assert!(
+            first[0] > first[1],
+            "{}: inputs do not match",
+            comparison.name
+        );
+    }
     let mut group = c.benchmark_group("gamma");
     group.throughput(Throughput::Elements(pairs.len() as u64));
     for comparison in &comparisons {

@@ -1,0 +1,211 @@
+//! Commands (what the coordinator proposes through Raft) and replies (what applying one returns), both
+//! carried as serde JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorCode};
+use crate::state::{Config, JobState, TaskState};
+use crate::{AttemptId, JobId, WorkerId};
+
+/// A job's stages and tasks, as the engine's planner made them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub stages: Vec<StagePlan>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagePlan {
+    pub name: String,
+    #[serde(default)]
+    pub tasks: Vec<TaskPlan>,
+    /// Indexes of earlier stages.
+    #[serde(default)]
+    pub depends_on: Vec<usize>,
+    /// False for a stage planned later from earlier committed outputs (`Command::AddStageTasks`); such a
+    /// stage has no tasks yet.
+    #[serde(default = "yes")]
+    pub planned: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskPlan {
+    /// Opaque to the scheduler (it only checks that it is JSON): the worker builds its work from it.
+    pub payload_json: String,
+}
+
+/// What a worker reports about an attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Records done so far by this attempt (a running total, not an increment).
+    Progress {
+        records: u64,
+    },
+    Succeeded {
+        result_json: String,
+    },
+    Failed {
+        reason: String,
+        retryable: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// `job_id: None` names the job after the log index ([`crate::job_id_for_index`]).
+    SubmitJob {
+        job_id: Option<JobId>,
+        name: String,
+        spec_toml: String,
+        plan: Plan,
+        now_ms: u64,
+    },
+    /// Plans a stage submitted with `planned: false`, once its dependencies are done.
+    AddStageTasks {
+        job_id: JobId,
+        stage: usize,
+        tasks: Vec<TaskPlan>,
+        now_ms: u64,
+    },
+    RegisterWorker {
+        worker_id: WorkerId,
+        address: String,
+        cores: u32,
+        protocol_version: u32,
+        now_ms: u64,
+    },
+    /// The worker's heartbeat: renews the leases of `running` and leases up to `free_slots` tasks in
+    /// `term` (the leader's current term).
+    Poll {
+        worker_id: WorkerId,
+        term: u64,
+        free_slots: u32,
+        running: Vec<AttemptId>,
+        now_ms: u64,
+    },
+    /// `term` is the one the attempt was leased in (from its assignment).
+    ReportTask {
+        worker_id: WorkerId,
+        attempt_id: AttemptId,
+        term: u64,
+        outcome: Outcome,
+        now_ms: u64,
+    },
+    /// Proposed periodically by the leader: loses silent workers, abandons expired leases.
+    ExpireLeases {
+        now_ms: u64,
+    },
+    DrainWorker {
+        worker_id: WorkerId,
+    },
+    RemoveWorker {
+        worker_id: WorkerId,
+    },
+    CancelJob {
+        job_id: JobId,
+        now_ms: u64,
+    },
+    SetModel {
+        job_id: JobId,
+        model_json: String,
+    },
+    /// Records that the coordinator removed the finished job's scratch files; forgets its attempts.
+    CleanupJob {
+        job_id: JobId,
+    },
+    SetConfig {
+        config: Config,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    JobSubmitted {
+        job_id: JobId,
+        state: JobState,
+    },
+    StagePlanned {
+        job_id: JobId,
+        stage: usize,
+        tasks: usize,
+        state: JobState,
+    },
+    WorkerRegistered {
+        worker_id: WorkerId,
+        protocol_version: u32,
+        lease_ms: u64,
+        worker_timeout_ms: u64,
+    },
+    Polled {
+        assignments: Vec<Assignment>,
+        /// Attempts the worker must stop (cancelled or failed job, expired lease, fenced), ascending.
+        cancel: Vec<AttemptId>,
+        /// The worker is drained: it holds no attempts and gets none; it should stop.
+        drain: bool,
+    },
+    Reported {
+        task: TaskState,
+        job: JobState,
+    },
+    Expired {
+        attempts: Vec<AttemptId>,
+        workers_lost: Vec<WorkerId>,
+    },
+    Done,
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// A task leased to a worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub attempt_id: AttemptId,
+    pub job_id: JobId,
+    pub stage: usize,
+    pub stage_name: String,
+    pub task: usize,
+    pub payload_json: String,
+    /// Report with this term.
+    pub term: u64,
+    pub lease_expires_ms: u64,
+}
+
+impl Command {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        to_json(self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Command, Error> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Undecodable(e.to_string()))
+    }
+}
+
+impl Reply {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        to_json(self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Reply, Error> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Undecodable(e.to_string()))
+    }
+}
+
+impl From<Error> for Reply {
+    fn from(e: Error) -> Reply {
+        Reply::Error {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Serialising these types cannot fail: every map key is a string or an integer, and nothing
+/// serialises itself by hand.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("scheduler types always serialise to JSON")
+}

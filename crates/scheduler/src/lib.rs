@@ -1,0 +1,93 @@
+//! The coordinators' job state machine: which jobs exist, how far each has come, which worker runs which
+//! task attempt under which lease, and which attempt's output was committed. The coordinators replicate
+//! it with Raft: every coordinator applies the same commands in the same order to a [`Machine`] and ends
+//! in the same state.
+//!
+//! # State
+//! - **Jobs** (submission order kept in `seq`): a name, the spec (TOML, stored as text), a state
+//!   (`Running`, `Succeeded`, `Failed` with a reason, `Cancelled`), an optional model, whether their
+//!   scratch files were cleaned.
+//! - **Stages** of a job, in plan order, each depending on earlier stages. A stage may be submitted
+//!   unplanned (`planned: false`, no tasks) and planned later from earlier stages' committed outputs
+//!   (`AddStageTasks`): the linkage engine only knows how many score tasks it needs once standardising
+//!   is done.
+//! - **Tasks** of a stage: an opaque JSON payload for the worker, a state (`Pending`, `Running`,
+//!   `Committed`, `Failed`), the attempts made, the failures counted against the retry budget, and the
+//!   committed output (the result JSON of the first attempt that succeeded).
+//! - **Attempts**: one lease of a task to a worker, numbered in lease order, with the Raft term it was
+//!   leased in and its expiry.
+//! - **Workers**: address, cores, state (`Active`, `Draining`, `Lost`, `Removed`), last heartbeat, the
+//!   attempts they hold and the cancellations waiting for their next poll.
+//!
+//! # Commands
+//! [`Command`]s come in as JSON ([`Machine::apply`]) and [`Reply`]s go out as JSON. Time is never read
+//! from a clock: the leader puts `now_ms` into the commands that need it.
+//! - `SubmitJob` stores a planned job; `AddStageTasks` plans an unplanned stage once its dependencies are
+//!   done; `CancelJob`, `SetModel`, `CleanupJob` (forgets the attempts of a finished job).
+//! - `RegisterWorker` (refused unless the worker speaks [`PROTOCOL_VERSION`]); `Poll`, the heartbeat,
+//!   renews the leases of the attempts the worker still runs, leases it up to `free_slots` runnable tasks
+//!   and tells it what to cancel and whether it is drained; `ReportTask` records progress, commits a
+//!   success, or retries a failure within the budget (else the job fails); `DrainWorker`,
+//!   `RemoveWorker`.
+//! - `ExpireLeases`, proposed periodically by the leader: workers silent for longer than
+//!   `worker_timeout_ms` are lost, attempts whose lease has expired are abandoned.
+//! - `SetConfig`: lease length, worker timeout, retry budget.
+//!
+//! A refused command is answered with `Reply::Error { code, message }` ([`Error`], [`ErrorCode`]).
+//!
+//! # Invariants
+//! 1. **Deterministic**: the state is a function of the commands applied, in order (and, for jobs
+//!    submitted without an id, their log indexes). No clocks, no randomness, no IO, no hash-ordered
+//!    maps: the same commands give the same replies and byte-identical snapshots.
+//! 2. **A refused command changes nothing**: every command is checked in full before the state changes.
+//! 3. **A task is committed at most once**: the first attempt to report success commits its output
+//!    (even if its lease had expired, as long as nothing else committed), and the output never changes;
+//!    any later attempt is fenced and told so. Outputs are what later stages read, so none is ever
+//!    duplicated or replaced.
+//! 4. **At most one running attempt per task.** A running attempt is held by exactly one live worker and
+//!    appears in that worker's `attempts`; an abandoned, failed, cancelled or fenced attempt never runs
+//!    again (a new attempt is leased instead).
+//! 5. **Leases follow the plan**: a task is leased only when its job is running, its stage is planned
+//!    and every stage it depends on is done; leases go oldest job first, then stage, then task.
+//! 6. **A job succeeds exactly when every stage is planned and every task committed**; it fails when a
+//!    task fails without retry or beyond the retry budget. A finished job never changes state again and
+//!    holds no running attempts: they are cancelled and put on their workers' cancel lists.
+//! 7. **One code path loses a worker** (expiry, removal, restart): its attempts are abandoned and their
+//!    tasks leased again. Only failure reports count against the retry budget.
+//! 8. **Reports are fenced by term**: a report carrying a term older than the one its attempt was leased
+//!    in is refused.
+//!
+//! **Architecture invariant:** this crate is pure: no IO, no clocks, no randomness, no async, no gRPC,
+//! no Raft and no linkage. It depends on serde, serde_json and thiserror only; the coordinator adapts
+//! [`Machine`] to the raftstore's state machine trait and the engine's planner produces the [`Plan`].
+
+mod command;
+mod error;
+mod machine;
+mod state;
+
+
+pub use command::{Assignment, Command, Outcome, Plan, Reply, StagePlan, TaskPlan};
+pub use error::{Error, ErrorCode};
+pub use machine::{JobProgress, Machine, StageProgress, StageState};
+pub use state::{
+    AbandonCause, Attempt, AttemptState, Committed, Config, Job, JobState, Stage, Task, TaskState,
+    Worker, WorkerState,
+};
+
+pub type JobId = String;
+pub type WorkerId = String;
+/// Attempts are numbered from 1 in lease order.
+pub type AttemptId = u64;
+
+/// The worker protocol version: a worker registering with another one is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The snapshot format version: [`Machine::restore`] refuses any other.
+pub const SNAPSHOT_FORMAT: u64 = 1;
+
+/// The id of a job submitted without one: named after the log index of its `SubmitJob`, so every
+/// coordinator names it alike.
+pub fn job_id_for_index(index: u64) -> JobId {
+    format!("job-{index:010}")
+}

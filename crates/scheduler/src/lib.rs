@@ -66,6 +66,9 @@ mod error;
 mod machine;
 mod state;
 
+#[cfg(test)]
+mod tests;
+
 
 pub use command::{Assignment, Command, Outcome, Plan, Reply, StagePlan, TaskPlan};
 pub use error::{Error, ErrorCode};

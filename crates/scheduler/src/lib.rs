@@ -69,7 +69,6 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-
 pub use command::{Assignment, Command, Outcome, Plan, Reply, StagePlan, TaskPlan};
 pub use error::{Error, ErrorCode};
 pub use machine::{JobProgress, Machine, StageProgress, StageState};

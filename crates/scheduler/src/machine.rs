@@ -420,17 +420,17 @@ impl Machine {
         if cores == 0 {
             return Err(Error::invalid("cores", "a worker needs at least one core"));
         }
-        if let Some(old) = self.state.workers.get(&worker_id) {
-            if old.state.is_live() {
-                if old.address != address {
-                    return Err(Error::WorkerExists {
-                        worker: worker_id,
-                        address: old.address.clone(),
-                    });
-                }
-                // The same worker restarted: whatever it ran before is gone.
-                self.drop_worker(&worker_id, WorkerState::Lost, AbandonCause::WorkerRestarted);
+        if let Some(old) = self.state.workers.get(&worker_id)
+            && old.state.is_live()
+        {
+            if old.address != address {
+                return Err(Error::WorkerExists {
+                    worker: worker_id,
+                    address: old.address.clone(),
+                });
             }
+            // The same worker restarted: whatever it ran before is gone.
+            self.drop_worker(&worker_id, WorkerState::Lost, AbandonCause::WorkerRestarted);
         }
         let config = self.state.config;
         self.state.workers.insert(

@@ -28,7 +28,13 @@ impl Harness {
     }
 
     pub fn with_config(config: Config) -> Harness {
-        Harness { m: Machine::new(config), index: 0, now: 1_000, term: 1, log: Vec::new() }
+        Harness {
+            m: Machine::new(config),
+            index: 0,
+            now: 1_000,
+            term: 1,
+            log: Vec::new(),
+        }
     }
 
     /// Applies a command; a refusal must leave the snapshot byte for byte as it was.
@@ -51,7 +57,8 @@ impl Harness {
 
     pub fn ok(&mut self, command: Command) -> Reply {
         let c = format!("{command:?}");
-        self.run(command).unwrap_or_else(|e| panic!("{c} refused: {e}"))
+        self.run(command)
+            .unwrap_or_else(|e| panic!("{c} refused: {e}"))
     }
 
     pub fn refused(&mut self, command: Command) -> Error {
@@ -96,14 +103,24 @@ impl Harness {
         running: &[AttemptId],
     ) -> (Vec<Assignment>, Vec<AttemptId>, bool) {
         match self.ok(self.poll_cmd(worker_id, free_slots, running)) {
-            Reply::Polled { assignments, cancel, drain } => (assignments, cancel, drain),
+            Reply::Polled {
+                assignments,
+                cancel,
+                drain,
+            } => (assignments, cancel, drain),
             other => panic!("poll replied {other:?}"),
         }
     }
 
     pub fn report_cmd(&self, worker_id: &str, attempt_id: AttemptId, outcome: Outcome) -> Command {
         let term = self.m.attempt(attempt_id).map_or(self.term, |a| a.term);
-        Command::ReportTask { worker_id: worker_id.into(), attempt_id, term, outcome, now_ms: self.now }
+        Command::ReportTask {
+            worker_id: worker_id.into(),
+            attempt_id,
+            term,
+            outcome,
+            now_ms: self.now,
+        }
     }
 
     pub fn report(
@@ -124,7 +141,10 @@ impl Harness {
     pub fn expire(&mut self) -> (Vec<AttemptId>, Vec<String>) {
         let now_ms = self.now;
         match self.ok(Command::ExpireLeases { now_ms }) {
-            Reply::Expired { attempts, workers_lost } => (attempts, workers_lost),
+            Reply::Expired {
+                attempts,
+                workers_lost,
+            } => (attempts, workers_lost),
             other => panic!("expire replied {other:?}"),
         }
     }
@@ -145,15 +165,29 @@ pub(crate) fn register(worker_id: &str, now_ms: u64) -> Command {
 }
 
 pub(crate) fn tasks(n: usize) -> Vec<TaskPlan> {
-    (0..n).map(|i| TaskPlan { payload_json: format!("{{\"partition\":{i}}}") }).collect()
+    (0..n)
+        .map(|i| TaskPlan {
+            payload_json: format!("{{\"partition\":{i}}}"),
+        })
+        .collect()
 }
 
 pub(crate) fn stage(name: &str, n: usize, depends_on: &[usize]) -> StagePlan {
-    StagePlan { name: name.into(), tasks: tasks(n), depends_on: depends_on.to_vec(), planned: true }
+    StagePlan {
+        name: name.into(),
+        tasks: tasks(n),
+        depends_on: depends_on.to_vec(),
+        planned: true,
+    }
 }
 
 pub(crate) fn unplanned(name: &str, depends_on: &[usize]) -> StagePlan {
-    StagePlan { name: name.into(), tasks: vec![], depends_on: depends_on.to_vec(), planned: false }
+    StagePlan {
+        name: name.into(),
+        tasks: vec![],
+        depends_on: depends_on.to_vec(),
+        planned: false,
+    }
 }
 
 /// standardise (2 tasks) → block (2 tasks) → score (planned later).
@@ -172,7 +206,10 @@ pub(crate) fn ids(assignments: &[Assignment]) -> Vec<AttemptId> {
 }
 
 pub(crate) fn tasks_of(assignments: &[Assignment]) -> Vec<(String, usize, usize)> {
-    assignments.iter().map(|a| (a.job_id.clone(), a.stage, a.task)).collect()
+    assignments
+        .iter()
+        .map(|a| (a.job_id.clone(), a.stage, a.task))
+        .collect()
 }
 
 /// The written invariants of the crate docs, checked on the whole state.
@@ -185,10 +222,21 @@ pub(crate) fn check_invariants(m: &Machine) {
             for (ti, task) in stage.tasks.iter().enumerate() {
                 let at = format!("{}/{si}/{ti}", job.id);
                 all_committed &= task.state == TaskState::Committed;
-                assert_eq!(task.state == TaskState::Committed, task.output.is_some(), "{at}");
-                assert_eq!(task.state == TaskState::Running, task.current_attempt.is_some(), "{at}");
+                assert_eq!(
+                    task.state == TaskState::Committed,
+                    task.output.is_some(),
+                    "{at}"
+                );
+                assert_eq!(
+                    task.state == TaskState::Running,
+                    task.current_attempt.is_some(),
+                    "{at}"
+                );
                 if job.state != JobState::Running {
-                    assert!(task.current_attempt.is_none(), "{at}: finished job holds an attempt");
+                    assert!(
+                        task.current_attempt.is_none(),
+                        "{at}: finished job holds an attempt"
+                    );
                 }
                 if task.state == TaskState::Running {
                     assert!(
@@ -197,30 +245,63 @@ pub(crate) fn check_invariants(m: &Machine) {
                     );
                 }
                 // At most one running attempt, and the committed one is the only success.
-                let states: Vec<&AttemptState> =
-                    task.attempts.iter().filter_map(|a| attempts.get(a)).map(|a| &a.state).collect();
-                let running = states.iter().filter(|s| ***s == AttemptState::Running).count();
-                let succeeded = states.iter().filter(|s| ***s == AttemptState::Succeeded).count();
+                let states: Vec<&AttemptState> = task
+                    .attempts
+                    .iter()
+                    .filter_map(|a| attempts.get(a))
+                    .map(|a| &a.state)
+                    .collect();
+                let running = states
+                    .iter()
+                    .filter(|s| ***s == AttemptState::Running)
+                    .count();
+                let succeeded = states
+                    .iter()
+                    .filter(|s| ***s == AttemptState::Succeeded)
+                    .count();
                 assert!(running <= 1, "{at}: {running} running attempts");
                 if let Some(a) = task.current_attempt {
                     assert_eq!(attempts[&a].state, AttemptState::Running, "{at}");
                 }
                 if !job.scratch_cleaned {
-                    assert_eq!(succeeded, usize::from(task.output.is_some()), "{at}: successes");
+                    assert_eq!(
+                        succeeded,
+                        usize::from(task.output.is_some()),
+                        "{at}: successes"
+                    );
                     if let Some(out) = &task.output {
-                        assert_eq!(attempts[&out.attempt_id].state, AttemptState::Succeeded, "{at}");
+                        assert_eq!(
+                            attempts[&out.attempt_id].state,
+                            AttemptState::Succeeded,
+                            "{at}"
+                        );
                     }
                 }
             }
         }
-        assert_eq!(job.state == JobState::Succeeded, all_committed, "job {}", job.id);
-        assert_eq!(job.state == JobState::Running, job.finished_ms.is_none(), "job {}", job.id);
+        assert_eq!(
+            job.state == JobState::Succeeded,
+            all_committed,
+            "job {}",
+            job.id
+        );
+        assert_eq!(
+            job.state == JobState::Running,
+            job.finished_ms.is_none(),
+            "job {}",
+            job.id
+        );
     }
     // Workers' held sets are exactly the running attempts.
     let mut held = BTreeSet::new();
     for w in m.workers() {
         if !w.state.is_live() {
-            assert!(w.attempts.is_empty(), "{} is {:?} but holds attempts", w.id, w.state);
+            assert!(
+                w.attempts.is_empty(),
+                "{} is {:?} but holds attempts",
+                w.id,
+                w.state
+            );
         }
         for id in &w.attempts {
             let a = &attempts[id];
@@ -243,5 +324,8 @@ pub(crate) fn progress(records: u64) -> Outcome {
 }
 
 pub(crate) fn failed(retryable: bool) -> Outcome {
-    Outcome::Failed { reason: "disk full".into(), retryable }
+    Outcome::Failed {
+        reason: "disk full".into(),
+        retryable,
+    }
 }

@@ -5,11 +5,16 @@ use super::*;
 use crate::{AbandonCause, Error, StageState, WorkerState};
 
 fn one_stage(n: usize) -> Plan {
-    Plan { stages: vec![stage("only", n, &[])] }
+    Plan {
+        stages: vec![stage("only", n, &[])],
+    }
 }
 
 fn running(task: TaskState) -> Reply {
-    Reply::Reported { task, job: JobState::Running }
+    Reply::Reported {
+        task,
+        job: JobState::Running,
+    }
 }
 
 #[test]
@@ -18,7 +23,13 @@ fn three_stage_job_on_two_workers() {
     h.register("w1");
     h.register("w2");
     let reply = h.submit("j1", three_stages());
-    assert_eq!(reply, Reply::JobSubmitted { job_id: "j1".into(), state: JobState::Running });
+    assert_eq!(
+        reply,
+        Reply::JobSubmitted {
+            job_id: "j1".into(),
+            state: JobState::Running
+        }
+    );
     assert_eq!(h.m.runnable_count(), 2);
 
     // Only the first stage is runnable.
@@ -29,38 +40,79 @@ fn three_stage_job_on_two_workers() {
     assert_eq!(a[1].stage_name, "standardise");
     assert_eq!(a[1].payload_json, r#"{"partition":1}"#);
     assert_eq!((a[1].term, a[1].lease_expires_ms), (1, 11_000));
-    assert!(h.poll("w2", 4, &[]).0.is_empty(), "block waits for standardise");
+    assert!(
+        h.poll("w2", 4, &[]).0.is_empty(),
+        "block waits for standardise"
+    );
 
     h.now += 1_000;
-    assert_eq!(h.report("w1", 1, progress(500)), Ok(running(TaskState::Running)));
+    assert_eq!(
+        h.report("w1", 1, progress(500)),
+        Ok(running(TaskState::Running))
+    );
     let p = h.m.job_progress("j1").unwrap();
     let s = &p.stages[0];
-    assert_eq!((s.state, s.tasks_total, s.tasks_done, s.tasks_running), (StageState::Running, 2, 0, 2));
+    assert_eq!(
+        (s.state, s.tasks_total, s.tasks_done, s.tasks_running),
+        (StageState::Running, 2, 0, 2)
+    );
     assert_eq!(s.records_done, 500);
-    assert_eq!((p.stages[1].state, p.stages[2].state), (StageState::Waiting, StageState::Waiting));
+    assert_eq!(
+        (p.stages[1].state, p.stages[2].state),
+        (StageState::Waiting, StageState::Waiting)
+    );
 
     assert_eq!(h.succeed("w1", 1), running(TaskState::Committed));
     assert_eq!(h.succeed("w1", 2), running(TaskState::Committed));
     let p = h.m.job_progress("j1").unwrap();
-    assert_eq!((p.stages[0].state, p.stages[0].tasks_done, p.stages[0].records_done), (StageState::Done, 2, 500));
+    assert_eq!(
+        (
+            p.stages[0].state,
+            p.stages[0].tasks_done,
+            p.stages[0].records_done
+        ),
+        (StageState::Done, 2, 500)
+    );
 
     // The second stage spreads over both workers.
     let (a, ..) = h.poll("w2", 1, &[]);
     let (b, ..) = h.poll("w1", 1, &[]);
-    assert_eq!((tasks_of(&a), tasks_of(&b)), (vec![("j1".into(), 1, 0)], vec![("j1".into(), 1, 1)]));
+    assert_eq!(
+        (tasks_of(&a), tasks_of(&b)),
+        (vec![("j1".into(), 1, 0)], vec![("j1".into(), 1, 1)])
+    );
     h.succeed("w1", b[0].attempt_id);
     h.succeed("w2", a[0].attempt_id);
-    assert_eq!(h.m.job_progress("j1").unwrap().stages[2].state, StageState::Unplanned);
+    assert_eq!(
+        h.m.job_progress("j1").unwrap().stages[2].state,
+        StageState::Unplanned
+    );
     assert_eq!(h.m.runnable_count(), 0);
     assert_eq!(
         h.m.committed_outputs("j1", 1),
-        Ok(vec![(0, r#"{"attempt":3}"#.into()), (1, r#"{"attempt":4}"#.into())])
+        Ok(vec![
+            (0, r#"{"attempt":3}"#.into()),
+            (1, r#"{"attempt":4}"#.into())
+        ])
     );
 
     // The third stage is planned from the second's outputs.
     let now_ms = h.now;
-    let reply = h.ok(Command::AddStageTasks { job_id: "j1".into(), stage: 2, tasks: tasks(3), now_ms });
-    assert_eq!(reply, Reply::StagePlanned { job_id: "j1".into(), stage: 2, tasks: 3, state: JobState::Running });
+    let reply = h.ok(Command::AddStageTasks {
+        job_id: "j1".into(),
+        stage: 2,
+        tasks: tasks(3),
+        now_ms,
+    });
+    assert_eq!(
+        reply,
+        Reply::StagePlanned {
+            job_id: "j1".into(),
+            stage: 2,
+            tasks: 3,
+            state: JobState::Running
+        }
+    );
     let (a, ..) = h.poll("w1", 2, &[]);
     let (b, ..) = h.poll("w2", 2, &[]);
     assert_eq!(tasks_of(&a), [("j1".into(), 2, 0), ("j1".into(), 2, 1)]);
@@ -69,10 +121,19 @@ fn three_stage_job_on_two_workers() {
     h.succeed("w1", a[0].attempt_id);
     h.succeed("w2", b[0].attempt_id);
     let last = h.succeed("w1", a[1].attempt_id);
-    assert_eq!(last, Reply::Reported { task: TaskState::Committed, job: JobState::Succeeded });
+    assert_eq!(
+        last,
+        Reply::Reported {
+            task: TaskState::Committed,
+            job: JobState::Succeeded
+        }
+    );
 
     let job = h.m.job("j1").unwrap();
-    assert_eq!((job.state, job.finished_ms), (JobState::Succeeded, Some(h.now)));
+    assert_eq!(
+        (job.state, job.finished_ms),
+        (JobState::Succeeded, Some(h.now))
+    );
     let p = h.m.job_progress("j1").unwrap();
     assert!(p.stages.iter().all(|s| s.state == StageState::Done));
     assert_eq!(h.m.committed_outputs("j1", 2).unwrap().len(), 3);
@@ -83,8 +144,22 @@ fn three_stage_job_on_two_workers() {
 fn leases_go_oldest_job_first_then_stage_then_task() {
     let mut h = Harness::new();
     h.register("w1");
-    h.submit("b-old", Plan { stages: vec![stage("s", 2, &[])] });
-    h.submit("a-new", Plan { stages: vec![stage("s0", 1, &[]), stage("s1", 2, &[]), stage("s2", 1, &[0])] });
+    h.submit(
+        "b-old",
+        Plan {
+            stages: vec![stage("s", 2, &[])],
+        },
+    );
+    h.submit(
+        "a-new",
+        Plan {
+            stages: vec![
+                stage("s0", 1, &[]),
+                stage("s1", 2, &[]),
+                stage("s2", 1, &[0]),
+            ],
+        },
+    );
     let (a, ..) = h.poll("w1", 10, &[]);
     let order: Vec<(String, usize, usize)> = vec![
         ("b-old".into(), 0, 0),
@@ -94,7 +169,10 @@ fn leases_go_oldest_job_first_then_stage_then_task() {
         ("a-new".into(), 1, 1),
     ];
     assert_eq!(tasks_of(&a), order);
-    assert_eq!(h.m.jobs().iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["b-old", "a-new"]);
+    assert_eq!(
+        h.m.jobs().iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        ["b-old", "a-new"]
+    );
 }
 
 #[test]
@@ -114,7 +192,9 @@ fn expired_leases_and_lost_workers_give_tasks_to_others() {
     h.now += 2_000;
     h.poll("w2", 0, &[3]);
     assert_eq!(h.expire(), (vec![1, 2], vec![]));
-    let abandoned = AttemptState::Abandoned { cause: AbandonCause::LeaseExpired };
+    let abandoned = AttemptState::Abandoned {
+        cause: AbandonCause::LeaseExpired,
+    };
     assert_eq!(h.m.attempt(1).unwrap().state, abandoned);
     assert_eq!(h.m.attempt(3).unwrap().state, AttemptState::Running);
 
@@ -128,20 +208,37 @@ fn expired_leases_and_lost_workers_give_tasks_to_others() {
     assert_eq!(h.expire(), (vec![], vec!["w1".into()]));
     assert_eq!(h.m.worker("w1").unwrap().state, WorkerState::Lost);
     let gone = h.refused(h.poll_cmd("w1", 2, &[1, 2]));
-    assert_eq!(gone, Error::WorkerGone { worker: "w1".into(), state: WorkerState::Lost });
+    assert_eq!(
+        gone,
+        Error::WorkerGone {
+            worker: "w1".into(),
+            state: WorkerState::Lost
+        }
+    );
     h.register("w1");
     let (a, cancel, _) = h.poll("w1", 2, &[1, 2]);
-    assert_eq!((a.len(), cancel), (0, vec![1, 2]), "its old attempts are cancelled");
+    assert_eq!(
+        (a.len(), cancel),
+        (0, vec![1, 2]),
+        "its old attempts are cancelled"
+    );
 }
 
 #[test]
 fn one_path_loses_a_worker_whatever_the_cause() {
     // Leases longer than the worker timeout: losing the worker, not the lease, abandons the attempts.
-    let config = Config { lease_ms: 60_000, ..Config::default() };
+    let config = Config {
+        lease_ms: 60_000,
+        ..Config::default()
+    };
     let cases = [
         ("lost", AbandonCause::WorkerLost, WorkerState::Lost),
         ("removed", AbandonCause::WorkerRemoved, WorkerState::Removed),
-        ("restarted", AbandonCause::WorkerRestarted, WorkerState::Active),
+        (
+            "restarted",
+            AbandonCause::WorkerRestarted,
+            WorkerState::Active,
+        ),
     ];
     for (how, cause, state) in cases {
         let mut h = Harness::with_config(config);
@@ -155,13 +252,22 @@ fn one_path_loses_a_worker_whatever_the_cause() {
                 h.poll("w2", 0, &[]);
                 assert_eq!(h.expire(), (vec![1, 2], vec!["w1".into()]));
             }
-            "removed" => assert_eq!(h.ok(Command::RemoveWorker { worker_id: "w1".into() }), Reply::Done),
+            "removed" => assert_eq!(
+                h.ok(Command::RemoveWorker {
+                    worker_id: "w1".into()
+                }),
+                Reply::Done
+            ),
             _ => {
                 h.register("w1");
             }
         }
         assert_eq!(h.m.worker("w1").unwrap().state, state, "{how}");
-        assert_eq!(h.m.attempt(1).unwrap().state, AttemptState::Abandoned { cause }, "{how}");
+        assert_eq!(
+            h.m.attempt(1).unwrap().state,
+            AttemptState::Abandoned { cause },
+            "{how}"
+        );
         assert_eq!(h.m.runnable_count(), 2, "{how}");
         assert_eq!(ids(&h.poll("w2", 2, &[]).0), [3, 4], "{how}");
     }
@@ -180,16 +286,37 @@ fn duplicate_success_commits_once_and_fences_the_late_attempt() {
         assert_eq!(h.expire().0, [1]);
         assert_eq!(ids(&h.poll("w2", 1, &[]).0), [2]);
 
-        let (first, late) = if expired_reports_first { (("w1", 1), ("w2", 2)) } else { (("w2", 2), ("w1", 1)) };
+        let (first, late) = if expired_reports_first {
+            (("w1", 1), ("w2", 2))
+        } else {
+            (("w2", 2), ("w1", 1))
+        };
         let reply = h.succeed(first.0, first.1);
-        assert_eq!(reply, Reply::Reported { task: TaskState::Committed, job: JobState::Succeeded });
-        let outcome = Outcome::Succeeded { result_json: "{}".into() };
+        assert_eq!(
+            reply,
+            Reply::Reported {
+                task: TaskState::Committed,
+                job: JobState::Succeeded
+            }
+        );
+        let outcome = Outcome::Succeeded {
+            result_json: "{}".into(),
+        };
         let fenced = h.refused(h.report_cmd(late.0, late.1, outcome));
         assert_eq!(
             fenced,
-            Error::AlreadyCommitted { job: "j1".into(), stage: 0, task: 0, by: first.1, attempt: late.1 }
+            Error::AlreadyCommitted {
+                job: "j1".into(),
+                stage: 0,
+                task: 0,
+                by: first.1,
+                attempt: late.1
+            }
         );
-        assert_eq!(h.m.committed_outputs("j1", 0), Ok(vec![(0, format!("{{\"attempt\":{}}}", first.1))]));
+        assert_eq!(
+            h.m.committed_outputs("j1", 0),
+            Ok(vec![(0, format!("{{\"attempt\":{}}}", first.1))])
+        );
         if expired_reports_first {
             // The running attempt is fenced and cancelled at its worker's next poll.
             assert_eq!(h.m.attempt(2).unwrap().state, AttemptState::Fenced);
@@ -219,10 +346,22 @@ fn reports_from_an_older_term_are_refused() {
         now_ms: 2_000,
     };
     let stale = h.refused(report(4, progress(1)));
-    assert_eq!(stale, Error::StaleTerm { attempt: 1, term: 4, lease_term: 5 });
+    assert_eq!(
+        stale,
+        Error::StaleTerm {
+            attempt: 1,
+            term: 4,
+            lease_term: 5
+        }
+    );
     assert_eq!(stale.code(), crate::ErrorCode::FailedPrecondition);
     h.ok(report(5, progress(2)));
-    h.ok(report(6, Outcome::Succeeded { result_json: "[]".into() }));
+    h.ok(report(
+        6,
+        Outcome::Succeeded {
+            result_json: "[]".into(),
+        },
+    ));
     assert_eq!(h.job_state("j1"), JobState::Succeeded);
 }
 
@@ -233,9 +372,19 @@ fn a_drained_worker_finishes_its_attempts_then_is_told_to_stop() {
     h.register("w2");
     h.submit("j1", one_stage(3));
     assert_eq!(ids(&h.poll("w1", 1, &[]).0), [1]);
-    assert_eq!(h.ok(Command::DrainWorker { worker_id: "w1".into() }), Reply::Done);
+    assert_eq!(
+        h.ok(Command::DrainWorker {
+            worker_id: "w1".into()
+        }),
+        Reply::Done
+    );
     let before = h.m.snapshot();
-    assert_eq!(h.ok(Command::DrainWorker { worker_id: "w1".into() }), Reply::Done);
+    assert_eq!(
+        h.ok(Command::DrainWorker {
+            worker_id: "w1".into()
+        }),
+        Reply::Done
+    );
     assert_eq!(before, h.m.snapshot(), "draining twice is draining once");
 
     assert_eq!(h.poll("w1", 2, &[1]), (vec![], vec![], false));
@@ -256,18 +405,52 @@ fn cancelling_a_job_cancels_its_running_attempts() {
     assert_eq!(ids(&h.poll("w2", 1, &[]).0), [3]);
     h.now += 500;
     let now_ms = h.now;
-    assert_eq!(h.ok(Command::CancelJob { job_id: "j1".into(), now_ms }), Reply::Done);
+    assert_eq!(
+        h.ok(Command::CancelJob {
+            job_id: "j1".into(),
+            now_ms
+        }),
+        Reply::Done
+    );
     let job = h.m.job("j1").unwrap();
-    assert_eq!((job.state, job.finished_ms), (JobState::Cancelled, Some(1_500)));
+    assert_eq!(
+        (job.state, job.finished_ms),
+        (JobState::Cancelled, Some(1_500))
+    );
     assert_eq!(h.m.attempt(1).unwrap().state, AttemptState::Cancelled);
 
     let (a, cancel, _) = h.poll("w1", 1, &[1, 2]);
-    assert_eq!((tasks_of(&a), cancel), (vec![("j2".into(), 0, 0)], vec![1, 2]));
+    assert_eq!(
+        (tasks_of(&a), cancel),
+        (vec![("j2".into(), 0, 0)], vec![1, 2])
+    );
     assert_eq!(h.poll("w2", 0, &[3]).1, [3]);
-    assert_eq!(h.poll("w2", 0, &[]).1, Vec::<u64>::new(), "a cancel is sent once");
-    let late = h.refused(h.report_cmd("w2", 3, Outcome::Succeeded { result_json: "{}".into() }));
-    assert_eq!(late, Error::JobNotRunning { job: "j1".into(), state: JobState::Cancelled });
-    assert!(h.m.job_progress("j1").unwrap().stages.iter().all(|s| s.state == StageState::Stopped));
+    assert_eq!(
+        h.poll("w2", 0, &[]).1,
+        Vec::<u64>::new(),
+        "a cancel is sent once"
+    );
+    let late = h.refused(h.report_cmd(
+        "w2",
+        3,
+        Outcome::Succeeded {
+            result_json: "{}".into(),
+        },
+    ));
+    assert_eq!(
+        late,
+        Error::JobNotRunning {
+            job: "j1".into(),
+            state: JobState::Cancelled
+        }
+    );
+    assert!(
+        h.m.job_progress("j1")
+            .unwrap()
+            .stages
+            .iter()
+            .all(|s| s.state == StageState::Stopped)
+    );
 }
 
 #[test]
@@ -279,25 +462,47 @@ fn retryable_failures_run_again_until_the_budget_is_spent() {
     let mut attempt = h.poll("w1", 1, &[]).0[0].attempt_id;
     let other = h.poll("w2", 1, &[]).0[0].attempt_id;
     for _ in 0..4 {
-        assert_eq!(h.report("w1", attempt, failed(true)), Ok(running(TaskState::Pending)));
+        assert_eq!(
+            h.report("w1", attempt, failed(true)),
+            Ok(running(TaskState::Pending))
+        );
         let (a, ..) = h.poll("w1", 1, &[]);
-        assert_eq!(tasks_of(&a), [("j1".into(), 0, 0)], "the failed task runs again");
+        assert_eq!(
+            tasks_of(&a),
+            [("j1".into(), 0, 0)],
+            "the failed task runs again"
+        );
         attempt = a[0].attempt_id;
     }
     let last = h.report("w1", attempt, failed(true));
-    assert_eq!(last, Ok(Reply::Reported { task: TaskState::Failed, job: JobState::Failed }));
+    assert_eq!(
+        last,
+        Ok(Reply::Reported {
+            task: TaskState::Failed,
+            job: JobState::Failed
+        })
+    );
     let job = h.m.job("j1").unwrap();
-    assert_eq!(job.error.as_deref(), Some("task 0/0 (only) failed 5 times, the last: disk full"));
+    assert_eq!(
+        job.error.as_deref(),
+        Some("task 0/0 (only) failed 5 times, the last: disk full")
+    );
     assert_eq!(h.m.attempt(other).unwrap().state, AttemptState::Cancelled);
     assert_eq!(h.poll("w2", 1, &[other]).1, [other]);
     let p = h.m.job_progress("j1").unwrap();
-    assert_eq!((p.stages[0].tasks_failed, p.stages[0].failed_attempts), (1, 5));
+    assert_eq!(
+        (p.stages[0].tasks_failed, p.stages[0].failed_attempts),
+        (1, 5)
+    );
 
     // A failure that is not retryable fails the job at once.
     h.submit("j2", one_stage(1));
     let a = h.poll("w1", 1, &[]).0[0].attempt_id;
     h.report("w1", a, failed(false)).unwrap();
-    assert_eq!(h.m.job("j2").unwrap().error.as_deref(), Some("task 0/0 (only) failed: disk full"));
+    assert_eq!(
+        h.m.job("j2").unwrap().error.as_deref(),
+        Some("task 0/0 (only) failed: disk full")
+    );
 }
 
 #[test]
@@ -307,24 +512,65 @@ fn cleanup_forgets_the_attempts_of_a_finished_job() {
     h.submit("j1", one_stage(1));
     h.poll("w1", 1, &[]);
     h.succeed("w1", 1);
-    assert_eq!(h.ok(Command::CleanupJob { job_id: "j1".into() }), Reply::Done);
+    assert_eq!(
+        h.ok(Command::CleanupJob {
+            job_id: "j1".into()
+        }),
+        Reply::Done
+    );
     let before = h.m.snapshot();
-    assert_eq!(h.ok(Command::CleanupJob { job_id: "j1".into() }), Reply::Done);
+    assert_eq!(
+        h.ok(Command::CleanupJob {
+            job_id: "j1".into()
+        }),
+        Reply::Done
+    );
     assert_eq!(before, h.m.snapshot());
     assert!(h.m.job("j1").unwrap().scratch_cleaned);
     assert!(h.m.attempt(1).is_none());
-    assert_eq!(h.m.committed_outputs("j1", 0).unwrap().len(), 1, "outputs stay");
-    let e = h.refused(h.report_cmd("w1", 1, Outcome::Succeeded { result_json: "{}".into() }));
+    assert_eq!(
+        h.m.committed_outputs("j1", 0).unwrap().len(),
+        1,
+        "outputs stay"
+    );
+    let e = h.refused(h.report_cmd(
+        "w1",
+        1,
+        Outcome::Succeeded {
+            result_json: "{}".into(),
+        },
+    ));
     assert_eq!(e, Error::UnknownAttempt(1));
 }
 
 #[test]
 fn a_job_with_nothing_to_do_succeeds_at_once() {
     let mut h = Harness::new();
-    let plan = Plan { stages: vec![stage("empty", 0, &[]), unplanned("later", &[0])] };
-    assert_eq!(h.submit("j1", plan), Reply::JobSubmitted { job_id: "j1".into(), state: JobState::Running });
-    let reply = h.ok(Command::AddStageTasks { job_id: "j1".into(), stage: 1, tasks: vec![], now_ms: 7 });
-    assert_eq!(reply, Reply::StagePlanned { job_id: "j1".into(), stage: 1, tasks: 0, state: JobState::Succeeded });
+    let plan = Plan {
+        stages: vec![stage("empty", 0, &[]), unplanned("later", &[0])],
+    };
+    assert_eq!(
+        h.submit("j1", plan),
+        Reply::JobSubmitted {
+            job_id: "j1".into(),
+            state: JobState::Running
+        }
+    );
+    let reply = h.ok(Command::AddStageTasks {
+        job_id: "j1".into(),
+        stage: 1,
+        tasks: vec![],
+        now_ms: 7,
+    });
+    assert_eq!(
+        reply,
+        Reply::StagePlanned {
+            job_id: "j1".into(),
+            stage: 1,
+            tasks: 0,
+            state: JobState::Succeeded
+        }
+    );
     assert_eq!(h.m.job("j1").unwrap().finished_ms, Some(7));
 }
 
@@ -332,13 +578,30 @@ fn a_job_with_nothing_to_do_succeeds_at_once() {
 fn set_model_and_config() {
     let mut h = Harness::new();
     h.submit("j1", one_stage(1));
-    h.ok(Command::SetModel { job_id: "j1".into(), model_json: r#"{"prior":0.01}"#.into() });
-    assert_eq!(h.m.job("j1").unwrap().model_json.as_deref(), Some(r#"{"prior":0.01}"#));
-    let config = Config { lease_ms: 5, worker_timeout_ms: 50, retry_budget: 0 };
+    h.ok(Command::SetModel {
+        job_id: "j1".into(),
+        model_json: r#"{"prior":0.01}"#.into(),
+    });
+    assert_eq!(
+        h.m.job("j1").unwrap().model_json.as_deref(),
+        Some(r#"{"prior":0.01}"#)
+    );
+    let config = Config {
+        lease_ms: 5,
+        worker_timeout_ms: 50,
+        retry_budget: 0,
+    };
     h.ok(Command::SetConfig { config });
     assert_eq!(*h.m.config(), config);
     let reply = h.register("w1");
-    assert!(matches!(reply, Reply::WorkerRegistered { lease_ms: 5, worker_timeout_ms: 50, .. }));
+    assert!(matches!(
+        reply,
+        Reply::WorkerRegistered {
+            lease_ms: 5,
+            worker_timeout_ms: 50,
+            ..
+        }
+    ));
     assert_eq!(h.poll("w1", 1, &[]).0[0].lease_expires_ms, h.now + 5);
 }
 
@@ -367,7 +630,9 @@ fn busy_story() -> Harness {
         h.succeed("w2", x.attempt_id);
     }
     h.refused(h.report_cmd("w1", a[2].attempt_id, failed(true)));
-    h.ok(Command::DrainWorker { worker_id: "w1".into() });
+    h.ok(Command::DrainWorker {
+        worker_id: "w1".into(),
+    });
     h.poll("w2", 4, &[]);
     h
 }
@@ -375,13 +640,19 @@ fn busy_story() -> Harness {
 #[test]
 fn the_same_log_gives_the_same_replies_and_snapshot() {
     let h = busy_story();
-    assert!(h.m.job(&crate::job_id_for_index(4)).is_some(), "the unnamed job is named after its index");
+    assert!(
+        h.m.job(&crate::job_id_for_index(4)).is_some(),
+        "the unnamed job is named after its index"
+    );
     for _ in 0..2 {
         let mut m = Machine::new(Config::default());
         for (index, command, reply) in &h.log {
             assert_eq!(&m.apply(*index, &command.to_bytes()), reply, "{command:?}");
         }
-        assert_eq!(String::from_utf8(m.snapshot()).unwrap(), String::from_utf8(h.m.snapshot()).unwrap());
+        assert_eq!(
+            String::from_utf8(m.snapshot()).unwrap(),
+            String::from_utf8(h.m.snapshot()).unwrap()
+        );
     }
 }
 
@@ -393,11 +664,19 @@ fn a_restored_snapshot_answers_like_the_original() {
         for (index, command, _) in &h.log[..cut] {
             original.apply(*index, &command.to_bytes());
         }
-        let mut restored = Machine::new(Config { lease_ms: 1, worker_timeout_ms: 1, retry_budget: 0 });
+        let mut restored = Machine::new(Config {
+            lease_ms: 1,
+            worker_timeout_ms: 1,
+            retry_budget: 0,
+        });
         restored.restore(&original.snapshot()).unwrap();
         assert_eq!(restored, original);
         for (index, command, reply) in &h.log[cut..] {
-            assert_eq!(&restored.apply(*index, &command.to_bytes()), reply, "cut {cut}: {command:?}");
+            assert_eq!(
+                &restored.apply(*index, &command.to_bytes()),
+                reply,
+                "cut {cut}: {command:?}"
+            );
         }
         assert_eq!(restored.snapshot(), h.m.snapshot());
     }
@@ -407,8 +686,11 @@ fn a_restored_snapshot_answers_like_the_original() {
 fn restore_refuses_other_formats_and_keeps_the_state() {
     let h = busy_story();
     let mut m = h.m.clone();
-    let cases: [(&[u8], fn(&Error) -> bool); 4] = [
-        (br#"{"format":2,"jobs":{}}"#, |e| *e == Error::UnsupportedSnapshot(2)),
+    type Check = fn(&Error) -> bool;
+    let cases: [(&[u8], Check); 4] = [
+        (br#"{"format":2,"jobs":{}}"#, |e| {
+            *e == Error::UnsupportedSnapshot(2)
+        }),
         (br#"{"format":0}"#, |e| *e == Error::UnsupportedSnapshot(0)),
         (br#"{"format":1}"#, |e| matches!(e, Error::BadSnapshot(_))),
         (b"not json", |e| matches!(e, Error::BadSnapshot(_))),
@@ -418,7 +700,11 @@ fn restore_refuses_other_formats_and_keeps_the_state() {
         assert!(expected(&e), "{}: {e:?}", String::from_utf8_lossy(snapshot));
         assert_eq!(m, h.m);
     }
-    assert!(String::from_utf8(h.m.snapshot()).unwrap().starts_with(r#"{"format":1,"#));
+    assert!(
+        String::from_utf8(h.m.snapshot())
+            .unwrap()
+            .starts_with(r#"{"format":1,"#)
+    );
 }
 
 #[test]
@@ -426,7 +712,16 @@ fn apply_answers_undecodable_commands_with_an_error_reply() {
     let mut m = Machine::default();
     let before = m.snapshot();
     let reply = Reply::from_bytes(&m.apply(1, b"{\"Launch\":{}}")).unwrap();
-    assert!(matches!(reply, Reply::Error { code: crate::ErrorCode::InvalidArgument, .. }), "{reply:?}");
+    assert!(
+        matches!(
+            reply,
+            Reply::Error {
+                code: crate::ErrorCode::InvalidArgument,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
     assert_eq!(before, m.snapshot());
     let reply = Reply::from_bytes(&m.apply(2, &register("w1", 0).to_bytes())).unwrap();
     assert!(matches!(reply, Reply::WorkerRegistered { .. }), "{reply:?}");

@@ -56,7 +56,7 @@ impl Index {
 }
 
 /// Blocks skipped because they would produce more pairs than the cap.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Oversized {
     pub blocks: u64,
     pub pairs: u64,

@@ -19,6 +19,8 @@
 pub mod blocking;
 pub mod compare;
 pub mod eval;
+pub mod exchange;
+pub mod finish;
 pub mod hash;
 pub mod job;
 pub mod model;
@@ -26,6 +28,7 @@ pub mod output;
 pub mod scan;
 pub mod spec;
 pub mod standardise;
+pub mod task;
 
 pub use job::{Summary, run_job};
 pub use spec::JobSpec;

@@ -72,13 +72,20 @@ pub struct Model {
 }
 
 /// Term frequencies of one comparison's values: how often each value occurs among all records.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TfTable {
     pub counts: HashMap<String, u64>,
     pub total: u64,
 }
 
 impl TfTable {
+    pub fn merge(&mut self, other: TfTable) {
+        for (value, n) in other.counts {
+            *self.counts.entry(value).or_default() += n;
+        }
+        self.total += other.total;
+    }
+
     pub fn frequency(&self, value: &str) -> Option<f64> {
         self.counts
             .get(value)

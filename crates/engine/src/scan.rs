@@ -28,9 +28,9 @@ pub fn columns_of(input: &Input) -> Vec<String> {
     columns
 }
 
-/// Paths DataFusion should read: a directory is read whole (its files of the input's format), a glob is
-/// expanded here so that an empty match is a clear error rather than an empty table.
-fn table_paths(input: &Input) -> Result<Vec<String>, EngineError> {
+/// The files of an input, sorted: a directory is read whole (its files of the input's format); an empty
+/// match is a clear error rather than an empty table.
+pub fn input_files(input: &Input) -> Result<Vec<String>, EngineError> {
     let path = input.path.as_str();
     let extension = match input.format {
         InputFormat::Parquet => "parquet",
@@ -81,19 +81,20 @@ pub struct Scanned {
     pub bad: Vec<BadRow>,
 }
 
-/// Reads the job's columns of `input`, in file order, calling `each` per batch. Parquet goes through
-/// DataFusion (on a small runtime of its own); CSV through [`CsvRecords`], so that a malformed line
-/// becomes a rejected record instead of failing the whole scan.
+/// Reads the job's columns of `files` (some of [`input_files`]), in file order, calling `each` per
+/// batch; record numbers count from 0 at the first file. Parquet goes through DataFusion (on a small
+/// runtime of its own); CSV through [`CsvRecords`], so that a malformed line becomes a rejected record
+/// instead of failing the whole scan.
 pub fn scan(
     input: &Input,
+    files: &[String],
     batch_rows: usize,
     mut each: impl FnMut(Scanned) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
     let wanted = columns_of(input);
-    let files = table_paths(input)?;
     if input.format == InputFormat::Csv {
         let mut next_row = 0u64;
-        for file in &files {
+        for file in files {
             let reader = std::fs::File::open(file).map_err(|e| EngineError::Input {
                 source_name: input.name.clone(),
                 message: format!("{file}: {e}"),
@@ -207,7 +208,7 @@ pub fn scan(
             .with_target_partitions(1);
         let ctx = SessionContext::new_with_config(config);
         let frame = ctx
-            .read_parquet(files.clone(), ParquetReadOptions::default())
+            .read_parquet(files.to_vec(), ParquetReadOptions::default())
             .await
             .map_err(|e| error(e.to_string()))?;
         let available: Vec<String> = frame

@@ -255,6 +255,11 @@ pub struct Execution {
     /// Worker threads for CPU work; 0 uses every core. Does not change the results.
     #[serde(default)]
     pub threads: usize,
+    /// Where tasks hand their files to each other (standardised records by partition, scored pairs):
+    /// a directory every worker can read and write. Default: `.khop-scratch` under the output; removed
+    /// when the job succeeds. Relative paths are relative to the spec file.
+    #[serde(default)]
+    pub scratch: Option<PathBuf>,
 }
 
 fn default_partitions() -> u32 {
@@ -274,6 +279,7 @@ impl Default for Execution {
             max_block_pairs: default_max_block_pairs(),
             min_pair_probability: default_min_pair_probability(),
             threads: 0,
+            scratch: None,
         }
     }
 }
@@ -376,6 +382,19 @@ impl JobSpec {
         {
             *model = base.join(&*model);
         }
+        if let Some(scratch) = &mut self.execution.scratch
+            && scratch.is_relative()
+        {
+            *scratch = base.join(&*scratch);
+        }
+    }
+
+    /// The scratch directory of this job (see [`Execution::scratch`]).
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.execution
+            .scratch
+            .clone()
+            .unwrap_or_else(|| self.output.join(".khop-scratch"))
     }
 
     /// The standardiser of a field reference `field` or `field.part`.
@@ -590,10 +609,10 @@ impl JobSpec {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    pub(crate) const GOOD: &str = r#"
 mode = "link"
 output = "out"
 [[inputs]]

@@ -44,13 +44,38 @@ impl Strings {
         self.ends.is_empty()
     }
 
-    fn append(&mut self, other: &Strings) {
+    /// The strings as an Arrow column (one copy of the bytes).
+    pub fn to_array(&self) -> StringArray {
+        let mut offsets = Vec::with_capacity(self.ends.len() + 1);
+        offsets.push(0i32);
+        offsets.extend(self.ends.iter().map(|&e| e as i32));
+        StringArray::new(
+            arrow::buffer::OffsetBuffer::new(offsets.into()),
+            arrow::buffer::Buffer::from(self.data.as_bytes()),
+            None,
+        )
+    }
+
+    /// Strings from an Arrow column; nulls become empty strings.
+    pub fn from_array(array: &StringArray) -> Strings {
+        let offsets = array.value_offsets();
+        let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+        let bytes = &array.value_data()[first..last];
+        let data = std::str::from_utf8(bytes).map_or_else(
+            |_| (0..array.len()).map(|i| array.value(i)).collect::<String>(),
+            str::to_owned,
+        );
+        let ends = offsets[1..].iter().map(|&o| o as usize - first).collect();
+        Strings { data, ends }
+    }
+
+    pub(crate) fn append(&mut self, other: &Strings) {
         let base = self.data.len();
         self.data.push_str(&other.data);
         self.ends.extend(other.ends.iter().map(|e| e + base));
     }
 
-    fn select(&self, rows: &[usize]) -> Strings {
+    pub(crate) fn select(&self, rows: &[usize]) -> Strings {
         let mut out = Strings::default();
         for &r in rows {
             out.push(self.get(r));
@@ -110,7 +135,7 @@ pub enum FieldValues {
 }
 
 impl FieldValues {
-    fn empty(standardiser: Standardiser) -> Self {
+    pub(crate) fn empty(standardiser: Standardiser) -> Self {
         match standardiser {
             Standardiser::VnName => FieldValues::Name {
                 surname: Strings::default(),
@@ -134,7 +159,7 @@ impl FieldValues {
         }
     }
 
-    fn append(&mut self, other: &FieldValues) {
+    pub(crate) fn append(&mut self, other: &FieldValues) {
         use FieldValues::*;
         match (self, other) {
             (
@@ -177,7 +202,7 @@ impl FieldValues {
         }
     }
 
-    fn select(&self, rows: &[usize]) -> FieldValues {
+    pub(crate) fn select(&self, rows: &[usize]) -> FieldValues {
         use FieldValues::*;
         match self {
             Name {
@@ -284,7 +309,7 @@ impl FieldValues {
 }
 
 /// A record that cannot be used, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reject {
     pub record_id: String,
     /// Zero-based row of the record in the input, in file order.
@@ -293,7 +318,7 @@ pub struct Reject {
 }
 
 /// Counts about one source's standardisation.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SourceCounts {
     pub input: u64,
     pub accepted: u64,
@@ -326,7 +351,7 @@ impl Table {
         self.ids.is_empty()
     }
 
-    fn append(&mut self, other: Table) {
+    pub(crate) fn append(&mut self, other: Table) {
         self.ids.append(&other.ids);
         self.rows.extend(other.rows);
         for (a, b) in self.fields.iter_mut().zip(&other.fields) {
@@ -339,7 +364,7 @@ impl Table {
         }
     }
 
-    fn select(&self, rows: &[usize]) -> Table {
+    pub(crate) fn select(&self, rows: &[usize]) -> Table {
         Table {
             source: self.source.clone(),
             ids: self.ids.select(rows),
@@ -385,7 +410,7 @@ impl<'a> Plan<'a> {
         Plan { spec, input, rules }
     }
 
-    fn empty_table(&self) -> Table {
+    pub(crate) fn empty_table(&self) -> Table {
         Table {
             source: self.input.name.clone(),
             ids: Strings::default(),
@@ -642,6 +667,7 @@ pub struct Standardised {
 pub fn standardise_input(
     spec: &JobSpec,
     input: &Input,
+    files: &[String],
     mut keep: Option<&mut Keep>,
     mut progress: impl FnMut(u64),
 ) -> Result<Standardised, EngineError> {
@@ -654,7 +680,7 @@ pub fn standardise_input(
     // 2^32 ids) and a fraction of the memory of the ids themselves at national scale.
     let mut seen_ids: std::collections::HashSet<u64> = std::collections::HashSet::new();
     const CHUNK: usize = 8192;
-    crate::scan::scan(input, 65_536, |scanned| {
+    crate::scan::scan(input, files, 65_536, |scanned| {
         let Scanned {
             batch,
             rows: numbers,

@@ -1,0 +1,588 @@
+//! The write stage: clusters over the matched pairs, the reconciliation table, and every output file.
+//! One task, after every partition is scored: it reads the scored pairs and the kept records' ids, not
+//! the standardised records.
+//!
+//! **Invariant:** outputs are written in record order (pairs by left then right record number, clusters
+//! and reconciliation by record number), and an entity is named after its first record, so the files
+//! do not depend on how the job was cut into tasks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, RecordBatch, StringBuilder,
+    UInt8Builder, UInt32Builder, UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt64Type};
+
+use crate::EngineError;
+use crate::compare::{Compiled, NULL, compile, gamma_at};
+use crate::exchange::{IpcFile, text_column, u64_column};
+use crate::hash::hash_str;
+use crate::job::{RuleSummary, SourceSummary, Summary};
+use crate::output::{write_dataset, write_json};
+use crate::spec::JobSpec;
+use crate::standardise::Reject;
+use crate::task::{Compared, Side, ScoredPart, Trained, kept_records, load_trained, split_record_number};
+
+/// A scored pair, its records as positions in the sides' [`Records`].
+#[derive(Clone, Copy, Debug)]
+struct Scored {
+    left: u32,
+    right: u32,
+    weight: f64,
+    probability: f64,
+    gammas: u64,
+    rule: u8,
+    /// Where the pair's right-side values are: batch and row of the scored files.
+    at: (u32, u32),
+}
+
+/// The kept records of one side, in record order.
+struct Records {
+    source: String,
+    rows: Vec<u64>,
+    ids: Vec<String>,
+}
+
+impl Records {
+    fn load(spec: &JobSpec, side: &Side) -> Result<Records, EngineError> {
+        let (rows, ids) = kept_records(side)?;
+        Ok(Records {
+            source: spec.inputs[side.input].name.clone(),
+            rows,
+            ids,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn position(&self, row: u64) -> Result<u32, EngineError> {
+        self.rows
+            .binary_search(&row)
+            .map(|p| p as u32)
+            .map_err(|_| EngineError::Other("a scored pair names a record that was not kept".into()))
+    }
+}
+
+/// Writes pairs, clusters, reconciliation (link jobs), rejects and the model under `spec.output`, and
+/// returns the job's summary (without timings: the runner adds them and writes `summary.json`).
+pub fn write(
+    spec: &JobSpec,
+    sides: &[Side],
+    compared: &[Compared],
+    trained: &Trained,
+    scored_parts: &[ScoredPart],
+) -> Result<Summary, EngineError> {
+    let comparisons = compile(spec);
+    let dedupe = sides.len() == 1;
+    let left = Records::load(spec, &sides[0])?;
+    let right = if dedupe {
+        None
+    } else {
+        Some(Records::load(spec, &sides[1])?)
+    };
+    let right_records = right.as_ref().unwrap_or(&left);
+
+    // Every scored pair, in record order.
+    let mut shown = Vec::new();
+    let mut scored = Vec::new();
+    for part in scored_parts {
+        for batch in IpcFile::all(&part.pairs_file)? {
+            let b = shown.len() as u32;
+            let (l, r) = (u64_column(&batch, "left_row")?, u64_column(&batch, "right_row")?);
+            let column = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .cloned()
+                    .ok_or_else(|| EngineError::Other(format!("pairs file: no column `{name}`")))
+            };
+            let (w, p, g, rule) = (
+                column("weight")?,
+                column("probability")?,
+                column("gammas")?,
+                column("rule")?,
+            );
+            let (w, p) = (
+                w.as_primitive::<arrow::datatypes::Float64Type>(),
+                p.as_primitive::<arrow::datatypes::Float64Type>(),
+            );
+            let (g, rule) = (g.as_primitive::<UInt64Type>(), rule.as_primitive::<UInt8Type>());
+            for i in 0..batch.num_rows() {
+                scored.push(Scored {
+                    left: left.position(l[i])?,
+                    right: right_records.position(r[i])?,
+                    weight: w.value(i),
+                    probability: p.value(i),
+                    gammas: g.value(i),
+                    rule: rule.value(i),
+                    at: (b, i as u32),
+                });
+            }
+            shown.push(batch);
+        }
+    }
+    scored.sort_unstable_by_key(|s| (s.left, s.right));
+
+    let match_threshold = spec.thresholds.match_;
+    let (entities, entity_count) = cluster(
+        &scored,
+        left.len(),
+        right.as_ref().map_or(0, Records::len),
+        match_threshold,
+    );
+    let out_dir = &spec.output;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| EngineError::Output(format!("{}: {e}", out_dir.display())))?;
+    write_dataset(
+        &out_dir.join("pairs"),
+        pairs_schema(&comparisons),
+        pairs_batches(&scored, &comparisons, spec, &left, right_records),
+    )?;
+    write_dataset(
+        &out_dir.join("clusters"),
+        clusters_schema(),
+        clusters_batches(&left, right.as_ref(), &entities),
+    )?;
+    let mut statuses = BTreeMap::new();
+    if let Some(right) = &right {
+        let (batch, counts) = reconciliation(spec, &comparisons, &scored, (&left, right), &shown)?;
+        statuses = counts;
+        write_dataset(&out_dir.join("reconciliation"), batch.schema(), [batch])?;
+    }
+    let mut rejects: Vec<(&str, Reject)> = Vec::new();
+    for side in sides {
+        let name = spec.inputs[side.input].name.as_str();
+        rejects.extend(side_rejects(spec, side)?.into_iter().map(|r| (name, r)));
+    }
+    write_dataset(
+        &out_dir.join("rejects"),
+        rejects_schema(),
+        [rejects_batch(&rejects)?],
+    )?;
+    let (model, _) = load_trained(trained, &comparisons)?;
+    write_json(&out_dir.join("model.json"), &model)?;
+
+    let mut warnings = Vec::new();
+    let rules: Vec<RuleSummary> = spec
+        .blocking
+        .iter()
+        .enumerate()
+        .map(|(q, rule)| {
+            let mut summary = RuleSummary {
+                name: rule.name.clone(),
+                ..RuleSummary::default()
+            };
+            for c in compared {
+                summary.candidate_pairs += c.per_rule[q];
+                let o = &c.oversized[q];
+                summary.oversized_blocks += o.blocks;
+                summary.oversized_pairs_skipped += o.pairs;
+                summary.largest_oversized_block = summary.largest_oversized_block.max(o.largest);
+            }
+            if summary.oversized_blocks > 0 {
+                warnings.push(format!(
+                    "rule `{}`: {} blocks over execution.max_block_pairs ({}) skipped, {} pairs, \
+                     the largest {} pairs: make the rule more selective",
+                    rule.name,
+                    summary.oversized_blocks,
+                    spec.execution.max_block_pairs,
+                    summary.oversized_pairs_skipped,
+                    summary.largest_oversized_block
+                ));
+            }
+            summary
+        })
+        .collect();
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let sources = sides
+        .iter()
+        .zip(std::iter::once(&left).chain(right.as_ref()))
+        .map(|(side, kept)| {
+            let mut s = SourceSummary {
+                name: spec.inputs[side.input].name.clone(),
+                ..SourceSummary::default()
+            };
+            for part in &side.parts {
+                s.input += part.counts.input;
+                s.accepted += part.counts.accepted;
+                s.rejected += part.counts.rejected;
+                for (field, n) in &part.counts.invalid_values {
+                    *s.invalid_values.entry(field.clone()).or_default() += n;
+                }
+            }
+            s.accepted -= side.ids.duplicates;
+            s.rejected += side.ids.duplicates;
+            s.pruned = s.accepted - kept.len() as u64;
+            s
+        })
+        .collect();
+    Ok(Summary {
+        mode: if dedupe { "dedupe" } else { "link" }.into(),
+        sources,
+        candidate_pairs: rules.iter().map(|r| r.candidate_pairs).sum(),
+        rules,
+        pairs_written: scored.len() as u64,
+        matches: scored
+            .iter()
+            .filter(|s| s.probability >= match_threshold)
+            .count() as u64,
+        entities: entity_count,
+        statuses,
+        thresholds: BTreeMap::from([
+            ("match".to_owned(), spec.thresholds.match_),
+            ("review".to_owned(), spec.thresholds.review),
+            (
+                "min_pair_probability".to_owned(),
+                spec.execution.min_pair_probability,
+            ),
+        ]),
+        prior: model.prior,
+        timings: BTreeMap::new(),
+        warnings,
+        output: out_dir.display().to_string(),
+    })
+}
+
+/// A side's rejects in input order, rows counted across its files: those of each file, and the
+/// records whose id an earlier file already had.
+fn side_rejects(spec: &JobSpec, side: &Side) -> Result<Vec<Reject>, EngineError> {
+    let mut parts: Vec<_> = side.parts.iter().collect();
+    parts.sort_by_key(|p| p.file_index);
+    let mut base = BTreeMap::new();
+    let mut next = 0u64;
+    for p in &parts {
+        base.insert(p.file_index, next);
+        next += p.records;
+    }
+    let global = |number: u64| {
+        let (file, row) = split_record_number(number);
+        base.get(&file).copied().unwrap_or(0) + row
+    };
+    let mut rejects = Vec::new();
+    for p in &parts {
+        let offset = base[&p.file_index];
+        for batch in IpcFile::all(&p.rejects_file)? {
+            let (ids, rows, reasons) = (
+                text_column(&batch, "record_id")?,
+                u64_column(&batch, "row")?,
+                text_column(&batch, "reason")?,
+            );
+            for (i, row) in rows.into_iter().enumerate() {
+                rejects.push(Reject {
+                    record_id: ids.get(i).to_owned(),
+                    row: offset + row,
+                    reason: reasons.get(i).to_owned(),
+                });
+            }
+        }
+    }
+    let id_column = &spec.inputs[side.input].id;
+    for batch in IpcFile::all(&side.ids.duplicates_file)? {
+        let (rows, ids) = (u64_column(&batch, "row")?, text_column(&batch, "id")?);
+        for (i, row) in rows.into_iter().enumerate() {
+            rejects.push(Reject {
+                record_id: ids.get(i).to_owned(),
+                row: global(row),
+                reason: format!("duplicate record id (column `{id_column}`)"),
+            });
+        }
+    }
+    rejects.sort_by_key(|r| r.row);
+    Ok(rejects)
+}
+
+/// Connected components of the pairs at or above the threshold. Nodes are left rows, then right rows.
+/// Each component is named after its smallest node, so entity ids do not depend on the order pairs
+/// were found in.
+fn cluster(scored: &[Scored], left: usize, right: usize, threshold: f64) -> (Vec<u32>, u64) {
+    let mut parent: Vec<u32> = (0..(left + right) as u32).collect();
+    fn find(parent: &mut [u32], mut x: u32) -> u32 {
+        while parent[x as usize] != x {
+            parent[x as usize] = parent[parent[x as usize] as usize];
+            x = parent[x as usize];
+        }
+        x
+    }
+    let offset = if right == 0 { 0 } else { left as u32 };
+    for s in scored.iter().filter(|s| s.probability >= threshold) {
+        let (a, b) = (
+            find(&mut parent, s.left),
+            find(&mut parent, s.right + offset),
+        );
+        if a != b {
+            let (low, high) = (a.min(b), a.max(b));
+            parent[high as usize] = low;
+        }
+    }
+    let roots: Vec<u32> = (0..parent.len() as u32)
+        .map(|x| find(&mut parent, x))
+        .collect();
+    let entities = roots
+        .iter()
+        .enumerate()
+        .filter(|&(i, &r)| i as u32 == r)
+        .count() as u64;
+    (roots, entities)
+}
+
+fn text_field(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+fn pairs_schema(comparisons: &[Compiled]) -> SchemaRef {
+    let mut fields = vec![
+        text_field("left_source", false),
+        text_field("left_id", false),
+        text_field("right_source", false),
+        text_field("right_id", false),
+        Field::new("match_weight", DataType::Float64, false),
+        Field::new("match_probability", DataType::Float64, false),
+    ];
+    fields.extend(
+        comparisons
+            .iter()
+            .map(|c| Field::new(format!("gamma_{}", c.name), DataType::UInt8, false)),
+    );
+    fields.push(text_field("rule", false));
+    Arc::new(Schema::new(fields))
+}
+
+fn pairs_batches<'a>(
+    scored: &'a [Scored],
+    comparisons: &'a [Compiled],
+    spec: &'a JobSpec,
+    left: &'a Records,
+    right: &'a Records,
+) -> impl Iterator<Item = RecordBatch> + 'a {
+    scored.chunks(128 * 1024).map(move |chunk| {
+        let n = chunk.len();
+        let mut ls = StringBuilder::with_capacity(n, n * 8);
+        let mut li = StringBuilder::with_capacity(n, n * 12);
+        let mut rs = StringBuilder::with_capacity(n, n * 8);
+        let mut ri = StringBuilder::with_capacity(n, n * 12);
+        let mut w = Float64Builder::with_capacity(n);
+        let mut p = Float64Builder::with_capacity(n);
+        let mut gammas: Vec<UInt8Builder> = comparisons
+            .iter()
+            .map(|_| UInt8Builder::with_capacity(n))
+            .collect();
+        let mut rule = StringBuilder::with_capacity(n, n * 8);
+        for s in chunk {
+            ls.append_value(&left.source);
+            li.append_value(&left.ids[s.left as usize]);
+            rs.append_value(&right.source);
+            ri.append_value(&right.ids[s.right as usize]);
+            w.append_value(s.weight);
+            p.append_value(s.probability);
+            for (i, g) in gammas.iter_mut().enumerate() {
+                g.append_value(gamma_at(s.gammas, i));
+            }
+            rule.append_value(&spec.blocking[usize::from(s.rule)].name);
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(ls.finish()),
+            Arc::new(li.finish()),
+            Arc::new(rs.finish()),
+            Arc::new(ri.finish()),
+            Arc::new(w.finish()),
+            Arc::new(p.finish()),
+        ];
+        columns.extend(gammas.iter_mut().map(|g| Arc::new(g.finish()) as ArrayRef));
+        columns.push(Arc::new(rule.finish()));
+        RecordBatch::try_new(pairs_schema(comparisons), columns).expect("pairs schema")
+    })
+}
+
+fn clusters_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        text_field("source", false),
+        text_field("record_id", false),
+        text_field("entity_id", false),
+    ]))
+}
+
+fn clusters_batches<'a>(
+    left: &'a Records,
+    right: Option<&'a Records>,
+    roots: &'a [u32],
+) -> impl Iterator<Item = RecordBatch> + 'a {
+    let node = move |i: usize| -> (&'a Records, usize) {
+        if i < left.len() {
+            (left, i)
+        } else {
+            (right.unwrap_or(left), i - left.len())
+        }
+    };
+    (0..roots.len())
+        .collect::<Vec<_>>()
+        .chunks(128 * 1024)
+        .map(|c| c.to_vec())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(move |chunk| {
+            let n = chunk.len();
+            let mut source = StringBuilder::with_capacity(n, n * 8);
+            let mut id = StringBuilder::with_capacity(n, n * 12);
+            let mut entity = StringBuilder::with_capacity(n, n * 17);
+            for i in chunk {
+                let (t, r) = node(i);
+                source.append_value(&t.source);
+                id.append_value(&t.ids[r]);
+                let (rt, rr) = node(roots[i] as usize);
+                let h = hash_str(&format!("{}\u{0}{}", rt.source, rt.ids[rr]));
+                entity.append_value(format!("E{h:016x}"));
+            }
+            RecordBatch::try_new(
+                clusters_schema(),
+                vec![
+                    Arc::new(source.finish()),
+                    Arc::new(id.finish()),
+                    Arc::new(entity.finish()),
+                ],
+            )
+            .expect("clusters schema")
+        })
+}
+
+/// One row per left record: its best match on the right, a status, and per comparison whether the two
+/// sides differ and the right side's value.
+fn reconciliation(
+    spec: &JobSpec,
+    comparisons: &[Compiled],
+    scored: &[Scored],
+    (left, right): (&Records, &Records),
+    right_values: &[RecordBatch],
+) -> Result<(RecordBatch, BTreeMap<String, u64>), EngineError> {
+    let (match_t, review_t) = (spec.thresholds.match_, spec.thresholds.review);
+    let n = left.len();
+    let mut left_id = StringBuilder::with_capacity(n, n * 12);
+    let mut status = StringBuilder::with_capacity(n, n * 8);
+    let mut right_id = StringBuilder::with_capacity(n, n * 12);
+    let mut probability = Float64Builder::with_capacity(n);
+    let mut matches = UInt32Builder::with_capacity(n);
+    let mut differs: Vec<BooleanBuilder> = comparisons
+        .iter()
+        .map(|_| BooleanBuilder::with_capacity(n))
+        .collect();
+    let mut values: Vec<StringBuilder> = comparisons
+        .iter()
+        .map(|_| StringBuilder::with_capacity(n, n * 12))
+        .collect();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut i = 0;
+    for l in 0..n {
+        let start = i;
+        while i < scored.len() && scored[i].left as usize == l {
+            i += 1;
+        }
+        let candidates = &scored[start..i];
+        // The best candidate; ties go to the first right record, for determinism.
+        let best = candidates
+            .iter()
+            .fold(None::<&Scored>, |best, s| match best {
+                Some(b) if b.probability >= s.probability => Some(b),
+                _ => Some(s),
+            });
+        let above_match = candidates
+            .iter()
+            .filter(|s| s.probability >= match_t)
+            .count();
+        let state = match best {
+            Some(_) if above_match > 1 => "ambiguous",
+            Some(_) if above_match == 1 => "matched",
+            Some(b) if b.probability >= review_t => "review",
+            _ => "unmatched",
+        };
+        *counts.entry(state.to_owned()).or_default() += 1;
+        left_id.append_value(&left.ids[l]);
+        status.append_value(state);
+        matches.append_value(above_match as u32);
+        let shown = best.filter(|b| b.probability >= review_t);
+        match shown {
+            Some(b) => {
+                right_id.append_value(&right.ids[b.right as usize]);
+                probability.append_value(b.probability);
+                let (batch, row) = (&right_values[b.at.0 as usize], b.at.1 as usize);
+                for (c, comparison) in comparisons.iter().enumerate() {
+                    let g = gamma_at(b.gammas, c);
+                    differs[c].append_option((g != NULL).then_some(g != 1));
+                    let value = batch
+                        .column_by_name(&format!("right_{}", comparison.name))
+                        .and_then(|a| a.as_string_opt::<i32>())
+                        .and_then(|a| (!a.is_null(row)).then(|| a.value(row)));
+                    values[c].append_option(value);
+                }
+            }
+            None => {
+                right_id.append_null();
+                probability.append_option(best.map(|b| b.probability));
+                for c in 0..comparisons.len() {
+                    differs[c].append_null();
+                    values[c].append_null();
+                }
+            }
+        }
+    }
+    let mut fields = vec![
+        text_field("left_id", false),
+        text_field("status", false),
+        text_field("right_id", true),
+        Field::new("match_probability", DataType::Float64, true),
+        Field::new("matches_above_threshold", DataType::UInt32, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(left_id.finish()),
+        Arc::new(status.finish()),
+        Arc::new(right_id.finish()),
+        Arc::new(probability.finish()),
+        Arc::new(matches.finish()),
+    ];
+    for (c, comparison) in comparisons.iter().enumerate() {
+        fields.push(Field::new(
+            format!("{}_differs", comparison.name),
+            DataType::Boolean,
+            true,
+        ));
+        fields.push(text_field(&format!("right_{}", comparison.name), true));
+        columns.push(Arc::new(differs[c].finish()));
+        columns.push(Arc::new(values[c].finish()));
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    Ok((batch, counts))
+}
+
+fn rejects_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        text_field("source", false),
+        text_field("record_id", false),
+        Field::new("row", DataType::UInt64, false),
+        text_field("reason", false),
+    ]))
+}
+
+fn rejects_batch(rejects: &[(&str, Reject)]) -> Result<RecordBatch, EngineError> {
+    let mut source = StringBuilder::new();
+    let mut id = StringBuilder::new();
+    let mut row = UInt64Builder::new();
+    let mut reason = StringBuilder::new();
+    for (s, r) in rejects {
+        source.append_value(*s);
+        id.append_value(&r.record_id);
+        row.append_value(r.row);
+        reason.append_value(&r.reason);
+    }
+    Ok(RecordBatch::try_new(
+        rejects_schema(),
+        vec![
+            Arc::new(source.finish()),
+            Arc::new(id.finish()),
+            Arc::new(row.finish()),
+            Arc::new(reason.finish()),
+        ],
+    )?)
+}

@@ -1,0 +1,1080 @@
+//! Tasks: a job cut into stages of tasks that hand files to each other, so that any process that can
+//! reach the scratch directory can run any task. The embedded runner ([`crate::run_job`]) and the
+//! cluster's workers run the same tasks; the [`Planner`] says which tasks come next from the outputs
+//! committed so far.
+//!
+//! Stages of a link job (a dedupe job has one side, so no steps 3–4):
+//! 1. `standardise <left>`: one task per input file: standardised records written as one Arrow batch
+//!    per partition of their blocking keys (a record goes to each partition one of its keys falls in),
+//!    plus a per-file sample for training, the ids of accepted records, rejects and term frequencies;
+//! 2. `ids <left>`: ids repeated across files become rejects; the left keys, for pruning;
+//! 3. `standardise <right>`: as 1, keeping only records that share a key with the left (pruning);
+//! 4. `ids <right>`;
+//! 5. `compare`: one task per partition: gamma pattern counts for training;
+//! 6. `train`: u from the samples, m by EM over the pattern counts, term-frequency tables;
+//! 7. `score`: one task per partition: scored pairs;
+//! 8. `write`: clusters, reconciliation and every output file (see [`crate::finish`]).
+//!
+//! **Invariant:** a task's output depends only on its [`Task`] (the spec and the committed outputs of
+//! earlier stages it names): never on which attempt, worker or thread count ran it. Records are
+//! numbered by `file_index << 40 | row in file`, which orders them as the input does.
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, RecordBatch, StringBuilder, UInt8Builder, UInt64Array, UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use crate::EngineError;
+use crate::blocking::{Blocks, Index, Oversized};
+use crate::compare::{Compiled, Scratch, compile, gamma_at, gamma_vector};
+use crate::exchange::{
+    IpcFile, batch_to_table, table_schema, table_to_batch, text_column, u64_column, write_ipc,
+};
+use crate::hash::{hash_str, partition_of};
+use crate::job::{SAMPLE_RECORDS, Summary, sample_hash, train};
+use crate::model::{Model, TfTable, probability};
+use crate::output::write_json;
+use crate::scan::input_files;
+use crate::spec::{JobSpec, Level, Mode};
+use crate::standardise::{Plan, SourceCounts, Table, standardise_input};
+
+/// Bits of a record number that hold its row within its file.
+const ROW_BITS: u32 = 40;
+
+/// A record's number: its file and row, ordered as the input is.
+pub fn record_number(file_index: u32, row: u64) -> u64 {
+    (u64::from(file_index) << ROW_BITS) | row
+}
+
+/// The file and row of a record number.
+pub fn split_record_number(number: u64) -> (u32, u64) {
+    ((number >> ROW_BITS) as u32, number & ((1 << ROW_BITS) - 1))
+}
+
+/// One task: what to do, with everything it needs to know.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Task {
+    pub spec: JobSpec,
+    /// The stage's position in the job and its name.
+    pub stage: usize,
+    pub stage_name: String,
+    /// The task's position in its stage.
+    pub index: usize,
+    pub work: Work,
+}
+
+/// What a task does.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Work {
+    Standardise {
+        side: usize,
+        file_index: u32,
+        file: String,
+        /// The other side's keys (link jobs, large side): records sharing none are pruned.
+        prune_by: Option<PathBuf>,
+    },
+    Ids {
+        side: usize,
+        parts: Vec<Part>,
+        /// Write the side's keys for pruning the other side.
+        keys: bool,
+    },
+    Compare {
+        partition: u32,
+        sides: Vec<Side>,
+    },
+    Train {
+        sides: Vec<Side>,
+        compared: Vec<Compared>,
+    },
+    Score {
+        partition: u32,
+        sides: Vec<Side>,
+        trained: Trained,
+    },
+    Write {
+        sides: Vec<Side>,
+        compared: Vec<Compared>,
+        trained: Trained,
+        scored: Vec<ScoredPart>,
+    },
+}
+
+impl Work {
+    /// Tasks over one partition: single-threaded, many per stage.
+    pub fn is_partition_task(&self) -> bool {
+        matches!(self, Work::Compare { .. } | Work::Score { .. })
+    }
+}
+
+/// What a task hands on: small, the files it wrote named inside.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Output {
+    Standardised(Part),
+    Ids(Ids),
+    Compared(Compared),
+    Trained(Trained),
+    Scored(ScoredPart),
+    Written(Box<Summary>),
+}
+
+/// One input file, standardised.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Part {
+    pub file_index: u32,
+    /// Records in the file (lines that were not records included).
+    pub records: u64,
+    pub counts: SourceCounts,
+    /// Standardised records: batch `p` holds partition `p`; the last batch is the training sample.
+    pub partitions_file: PathBuf,
+    /// Every accepted record: `row` (record number), `hash` (of the id), `id`, `kept`.
+    pub ids_file: PathBuf,
+    pub rejects_file: PathBuf,
+    pub tf_file: PathBuf,
+}
+
+/// Ids repeated across the files of one side, and (for pruning) the side's keys.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ids {
+    /// Records whose id an earlier record has: `row`, `id`, sorted by row.
+    pub duplicates_file: PathBuf,
+    pub duplicates: u64,
+    /// Per rule, one batch of sorted distinct keys.
+    pub keys_file: Option<PathBuf>,
+}
+
+/// One side's standardised files and repeated ids.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Side {
+    pub input: usize,
+    pub parts: Vec<Part>,
+    pub ids: Ids,
+}
+
+/// Gamma pattern counts of one partition's candidate pairs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Compared {
+    pub patterns: Vec<(u64, u64)>,
+    /// Per rule: the patterns of every pair whose keys agree under it (its training session).
+    pub sessions: Vec<Vec<(u64, u64)>>,
+    pub per_rule: Vec<u64>,
+    pub prior_pairs: u64,
+    pub oversized: Vec<Oversized>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Trained {
+    pub model_file: PathBuf,
+    pub tf_file: PathBuf,
+}
+
+/// One partition's scored pairs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScoredPart {
+    pub partition: u32,
+    pub pairs: u64,
+    pub pairs_file: PathBuf,
+}
+
+/// A stage to run: its name and tasks.
+#[derive(Clone, Debug)]
+pub struct StagePlan {
+    pub name: String,
+    pub tasks: Vec<Task>,
+}
+
+/// Plans a job's stages one at a time from the outputs committed so far.
+#[derive(Clone, Debug)]
+pub struct Planner {
+    spec: JobSpec,
+    /// Per input, its files.
+    files: Vec<Vec<String>>,
+}
+
+impl Planner {
+    /// Lists the inputs' files: the only IO of planning.
+    pub fn new(spec: JobSpec) -> Result<Planner, EngineError> {
+        let files = spec
+            .inputs
+            .iter()
+            .map(input_files)
+            .collect::<Result<_, _>>()?;
+        Ok(Planner { spec, files })
+    }
+
+    pub fn spec(&self) -> &JobSpec {
+        &self.spec
+    }
+
+    /// The stage after those in `done` (the committed outputs of every earlier stage, in task
+    /// order), or `None` when the job is complete.
+    pub fn next(&self, done: &[Vec<Output>]) -> Result<Option<StagePlan>, EngineError> {
+        let spec = &self.spec;
+        let link = spec.mode == Mode::Link;
+        let stage = done.len();
+        let name_of = |side: usize| spec.inputs[side].name.as_str();
+        let side_of = |std_stage: usize, side: usize| -> Result<Side, EngineError> {
+            Ok(Side {
+                input: side,
+                parts: parts(&done[std_stage])?,
+                ids: one(&done[std_stage + 1], |o| match o {
+                    Output::Ids(i) => Some(i.clone()),
+                    _ => None,
+                })?,
+            })
+        };
+        let sides = || -> Result<Vec<Side>, EngineError> {
+            let mut sides = vec![side_of(0, 0)?];
+            if link {
+                sides.push(side_of(2, 1)?);
+            }
+            Ok(sides)
+        };
+        let first_shared = if link { 4 } else { 2 };
+        let task = |name: &str, index: usize, work: Work| Task {
+            spec: spec.clone(),
+            stage,
+            stage_name: name.to_owned(),
+            index,
+            work,
+        };
+        let plan = |name: String, works: Vec<Work>| StagePlan {
+            tasks: works
+                .into_iter()
+                .enumerate()
+                .map(|(i, w)| task(&name, i, w))
+                .collect(),
+            name,
+        };
+        let standardise = |side: usize, prune_by: Option<PathBuf>| {
+            let works = self.files[side]
+                .iter()
+                .enumerate()
+                .map(|(i, file)| Work::Standardise {
+                    side,
+                    file_index: i as u32,
+                    file: file.clone(),
+                    prune_by: prune_by.clone(),
+                })
+                .collect();
+            plan(format!("standardise {}", name_of(side)), works)
+        };
+        let ids = |side: usize, std_stage: usize| -> Result<StagePlan, EngineError> {
+            Ok(plan(
+                format!("ids {}", name_of(side)),
+                vec![Work::Ids {
+                    side,
+                    parts: parts(&done[std_stage])?,
+                    keys: link && side == 0,
+                }],
+            ))
+        };
+        let partitions = spec.execution.partitions;
+        Ok(Some(match (stage, stage.checked_sub(first_shared)) {
+            (0, _) => standardise(0, None),
+            (1, _) => ids(0, 0)?,
+            (2, None) => {
+                let left = one(&done[1], |o| match o {
+                    Output::Ids(i) => i.keys_file.clone(),
+                    _ => None,
+                })?;
+                standardise(1, Some(left))
+            }
+            (3, None) => ids(1, 2)?,
+            (_, Some(0)) => {
+                let sides = sides()?;
+                plan(
+                    "compare".into(),
+                    (0..partitions)
+                        .map(|partition| Work::Compare {
+                            partition,
+                            sides: sides.clone(),
+                        })
+                        .collect(),
+                )
+            }
+            (_, Some(1)) => plan(
+                "train".into(),
+                vec![Work::Train {
+                    sides: sides()?,
+                    compared: compared(&done[first_shared])?,
+                }],
+            ),
+            (_, Some(2)) => {
+                let sides = sides()?;
+                let trained = trained(&done[first_shared + 1])?;
+                plan(
+                    "score".into(),
+                    (0..partitions)
+                        .map(|partition| Work::Score {
+                            partition,
+                            sides: sides.clone(),
+                            trained: trained.clone(),
+                        })
+                        .collect(),
+                )
+            }
+            (_, Some(3)) => plan(
+                "write".into(),
+                vec![Work::Write {
+                    sides: sides()?,
+                    compared: compared(&done[first_shared])?,
+                    trained: trained(&done[first_shared + 1])?,
+                    scored: done[first_shared + 2]
+                        .iter()
+                        .map(|o| match o {
+                            Output::Scored(s) => Ok(s.clone()),
+                            _ => Err(out_of_order()),
+                        })
+                        .collect::<Result<_, _>>()?,
+                }],
+            ),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+fn out_of_order() -> EngineError {
+    EngineError::Other("task outputs do not match the job's stages".into())
+}
+
+fn parts(outputs: &[Output]) -> Result<Vec<Part>, EngineError> {
+    outputs
+        .iter()
+        .map(|o| match o {
+            Output::Standardised(p) => Ok(p.clone()),
+            _ => Err(out_of_order()),
+        })
+        .collect()
+}
+
+fn one<T>(outputs: &[Output], pick: impl Fn(&Output) -> Option<T>) -> Result<T, EngineError> {
+    match outputs {
+        [o] => pick(o).ok_or_else(out_of_order),
+        _ => Err(out_of_order()),
+    }
+}
+
+fn compared(outputs: &[Output]) -> Result<Vec<Compared>, EngineError> {
+    outputs
+        .iter()
+        .map(|o| match o {
+            Output::Compared(c) => Ok(c.clone()),
+            _ => Err(out_of_order()),
+        })
+        .collect()
+}
+
+fn trained(outputs: &[Output]) -> Result<Trained, EngineError> {
+    one(outputs, |o| match o {
+        Output::Trained(t) => Some(t.clone()),
+        _ => None,
+    })
+}
+
+/// Runs one task. `attempt` names this run of it: every file it writes carries it, so two attempts of
+/// one task never write the same file. `scratch` is the job's scratch directory.
+pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
+    let spec = &task.spec;
+    let base = spec.scratch_dir().join(format!(
+        "{:02}-{}",
+        task.stage,
+        task.stage_name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    ));
+    let file = |what: &str| base.join(format!("{:05}-{attempt}.{what}", task.index));
+    match &task.work {
+        Work::Standardise {
+            side,
+            file_index,
+            file: input_file,
+            prune_by,
+        } => standardise(
+            spec,
+            *side,
+            *file_index,
+            input_file,
+            prune_by.as_deref(),
+            &file,
+        )
+        .map(Output::Standardised),
+        Work::Ids { side, parts, keys } => {
+            ids(spec, *side, parts, *keys, &file).map(Output::Ids)
+        }
+        Work::Compare { partition, sides } => {
+            compare(spec, *partition, sides).map(Output::Compared)
+        }
+        Work::Train { sides, compared } => {
+            train_task(spec, sides, compared, &file).map(Output::Trained)
+        }
+        Work::Score {
+            partition,
+            sides,
+            trained,
+        } => score(spec, *partition, sides, trained, &file).map(Output::Scored),
+        Work::Write {
+            sides,
+            compared,
+            trained,
+            scored,
+        } => crate::finish::write(spec, sides, compared, trained, scored)
+            .map(|s| Output::Written(Box::new(s))),
+    }
+}
+
+/// Keeps the `k` smallest hashes offered.
+struct BottomK {
+    k: usize,
+    heap: BinaryHeap<u64>,
+}
+
+impl BottomK {
+    fn new(k: usize) -> Self {
+        BottomK {
+            k,
+            heap: BinaryHeap::new(),
+        }
+    }
+
+    fn offer(&mut self, h: u64) -> bool {
+        if self.heap.len() < self.k {
+            self.heap.push(h);
+            true
+        } else if self.heap.peek().is_some_and(|&max| h < max) {
+            self.heap.pop();
+            self.heap.push(h);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether `h` is among the kept hashes (given it was offered).
+    fn holds(&self, h: u64) -> bool {
+        self.heap.len() < self.k || self.heap.peek().is_some_and(|&max| h <= max)
+    }
+}
+
+/// The seeds of the samples a side's records are drawn into: the left side's and the right side's
+/// (both from the one side of a dedupe job).
+pub(crate) fn sample_seeds(spec: &JobSpec, side: usize) -> Vec<u64> {
+    let seed = spec.training.seed;
+    match (spec.mode, side) {
+        (Mode::Dedupe, _) => vec![seed, seed ^ 0x5eed],
+        (Mode::Link, 0) => vec![seed],
+        (Mode::Link, _) => vec![seed ^ 0x5eed],
+    }
+}
+
+fn ids_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("row", DataType::UInt64, false),
+        Field::new("hash", DataType::UInt64, false),
+        Field::new("id", DataType::Utf8, false),
+        Field::new("kept", DataType::UInt8, false),
+    ]))
+}
+
+pub(crate) fn rejects_file_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("record_id", DataType::Utf8, false),
+        Field::new("row", DataType::UInt64, false),
+        Field::new("reason", DataType::Utf8, false),
+    ]))
+}
+
+fn keys_of(file: &Path) -> Result<Vec<Vec<u64>>, EngineError> {
+    IpcFile::all(file)?
+        .iter()
+        .map(|b| u64_column(b, "key"))
+        .collect()
+}
+
+/// The partitions a record's keys fall in, each once.
+fn partitions_of(table: &Table, row: usize, partitions: u32, out: &mut Vec<u32>) {
+    out.clear();
+    for keys in &table.keys {
+        let k = keys[row];
+        if k != 0 {
+            let p = partition_of(k, partitions);
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+}
+
+fn standardise(
+    spec: &JobSpec,
+    side: usize,
+    file_index: u32,
+    input_file: &str,
+    prune_by: Option<&Path>,
+    file: &dyn Fn(&str) -> PathBuf,
+) -> Result<Part, EngineError> {
+    let input = &spec.inputs[side];
+    let comparisons = compile(spec);
+    let other_keys = prune_by.map(keys_of).transpose()?;
+    let seeds = sample_seeds(spec, side);
+    let mut samples: Vec<BottomK> = seeds.iter().map(|_| BottomK::new(SAMPLE_RECORDS)).collect();
+    let mut tf: Vec<TfTable> = comparisons.iter().map(|_| TfTable::default()).collect();
+    let mut accepted = (
+        UInt64Builder::new(),
+        UInt64Builder::new(),
+        StringBuilder::new(),
+        UInt8Builder::new(),
+    );
+    // Per record of the table being built, whether it shares a key with the other side.
+    let mut shares: Vec<bool> = Vec::new();
+    let mut buf = (String::new(), String::new());
+    let mut keep = |t: &Table, r: usize| {
+        for (c, table) in comparisons.iter().zip(tf.iter_mut()) {
+            if c.term_frequency
+                && let Some(v) = c.tf_value(t, r, &mut buf)
+            {
+                *table.counts.entry(v.to_owned()).or_default() += 1;
+                table.total += 1;
+            }
+        }
+        let id = t.ids.get(r);
+        let mut sampled = false;
+        for (sample, seed) in samples.iter_mut().zip(&seeds) {
+            sampled |= sample.offer(sample_hash(*seed, id));
+        }
+        let shared = other_keys.as_ref().is_none_or(|other| {
+            other
+                .iter()
+                .zip(&t.keys)
+                .any(|(set, keys)| keys[r] != 0 && set.binary_search(&keys[r]).is_ok())
+        });
+        accepted.0.append_value(record_number(file_index, t.rows[r]));
+        accepted.1.append_value(hash_str(id));
+        accepted.2.append_value(id);
+        accepted.3.append_value(u8::from(shared));
+        if shared || sampled {
+            shares.push(shared);
+        }
+        shared || sampled
+    };
+    let files = [input_file.to_owned()];
+    let result = standardise_input(spec, input, &files, Some(&mut keep), |_| {})?;
+    let mut table = result.table;
+    for row in table.rows.iter_mut() {
+        *row = record_number(file_index, *row);
+    }
+
+    // Standardised records by partition, then the sample.
+    let partitions = spec.execution.partitions;
+    let mut by_partition: Vec<Vec<usize>> = vec![Vec::new(); partitions as usize];
+    let mut in_sample = Vec::new();
+    let mut scratch = Vec::new();
+    for (r, &shared) in shares.iter().enumerate() {
+        if shared {
+            partitions_of(&table, r, partitions, &mut scratch);
+            for &p in &scratch {
+                by_partition[p as usize].push(r);
+            }
+        }
+        let id = table.ids.get(r);
+        if samples
+            .iter()
+            .zip(&seeds)
+            .any(|(s, seed)| s.holds(sample_hash(*seed, id)))
+        {
+            in_sample.push(r);
+        }
+    }
+    let schema = table_schema(spec, input);
+    let partitions_file = file("partitions.arrow");
+    write_ipc(
+        &partitions_file,
+        &schema,
+        by_partition
+            .iter()
+            .chain(std::iter::once(&in_sample))
+            .map(|rows| table_to_batch(&schema, &table.select(rows))),
+    )?;
+    let ids_file = file("ids.arrow");
+    let ids_batch = RecordBatch::try_new(
+        ids_schema(),
+        vec![
+            Arc::new(accepted.0.finish()) as ArrayRef,
+            Arc::new(accepted.1.finish()),
+            Arc::new(accepted.2.finish()),
+            Arc::new(accepted.3.finish()),
+        ],
+    )?;
+    write_ipc(&ids_file, &ids_schema(), [Ok(ids_batch)])?;
+    let rejects_file = file("rejects.arrow");
+    let mut rejects = (StringBuilder::new(), UInt64Builder::new(), StringBuilder::new());
+    for r in &result.rejects {
+        rejects.0.append_value(&r.record_id);
+        rejects.1.append_value(r.row);
+        rejects.2.append_value(&r.reason);
+    }
+    let rejects_batch = RecordBatch::try_new(
+        rejects_file_schema(),
+        vec![
+            Arc::new(rejects.0.finish()) as ArrayRef,
+            Arc::new(rejects.1.finish()),
+            Arc::new(rejects.2.finish()),
+        ],
+    )?;
+    write_ipc(&rejects_file, &rejects_file_schema(), [Ok(rejects_batch)])?;
+    let tf_file = file("tf.json");
+    write_json(&tf_file, &tf)?;
+    Ok(Part {
+        file_index,
+        records: result.counts.input,
+        counts: result.counts,
+        partitions_file,
+        ids_file,
+        rejects_file,
+        tf_file,
+    })
+}
+
+fn duplicates_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("row", DataType::UInt64, false),
+        Field::new("id", DataType::Utf8, false),
+    ]))
+}
+
+fn ids(
+    spec: &JobSpec,
+    side: usize,
+    parts: &[Part],
+    keys: bool,
+    file: &dyn Fn(&str) -> PathBuf,
+) -> Result<Ids, EngineError> {
+    // Every accepted record's id hash; a hash seen at an earlier record number is a repeated id (a
+    // false repeat needs a 64-bit collision). Parts were each checked on their own already.
+    let mut hashes: Vec<(u64, u64, u32)> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        for batch in IpcFile::all(&part.ids_file)? {
+            let (rows, h) = (u64_column(&batch, "row")?, u64_column(&batch, "hash")?);
+            hashes.extend(h.into_iter().zip(rows).map(|(h, r)| (h, r, i as u32)));
+        }
+    }
+    hashes.sort_unstable();
+    let mut repeated: Vec<(u64, u32)> = hashes
+        .chunk_by(|a, b| a.0 == b.0)
+        .flat_map(|run| run[1..].iter().map(|&(_, row, part)| (row, part)))
+        .collect();
+    drop(hashes);
+    repeated.sort_unstable();
+    let mut out = (UInt64Builder::new(), StringBuilder::new());
+    for (part, rows) in repeated.chunk_by(|a, b| a.1 == b.1).map(|c| (c[0].1, c)) {
+        let batch = IpcFile::all(&parts[part as usize].ids_file)?;
+        for b in &batch {
+            let (all_rows, ids) = (u64_column(b, "row")?, text_column(b, "id")?);
+            for &(row, _) in rows {
+                if let Ok(at) = all_rows.binary_search(&row) {
+                    out.0.append_value(row);
+                    out.1.append_value(ids.get(at));
+                }
+            }
+        }
+    }
+    let duplicates_file = file("duplicates.arrow");
+    let batch = RecordBatch::try_new(
+        duplicates_schema(),
+        vec![
+            Arc::new(out.0.finish()) as ArrayRef,
+            Arc::new(out.1.finish()),
+        ],
+    )?;
+    let duplicates = batch.num_rows() as u64;
+    write_ipc(&duplicates_file, &duplicates_schema(), [Ok(batch)])?;
+    let repeated: Vec<u64> = repeated.into_iter().map(|(r, _)| r).collect();
+
+    let keys_file = if keys {
+        let rules = spec.blocking.len();
+        let mut sets: Vec<Vec<u64>> = vec![Vec::new(); rules];
+        for part in parts {
+            let mut f = IpcFile::open(&part.partitions_file)?;
+            for p in 0..spec.execution.partitions as usize {
+                let batch = f.batch(p)?;
+                let rows = u64_column(&batch, "_row")?;
+                for (q, set) in sets.iter_mut().enumerate() {
+                    let keys = u64_column(&batch, &format!("_key{q}"))?;
+                    set.extend(
+                        keys.into_iter()
+                            .zip(&rows)
+                            .filter(|(k, r)| *k != 0 && repeated.binary_search(r).is_err())
+                            .map(|(k, _)| k),
+                    );
+                }
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![Field::new("key", DataType::UInt64, false)]));
+        let path = file("keys.arrow");
+        write_ipc(
+            &path,
+            &schema,
+            sets.into_iter().map(|mut set| {
+                set.sort_unstable();
+                set.dedup();
+                Ok(RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(UInt64Array::from(set)) as ArrayRef],
+                )?)
+            }),
+        )?;
+        Some(path)
+    } else {
+        None
+    };
+    let _ = side;
+    Ok(Ids {
+        duplicates_file,
+        duplicates,
+        keys_file,
+    })
+}
+
+/// The record numbers of a side's repeated ids, sorted.
+pub(crate) fn repeated_rows(side: &Side) -> Result<Vec<u64>, EngineError> {
+    let mut rows = Vec::new();
+    for batch in IpcFile::all(&side.ids.duplicates_file)? {
+        rows.extend(u64_column(&batch, "row")?);
+    }
+    rows.sort_unstable();
+    Ok(rows)
+}
+
+/// Batch `batch` of every part of a side, as one table in record order, without repeated ids.
+fn load_side(spec: &JobSpec, side: &Side, batch: usize) -> Result<Table, EngineError> {
+    let input = &spec.inputs[side.input];
+    let repeated = repeated_rows(side)?;
+    let mut table = Plan::new(spec, input).empty_table();
+    let mut parts: Vec<&Part> = side.parts.iter().collect();
+    parts.sort_by_key(|p| p.file_index);
+    for part in parts {
+        let b = IpcFile::open(&part.partitions_file)?.batch(batch)?;
+        let t = batch_to_table(spec, input, &b)?;
+        if repeated.is_empty() {
+            table.append(t);
+        } else {
+            let rows: Vec<usize> = (0..t.len())
+                .filter(|&r| repeated.binary_search(&t.rows[r]).is_err())
+                .collect();
+            table.append(t.select(&rows));
+        }
+    }
+    Ok(table)
+}
+
+/// Both sides' records of one partition (the same table twice for dedupe).
+struct Loaded {
+    left: Table,
+    right: Option<Table>,
+}
+
+impl Loaded {
+    fn new(spec: &JobSpec, sides: &[Side], batch: usize) -> Result<Loaded, EngineError> {
+        Ok(Loaded {
+            left: load_side(spec, &sides[0], batch)?,
+            right: sides
+                .get(1)
+                .map(|s| load_side(spec, s, batch))
+                .transpose()?,
+        })
+    }
+
+    fn right(&self) -> &Table {
+        self.right.as_ref().unwrap_or(&self.left)
+    }
+}
+
+/// Calls `each(left_row, right_row, rule)` for the candidate pairs of `partition`.
+fn for_each_pair(
+    spec: &JobSpec,
+    loaded: &Loaded,
+    partition: u32,
+    each: impl FnMut(usize, usize, usize),
+) -> Vec<Oversized> {
+    let partitions = spec.execution.partitions;
+    let left_index = Index::build(&loaded.left, partitions);
+    let right_index = loaded
+        .right
+        .as_ref()
+        .map(|r| Index::build(r, partitions));
+    let blocks = Blocks {
+        left: &loaded.left,
+        right: loaded.right(),
+        left_index: &left_index,
+        right_index: right_index.as_ref().unwrap_or(&left_index),
+        dedupe: loaded.right.is_none(),
+        max_block_pairs: spec.execution.max_block_pairs,
+    };
+    blocks.for_each_pair(partition, each)
+}
+
+fn prior_rule(spec: &JobSpec) -> Option<usize> {
+    spec.training
+        .prior_rule
+        .as_ref()
+        .and_then(|name| spec.blocking.iter().position(|b| &b.name == name))
+}
+
+fn compare(spec: &JobSpec, partition: u32, sides: &[Side]) -> Result<Compared, EngineError> {
+    let loaded = Loaded::new(spec, sides, partition as usize)?;
+    let comparisons = compile(spec);
+    let prior_rule = prior_rule(spec);
+    let rules = spec.blocking.len();
+    let (left, right) = (&loaded.left, loaded.right());
+    let mut patterns: HashMap<u64, u64> = HashMap::new();
+    let mut sessions: Vec<HashMap<u64, u64>> = vec![HashMap::new(); rules];
+    let mut per_rule = vec![0u64; rules];
+    let mut prior_pairs = 0;
+    let mut scratch = Scratch::default();
+    let oversized = for_each_pair(spec, &loaded, partition, |l, r, rule| {
+        let g = gamma_vector(&comparisons, left, l, right, r, &mut scratch);
+        *patterns.entry(g).or_default() += 1;
+        per_rule[rule] += 1;
+        for (q, session) in sessions.iter_mut().enumerate() {
+            let k = left.keys[q][l];
+            if k != 0 && k == right.keys[q][r] {
+                *session.entry(g).or_default() += 1;
+                if prior_rule == Some(q) {
+                    prior_pairs += 1;
+                }
+            }
+        }
+    });
+    let sorted = |m: HashMap<u64, u64>| -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = m.into_iter().collect();
+        v.sort_unstable();
+        v
+    };
+    Ok(Compared {
+        patterns: sorted(patterns),
+        sessions: sessions.into_iter().map(sorted).collect(),
+        per_rule,
+        prior_pairs,
+        oversized,
+    })
+}
+
+/// Accepted records of a side: those read, less those rejected across files for a repeated id.
+fn accepted(side: &Side) -> u64 {
+    side.parts.iter().map(|p| p.counts.accepted).sum::<u64>() - side.ids.duplicates
+}
+
+fn train_task(
+    spec: &JobSpec,
+    sides: &[Side],
+    compared: &[Compared],
+    file: &dyn Fn(&str) -> PathBuf,
+) -> Result<Trained, EngineError> {
+    let comparisons = compile(spec);
+    let mut patterns: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut sessions: Vec<BTreeMap<u64, u64>> = vec![BTreeMap::new(); spec.blocking.len()];
+    let (mut candidate_pairs, mut prior_pairs) = (0, 0);
+    for c in compared {
+        for &(g, n) in &c.patterns {
+            *patterns.entry(g).or_default() += n;
+        }
+        for (q, session) in c.sessions.iter().enumerate() {
+            for &(g, n) in session {
+                *sessions[q].entry(g).or_default() += n;
+            }
+        }
+        candidate_pairs += c.per_rule.iter().sum::<u64>();
+        prior_pairs += c.prior_pairs;
+    }
+    let mut tf: Vec<TfTable> = comparisons.iter().map(|_| TfTable::default()).collect();
+    for part in sides.iter().flat_map(|s| &s.parts) {
+        let text = std::fs::read_to_string(&part.tf_file)
+            .map_err(|e| EngineError::Other(format!("{}: {e}", part.tf_file.display())))?;
+        let tables: Vec<TfTable> = serde_json::from_str(&text)
+            .map_err(|e| EngineError::Other(format!("{}: {e}", part.tf_file.display())))?;
+        for (a, b) in tf.iter_mut().zip(tables) {
+            a.merge(b);
+        }
+    }
+    let samples: Vec<Table> = sides
+        .iter()
+        .map(|s| load_side(spec, s, spec.execution.partitions as usize))
+        .collect::<Result<_, _>>()?;
+    let total_pairs = match sides {
+        [one] => {
+            let n = accepted(one) as f64;
+            n * (n - 1.0) / 2.0
+        }
+        _ => accepted(&sides[0]) as f64 * accepted(&sides[1]) as f64,
+    };
+    let model = match &spec.training.model {
+        Some(path) => Model::load(path, &comparisons)?,
+        None => train(
+            spec,
+            &comparisons,
+            (&samples[0], samples.last().unwrap_or(&samples[0])),
+            (&patterns, &sessions),
+            (
+                prior_rule(spec),
+                prior_pairs,
+                candidate_pairs,
+                total_pairs.max(1.0),
+            ),
+            &tf,
+        ),
+    };
+    let (model_file, tf_file) = (file("model.json"), file("tf.json"));
+    write_json(&model_file, &model)?;
+    write_json(&tf_file, &tf)?;
+    Ok(Trained {
+        model_file,
+        tf_file,
+    })
+}
+
+/// The trained model and term-frequency tables.
+pub(crate) fn load_trained(
+    trained: &Trained,
+    comparisons: &[Compiled],
+) -> Result<(Model, Vec<TfTable>), EngineError> {
+    let model = Model::load(&trained.model_file, comparisons)?;
+    let text = std::fs::read_to_string(&trained.tf_file)
+        .map_err(|e| EngineError::Other(format!("{}: {e}", trained.tf_file.display())))?;
+    let tf = serde_json::from_str(&text)
+        .map_err(|e| EngineError::Other(format!("{}: {e}", trained.tf_file.display())))?;
+    Ok((model, tf))
+}
+
+pub(crate) fn pairs_file_schema(comparisons: &[Compiled]) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("left_row", DataType::UInt64, false),
+        Field::new("right_row", DataType::UInt64, false),
+        Field::new("weight", DataType::Float64, false),
+        Field::new("probability", DataType::Float64, false),
+        Field::new("gammas", DataType::UInt64, false),
+        Field::new("rule", DataType::UInt8, false),
+    ];
+    fields.extend(
+        comparisons
+            .iter()
+            .map(|c| Field::new(format!("right_{}", c.name), DataType::Utf8, true)),
+    );
+    Arc::new(Schema::new(fields))
+}
+
+fn score(
+    spec: &JobSpec,
+    partition: u32,
+    sides: &[Side],
+    trained: &Trained,
+    file: &dyn Fn(&str) -> PathBuf,
+) -> Result<ScoredPart, EngineError> {
+    let comparisons = compile(spec);
+    let (model, tf_tables) = load_trained(trained, &comparisons)?;
+    let loaded = Loaded::new(spec, sides, partition as usize)?;
+    let (left, right) = (&loaded.left, loaded.right());
+    let weights = model.weights();
+    let prior_weight = model.prior_weight();
+    let min_probability = spec.execution.min_pair_probability;
+    let review = spec.thresholds.review;
+    let tf_first_level: Vec<bool> = comparisons
+        .iter()
+        .map(|c| c.term_frequency && matches!(c.levels[0], Level::Exact | Level::ExactKey))
+        .collect();
+    let mut scratch = Scratch::default();
+    let mut buf = (String::new(), String::new());
+    let mut out = (
+        UInt64Builder::new(),
+        UInt64Builder::new(),
+        arrow::array::Float64Builder::new(),
+        arrow::array::Float64Builder::new(),
+        UInt64Builder::new(),
+        UInt8Builder::new(),
+    );
+    let mut shown: Vec<StringBuilder> = comparisons.iter().map(|_| StringBuilder::new()).collect();
+    let mut pairs = 0u64;
+    for_each_pair(spec, &loaded, partition, |l, r, rule| {
+        let gammas = gamma_vector(&comparisons, left, l, right, r, &mut scratch);
+        let mut weight = prior_weight;
+        for (i, c) in comparisons.iter().enumerate() {
+            let g = gamma_at(gammas, i);
+            if g == 1 && tf_first_level[i] {
+                let frequency = c
+                    .tf_value(left, l, &mut buf)
+                    .and_then(|v| tf_tables[i].frequency(v));
+                if let Some(f) = frequency {
+                    weight += (model.m_of(i, 1) / f.max(1e-12)).log2();
+                    continue;
+                }
+            }
+            weight += weights[i][usize::from(g)];
+        }
+        let p = probability(weight);
+        if p < min_probability {
+            return;
+        }
+        pairs += 1;
+        out.0.append_value(left.rows[l]);
+        out.1.append_value(right.rows[r]);
+        out.2.append_value(weight);
+        out.3.append_value(p);
+        out.4.append_value(gammas);
+        out.5.append_value(rule as u8);
+        // The right side's values, for the reconciliation table of pairs worth showing.
+        for (c, b) in comparisons.iter().zip(shown.iter_mut()) {
+            b.append_option((p >= review).then(|| c.display(right, r)).flatten());
+        }
+    });
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(out.0.finish()),
+        Arc::new(out.1.finish()),
+        Arc::new(out.2.finish()),
+        Arc::new(out.3.finish()),
+        Arc::new(out.4.finish()),
+        Arc::new(out.5.finish()),
+    ];
+    columns.extend(shown.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    let schema = pairs_file_schema(&comparisons);
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let pairs_file = file("pairs.arrow");
+    write_ipc(&pairs_file, &schema, [Ok(batch)])?;
+    Ok(ScoredPart {
+        partition,
+        pairs,
+        pairs_file,
+    })
+}
+
+/// Every record kept on a side (accepted, not a repeated id, and for a pruned side sharing a key):
+/// record numbers in order and ids.
+pub(crate) fn kept_records(side: &Side) -> Result<(Vec<u64>, Vec<String>), EngineError> {
+    let repeated: HashSet<u64> = repeated_rows(side)?.into_iter().collect();
+    let mut parts: Vec<&Part> = side.parts.iter().collect();
+    parts.sort_by_key(|p| p.file_index);
+    let (mut rows, mut ids) = (Vec::new(), Vec::new());
+    for part in parts {
+        for batch in IpcFile::all(&part.ids_file)? {
+            let (r, i) = (u64_column(&batch, "row")?, text_column(&batch, "id")?);
+            let kept = batch
+                .column_by_name("kept")
+                .and_then(|c| {
+                    c.as_any()
+                        .downcast_ref::<arrow::array::UInt8Array>()
+                        .cloned()
+                })
+                .ok_or_else(|| EngineError::Other("ids file: no column `kept`".into()))?;
+            for (at, row) in r.into_iter().enumerate() {
+                if kept.value(at) == 1 && !repeated.contains(&row) {
+                    rows.push(row);
+                    ids.push(i.get(at).to_owned());
+                }
+            }
+        }
+    }
+    Ok((rows, ids))
+}

@@ -388,6 +388,8 @@ pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
         task.stage,
         task.stage_name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
     ));
+    std::fs::create_dir_all(&base)
+        .map_err(|e| EngineError::Other(format!("scratch {}: {e}", base.display())))?;
     let file = |what: &str| base.join(format!("{:05}-{attempt}.{what}", task.index));
     match &task.work {
         Work::Standardise {

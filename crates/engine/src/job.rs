@@ -162,6 +162,7 @@ fn run_in_pool(spec: &JobSpec, progress: &dyn Progress) -> Result<Summary, Engin
     let left = stage.run(&format!("standardise {}", left_input.name), None, |p| {
         standardise_input(spec, left_input, None, |n| p.advance(n))
     })?;
+    let mut right_terms: Vec<TfTable> = vec![TfTable::default(); comparisons.len()];
     let right = if dedupe {
         None
     } else {
@@ -176,7 +177,11 @@ fn run_in_pool(spec: &JobSpec, progress: &dyn Progress) -> Result<Summary, Engin
             k: SAMPLE_RECORDS,
             heap: BinaryHeap::new(),
         };
+        let mut tf_buf = (String::new(), String::new());
         let mut keep = |t: &Table, r: usize| {
+            // Term frequencies over every accepted record, before pruning: the pruned side is the
+            // records most like the other side's, so its values would look more common than they are.
+            count_terms(&comparisons, t, r, &mut right_terms, &mut tf_buf);
             let shares_key = key_sets
                 .iter()
                 .zip(&t.keys)
@@ -288,11 +293,7 @@ fn run_in_pool(spec: &JobSpec, progress: &dyn Progress) -> Result<Summary, Engin
         left.counts.accepted as f64 * right_accepted as f64
     };
     let tf_tables = stage.run("term frequencies", None, |_| {
-        Ok(term_frequencies(
-            &comparisons,
-            left_table,
-            (!dedupe).then_some(right_table),
-        ))
+        Ok(term_frequencies(&comparisons, left_table, right_terms))
     })?;
     let model = stage.run("train", None, |_| match &spec.training.model {
         Some(path) => Model::load(path, &comparisons),
@@ -478,24 +479,42 @@ fn run_in_pool(spec: &JobSpec, progress: &dyn Progress) -> Result<Summary, Engin
     Ok(summary)
 }
 
-/// Term-frequency tables for the comparisons that ask for them, over every record of both sides.
-fn term_frequencies(comparisons: &[Compiled], left: &Table, right: Option<&Table>) -> Vec<TfTable> {
+/// Adds record `row` of `t` to the term-frequency tables of the comparisons that ask for them.
+fn count_terms(
+    comparisons: &[Compiled],
+    t: &Table,
+    row: usize,
+    tables: &mut [TfTable],
+    buf: &mut (String, String),
+) {
+    for (c, table) in comparisons.iter().zip(tables) {
+        if c.term_frequency
+            && let Some(v) = c.tf_value(t, row, buf)
+        {
+            table.add(v);
+        }
+    }
+}
+
+/// Term-frequency tables for the comparisons that ask for them, over every accepted record of both
+/// sides: the left table's counted here, and `right`, the right side's counted as it was read (before
+/// pruning; empty in a dedupe job).
+fn term_frequencies(comparisons: &[Compiled], left: &Table, right: Vec<TfTable>) -> Vec<TfTable> {
     comparisons
         .par_iter()
-        .map(|c| {
+        .zip(right)
+        .map(|(c, right)| {
             let mut table = TfTable::default();
             if !c.term_frequency {
                 return table;
             }
             let mut buf = (String::new(), String::new());
-            for t in std::iter::once(left).chain(right) {
-                for row in 0..t.len() {
-                    if let Some(v) = c.tf_value(t, row, &mut buf) {
-                        *table.counts.entry(v.to_owned()).or_default() += 1;
-                        table.total += 1;
-                    }
+            for row in 0..left.len() {
+                if let Some(v) = c.tf_value(left, row, &mut buf) {
+                    table.add(v);
                 }
             }
+            table.merge(right);
             table
         })
         .collect()
@@ -511,9 +530,13 @@ fn train(
     tf_tables: &[TfTable],
 ) -> Model {
     let seed = spec.training.seed;
-    let left_sample = sample_rows(left, seed);
-    let right_sample = sample_rows(right, seed ^ 0x5eed);
     let dedupe = spec.mode == Mode::Dedupe;
+    let left_sample = sample_rows(left, seed);
+    // A link job's right table is pruned to the records that share a key with the left side, plus the
+    // uniform sample kept while reading it: the smallest id hashes under `seed`, which this draws
+    // again. Any other seed would draw mostly kept records, the left side's look-alikes, and bias u.
+    // A dedupe job draws both samples from one table, so the right one takes another seed.
+    let right_sample = sample_rows(right, if dedupe { seed ^ 0x5eed } else { seed });
     let pairs = spec.training.u_pairs;
     let chunks = 64u64;
     let counts: Vec<Vec<Vec<u64>>> = (0..chunks)
@@ -551,20 +574,24 @@ fn train(
     let u = model::u_from_counts(comparisons, &total);
     // One EM session per blocking rule, over the pairs that agree on its keys, without the
     // comparisons of the rule's own fields (those pairs agree on them by construction, which would
-    // teach EM that "match" means "same blocking key"). Each comparison's m is the average of the
-    // sessions that estimated it, weighted by their expected matches; a comparison no session can
-    // estimate takes the m of one session over all candidate pairs.
-    let everything = vec![true; comparisons.len()];
+    // teach EM that "match" means "same blocking key"). Sessions run in file order, and a comparison's
+    // m comes from the first session that can estimate it; later sessions hold it fixed. Rules on
+    // identifiers come first, and their pairs are nearly all matches; a rule on names and birth date
+    // also finds namesakes, who agree on much more than random pairs do (sex, middle name, region), so
+    // a session of its own would take them for matches and learn that matches often differ in ID and
+    // phone. A comparison no session can estimate takes the m of one session over all candidate
+    // pairs.
+    let all_free = vec![model::Role::Free; comparisons.len()];
     let em = model::em(
         comparisons,
-        &everything,
+        &all_free,
+        &u,
         patterns,
         &u,
         spec.training.em_iterations,
         spec.training.em_tolerance,
     );
-    let mut m_sum: Vec<Vec<f64>> = comparisons.iter().map(|c| vec![0.0; c.gammas()]).collect();
-    let mut m_weight = vec![0.0; comparisons.len()];
+    let mut known: Vec<Option<Vec<f64>>> = vec![None; comparisons.len()];
     let mut iterations = em.iterations;
     let mut converged = em.converged;
     for (rule, session) in spec.blocking.iter().zip(sessions) {
@@ -577,13 +604,32 @@ fn train(
             .iter()
             .map(|k| k.split_once('.').map_or(k.as_str(), |(f, _)| f))
             .collect();
-        let active: Vec<bool> = comparisons
+        let roles: Vec<model::Role> = comparisons
             .iter()
-            .map(|c| !fields.contains(&spec.fields.keys().nth(c.field).map_or("", String::as_str)))
+            .zip(&known)
+            .map(|(c, known)| {
+                let field = spec.fields.keys().nth(c.field).map_or("", String::as_str);
+                if fields.contains(&field) {
+                    model::Role::Off
+                } else if known.is_some() {
+                    model::Role::Fixed
+                } else {
+                    model::Role::Free
+                }
+            })
+            .collect();
+        if !roles.contains(&model::Role::Free) {
+            continue;
+        }
+        let start: Vec<Vec<f64>> = known
+            .iter()
+            .zip(&u)
+            .map(|(k, u)| k.clone().unwrap_or_else(|| u.clone()))
             .collect();
         let result = model::em(
             comparisons,
-            &active,
+            &roles,
+            &start,
             session,
             &u,
             spec.training.em_iterations,
@@ -591,24 +637,16 @@ fn train(
         );
         iterations += result.iterations;
         converged &= result.converged;
-        let matches = result.lambda * pairs as f64;
-        for (i, on) in active.iter().enumerate() {
-            if *on {
-                for (sum, m) in m_sum[i].iter_mut().zip(&result.m[i]) {
-                    *sum += m * matches;
-                }
-                m_weight[i] += matches;
+        for (i, role) in roles.iter().enumerate() {
+            if *role == model::Role::Free {
+                known[i] = Some(result.m[i].clone());
             }
         }
     }
-    let m: Vec<Vec<f64>> = (0..comparisons.len())
-        .map(|i| {
-            if m_weight[i] > 0.0 {
-                m_sum[i].iter().map(|s| s / m_weight[i]).collect()
-            } else {
-                em.m[i].clone()
-            }
-        })
+    let m: Vec<Vec<f64>> = known
+        .into_iter()
+        .zip(&em.m)
+        .map(|(k, all)| k.unwrap_or_else(|| all.clone()))
         .collect();
     let (prior, prior_from) = match prior_rule {
         Some(rule) => (

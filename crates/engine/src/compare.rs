@@ -4,7 +4,7 @@
 //! Gamma codes: 0 is the null level (a side is missing), 1..=L the spec's levels in order, L+1 "else".
 
 use khop_vn::date::PartialDate;
-use khop_vn::id::{IdRelation, relate_digits};
+use khop_vn::id::{IdRelation, relate_digits, same_pin_prefix};
 
 use crate::spec::{JobSpec, Level, Standardiser};
 use crate::standardise::{FieldValues, Table, unpack_date};
@@ -157,7 +157,8 @@ fn date_level(level: &Level, a: &PartialDate, b: &PartialDate) -> bool {
     }
 }
 
-fn id_relation(a: (&str, &str), b: (&str, &str)) -> Option<IdRelation> {
+/// How two records' IDs relate, and whether their PINs share the prefix before the serial.
+fn id_relation(a: (&str, &str), b: (&str, &str)) -> Option<(IdRelation, bool)> {
     let rank = |r: IdRelation| match r {
         IdRelation::Exact => 0,
         IdRelation::OneDigit => 1,
@@ -167,7 +168,7 @@ fn id_relation(a: (&str, &str), b: (&str, &str)) -> Option<IdRelation> {
     };
     let pins = (!a.0.is_empty() && !b.0.is_empty()).then(|| relate_digits(a.0, b.0));
     let cmnds = (!a.1.is_empty() && !b.1.is_empty()).then(|| relate_digits(a.1, b.1));
-    match (pins, cmnds) {
+    let relation = match (pins, cmnds) {
         (Some(p), Some(c)) => Some(if rank(c) < rank(p) { c } else { p }),
         (Some(r), None) | (None, Some(r)) => Some(r),
         (None, None) => {
@@ -175,10 +176,11 @@ fn id_relation(a: (&str, &str), b: (&str, &str)) -> Option<IdRelation> {
             let b_any = !b.0.is_empty() || !b.1.is_empty();
             (a_any && b_any).then_some(IdRelation::OldVsNew)
         }
-    }
+    };
+    relation.map(|r| (r, same_pin_prefix(a.0, b.0)))
 }
 
-fn id_level(level: &Level, relation: IdRelation) -> bool {
+fn id_level(level: &Level, (relation, same_prefix): (IdRelation, bool)) -> bool {
     match level {
         Level::Exact | Level::ExactKey => relation == IdRelation::Exact,
         Level::OneDigit => relation == IdRelation::OneDigit,
@@ -187,6 +189,7 @@ fn id_level(level: &Level, relation: IdRelation) -> bool {
             relation,
             IdRelation::OneDigit | IdRelation::Transposition | IdRelation::TwoDigits
         ),
+        Level::SamePrefix => same_prefix && relation != IdRelation::Exact,
         Level::OldVsNew => relation == IdRelation::OldVsNew,
         _ => false,
     }
@@ -229,7 +232,7 @@ impl Compiled {
             }
             (FieldValues::Id { pin: pa, cmnd: ca }, FieldValues::Id { pin: pb, cmnd: cb }) => {
                 match id_relation((pa.get(ra), ca.get(ra)), (pb.get(rb), cb.get(rb))) {
-                    Some(relation) => first_holding(&|l| id_level(l, relation)),
+                    Some(related) => first_holding(&|l| id_level(l, related)),
                     None => NULL,
                 }
             }
@@ -314,4 +317,66 @@ pub fn gamma_vector(
 /// The gamma of comparison `i` in a packed vector.
 pub fn gamma_at(vector: u64, i: usize) -> u8 {
     ((vector >> (4 * i)) & 0xf) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first of the generator job's ID levels that holds, as the `ids` comparison would give it.
+    fn ids_gamma(a: (&str, &str), b: (&str, &str)) -> Option<&'static str> {
+        let levels = [
+            (Level::Exact, "exact"),
+            (Level::OneDigit, "one_digit"),
+            (Level::Transposition, "transposition"),
+            (Level::TwoDigits, "two_digits"),
+            (Level::SamePrefix, "same_prefix"),
+            (Level::OldVsNew, "old_vs_new"),
+        ];
+        let related = id_relation(a, b)?;
+        Some(
+            levels
+                .iter()
+                .find(|(l, _)| id_level(l, related))
+                .map_or("else", |(_, name)| *name),
+        )
+    }
+
+    #[test]
+    fn id_levels() {
+        // PIN and CMND of one side, then of the other.
+        #[rustfmt::skip]
+        let cases: &[(&str, &str, &str, &str, Option<&str>)] = &[
+            ("001085012345", "", "001085012345", "", Some("exact")),
+            ("001085012345", "", "001085012346", "", Some("one_digit")),
+            ("001085012345", "", "001085012354", "", Some("transposition")),
+            ("001085012345", "", "001085012399", "", Some("two_digits")),
+            // A re-issued PIN: the same province, sex and year, another serial.
+            ("001085012345", "", "001085987654", "", Some("same_prefix")),
+            // Another province, sex or birth year: a stranger's PIN.
+            ("001085012345", "", "002085987654", "", Some("else")),
+            ("001085012345", "", "001185987654", "", Some("else")),
+            ("001085012345", "", "001086987654", "", Some("else")),
+            // The CMNDs agree although the PINs do not: the closest relation wins.
+            ("001085012345", "271450001", "001085987654", "271450001", Some("exact")),
+            ("001085012345", "271450001", "001085987654", "023456780", Some("same_prefix")),
+            ("001085012345", "", "", "271450001", Some("old_vs_new")),
+            ("", "271450001", "", "271450002", Some("one_digit")),
+            ("", "271450001", "", "023456780", Some("else")),
+            ("001085012345", "", "", "", None),
+            ("", "", "", "", None),
+        ];
+        for &(pa, ca, pb, cb, expected) in cases {
+            assert_eq!(
+                ids_gamma((pa, ca), (pb, cb)),
+                expected,
+                "{pa}/{ca} vs {pb}/{cb}"
+            );
+            assert_eq!(
+                ids_gamma((pb, cb), (pa, ca)),
+                expected,
+                "{pb}/{cb} vs {pa}/{ca}"
+            );
+        }
+    }
 }

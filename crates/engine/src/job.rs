@@ -152,9 +152,12 @@ pub(crate) fn train(
     tf_tables: &[TfTable],
 ) -> Model {
     let seed = spec.training.seed;
-    let left_sample = sample_rows(left, seed);
-    let right_sample = sample_rows(right, seed ^ 0x5eed);
     let dedupe = spec.mode == Mode::Dedupe;
+    let left_sample = sample_rows(left, seed);
+    // The samples are those kept while reading (see `task::sample_seeds`): each side's smallest id
+    // hashes under `seed`; a dedupe job draws its two samples from one side, the second under another
+    // seed. Records kept for other reasons (a pruned side's look-alikes of the left) never enter them.
+    let right_sample = sample_rows(right, if dedupe { seed ^ 0x5eed } else { seed });
     let pairs = spec.training.u_pairs;
     let chunks = 64u64;
     let counts: Vec<Vec<Vec<u64>>> = (0..chunks)
@@ -192,20 +195,24 @@ pub(crate) fn train(
     let u = model::u_from_counts(comparisons, &total);
     // One EM session per blocking rule, over the pairs that agree on its keys, without the
     // comparisons of the rule's own fields (those pairs agree on them by construction, which would
-    // teach EM that "match" means "same blocking key"). Each comparison's m is the average of the
-    // sessions that estimated it, weighted by their expected matches; a comparison no session can
-    // estimate takes the m of one session over all candidate pairs.
-    let everything = vec![true; comparisons.len()];
+    // teach EM that "match" means "same blocking key"). Sessions run in file order, and a comparison's
+    // m comes from the first session that can estimate it; later sessions hold it fixed. Rules on
+    // identifiers come first, and their pairs are nearly all matches; a rule on names and birth date
+    // also finds namesakes, who agree on much more than random pairs do (sex, middle name, region), so
+    // a session of its own would take them for matches and learn that matches often differ in ID and
+    // phone. A comparison no session can estimate takes the m of one session over all candidate
+    // pairs.
+    let all_free = vec![model::Role::Free; comparisons.len()];
     let em = model::em(
         comparisons,
-        &everything,
+        &all_free,
+        &u,
         patterns,
         &u,
         spec.training.em_iterations,
         spec.training.em_tolerance,
     );
-    let mut m_sum: Vec<Vec<f64>> = comparisons.iter().map(|c| vec![0.0; c.gammas()]).collect();
-    let mut m_weight = vec![0.0; comparisons.len()];
+    let mut known: Vec<Option<Vec<f64>>> = vec![None; comparisons.len()];
     let mut iterations = em.iterations;
     let mut converged = em.converged;
     for (rule, session) in spec.blocking.iter().zip(sessions) {
@@ -218,13 +225,32 @@ pub(crate) fn train(
             .iter()
             .map(|k| k.split_once('.').map_or(k.as_str(), |(f, _)| f))
             .collect();
-        let active: Vec<bool> = comparisons
+        let roles: Vec<model::Role> = comparisons
             .iter()
-            .map(|c| !fields.contains(&spec.fields.keys().nth(c.field).map_or("", String::as_str)))
+            .zip(&known)
+            .map(|(c, known)| {
+                let field = spec.fields.keys().nth(c.field).map_or("", String::as_str);
+                if fields.contains(&field) {
+                    model::Role::Off
+                } else if known.is_some() {
+                    model::Role::Fixed
+                } else {
+                    model::Role::Free
+                }
+            })
+            .collect();
+        if !roles.contains(&model::Role::Free) {
+            continue;
+        }
+        let start: Vec<Vec<f64>> = known
+            .iter()
+            .zip(&u)
+            .map(|(k, u)| k.clone().unwrap_or_else(|| u.clone()))
             .collect();
         let result = model::em(
             comparisons,
-            &active,
+            &roles,
+            &start,
             session,
             &u,
             spec.training.em_iterations,
@@ -232,24 +258,16 @@ pub(crate) fn train(
         );
         iterations += result.iterations;
         converged &= result.converged;
-        let matches = result.lambda * pairs as f64;
-        for (i, on) in active.iter().enumerate() {
-            if *on {
-                for (sum, m) in m_sum[i].iter_mut().zip(&result.m[i]) {
-                    *sum += m * matches;
-                }
-                m_weight[i] += matches;
+        for (i, role) in roles.iter().enumerate() {
+            if *role == model::Role::Free {
+                known[i] = Some(result.m[i].clone());
             }
         }
     }
-    let m: Vec<Vec<f64>> = (0..comparisons.len())
-        .map(|i| {
-            if m_weight[i] > 0.0 {
-                m_sum[i].iter().map(|s| s / m_weight[i]).collect()
-            } else {
-                em.m[i].clone()
-            }
-        })
+    let m: Vec<Vec<f64>> = known
+        .into_iter()
+        .zip(&em.m)
+        .map(|(k, all)| k.unwrap_or_else(|| all.clone()))
         .collect();
     let (prior, prior_from) = match prior_rule {
         Some(rule) => (

@@ -79,6 +79,16 @@ pub struct TfTable {
 }
 
 impl TfTable {
+    pub fn add(&mut self, value: &str) {
+        match self.counts.get_mut(value) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(value.to_owned(), 1);
+            }
+        }
+        self.total += 1;
+    }
+
     pub fn merge(&mut self, other: TfTable) {
         for (value, n) in other.counts {
             *self.counts.entry(value).or_default() += n;
@@ -155,18 +165,35 @@ pub struct EmResult {
     pub converged: bool,
 }
 
-/// Expectation–maximisation of m and the match share over gamma patterns, u fixed.
-/// `active` says which comparisons take part: a training session leaves out the comparisons of its own
-/// blocking rule, which every pair of the session agrees on by construction.
+/// How a comparison takes part in an EM session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Left out: the session's blocking rule is on this comparison's field, so every pair agrees on it
+    /// by construction.
+    Off,
+    /// Its m is known from an earlier session: it weighs the pairs but is not re-estimated.
+    Fixed,
+    /// Its m is estimated.
+    Free,
+}
+
+/// Expectation–maximisation of m and the match share over gamma patterns, u fixed. `known` gives the
+/// m of the `Fixed` comparisons; the `Free` ones start from a default and are estimated.
 pub fn em(
     comparisons: &[Compiled],
-    active: &[bool],
+    roles: &[Role],
+    known: &Table,
     patterns: &BTreeMap<u64, u64>,
     u: &Table,
     max_iterations: u32,
     tolerance: f64,
 ) -> EmResult {
     let mut m = initial_m(comparisons);
+    for (i, role) in roles.iter().enumerate() {
+        if *role == Role::Fixed {
+            m[i].clone_from(&known[i]);
+        }
+    }
     let mut lambda: f64 = 0.5;
     let total: f64 = patterns.values().map(|&n| n as f64).sum();
     let mut iterations = 0;
@@ -179,7 +206,7 @@ pub fn em(
             let (mut log_m, mut log_u) = (lambda.ln(), (1.0 - lambda).ln());
             for (i, _) in comparisons.iter().enumerate() {
                 let g = usize::from(gamma_at(pattern, i));
-                if active[i] && g != usize::from(NULL) {
+                if roles[i] != Role::Off && g != usize::from(NULL) {
                     log_m += m[i][g].max(FLOOR).ln();
                     log_u += u[i][g].max(FLOOR).ln();
                 }
@@ -194,7 +221,7 @@ pub fn em(
         let mut change: f64 = 0.0;
         for (i, sums) in m_sums.iter().enumerate() {
             let non_null: f64 = sums.iter().skip(1).sum();
-            if !active[i] || non_null <= 0.0 {
+            if roles[i] != Role::Free || non_null <= 0.0 {
                 continue;
             }
             for g in 1..sums.len() {
@@ -346,11 +373,60 @@ mod tests {
             }
         }
         let u = vec![vec![1.0, 0.01, 0.99], vec![1.0, 0.05, 0.95]];
-        let result = em(&comps, &[true, true], &patterns, &u, 200, 1e-9);
+        let known = initial_m(&comps);
+        let result = em(
+            &comps,
+            &[Role::Free, Role::Free],
+            &known,
+            &patterns,
+            &u,
+            200,
+            1e-9,
+        );
         assert!(result.converged);
         assert!((result.lambda - 0.2).abs() < 0.01, "{}", result.lambda);
         assert!((result.m[0][1] - 0.95).abs() < 0.01, "{:?}", result.m);
         assert!((result.m[1][1] - 0.90).abs() < 0.01, "{:?}", result.m);
+    }
+
+    #[test]
+    fn em_holds_fixed_comparisons() {
+        // As above, with the first comparison's m known: it weighs the pairs but keeps its value.
+        let comps = vec![comparison(1), comparison(1)];
+        let (mm, mu) = ([0.95, 0.90], [0.01, 0.05]);
+        let mut patterns = BTreeMap::new();
+        for a in [1u64, 2] {
+            for b in [1u64, 2] {
+                let p = |probs: [f64; 2]| {
+                    let pa = if a == 1 { probs[0] } else { 1.0 - probs[0] };
+                    let pb = if b == 1 { probs[1] } else { 1.0 - probs[1] };
+                    pa * pb
+                };
+                let count = 1_000_000.0 * (0.2 * p(mm) + 0.8 * p(mu));
+                patterns.insert(a | (b << 4), count.round() as u64);
+            }
+        }
+        let u = vec![vec![1.0, 0.01, 0.99], vec![1.0, 0.05, 0.95]];
+        let known = vec![vec![1.0, 0.95, 0.05], vec![1.0, 0.5, 0.5]];
+        let roles = [Role::Fixed, Role::Free];
+        let result = em(&comps, &roles, &known, &patterns, &u, 200, 1e-9);
+        assert!(result.converged);
+        assert_eq!(result.m[0], known[0]);
+        assert!((result.m[1][1] - 0.90).abs() < 0.01, "{:?}", result.m);
+        let off = em(
+            &comps,
+            &[Role::Off, Role::Free],
+            &known,
+            &patterns,
+            &u,
+            200,
+            1e-9,
+        );
+        assert_eq!(
+            off.m[0],
+            initial_m(&comps)[0],
+            "an Off comparison is left alone"
+        );
     }
 
     #[test]

@@ -111,6 +111,9 @@ pub enum Level {
     OneDigit,
     Transposition,
     TwoDigits,
+    /// PINs: the same province, century+sex and birth year (the first six digits), another serial:
+    /// what a PIN re-issued to the same person looks like.
+    SamePrefix,
     /// IDs: one side an old 9-digit CMND and the other a PIN; comparable only through the CMND.
     OldVsNew,
 }
@@ -132,6 +135,7 @@ impl Level {
             Level::OneDigit => "one_digit".into(),
             Level::Transposition => "transposition".into(),
             Level::TwoDigits => "two_digits".into(),
+            Level::SamePrefix => "same_prefix".into(),
             Level::OldVsNew => "old_vs_new".into(),
         }
     }
@@ -150,9 +154,11 @@ impl Level {
             | Level::SameYear
             | Level::WithinYears { .. }
             | Level::Partial => standardiser == Date,
-            Level::OneDigit | Level::Transposition | Level::TwoDigits | Level::OldVsNew => {
-                standardiser == VnId
-            }
+            Level::OneDigit
+            | Level::Transposition
+            | Level::TwoDigits
+            | Level::SamePrefix
+            | Level::OldVsNew => standardiser == VnId,
         }
     }
 }

@@ -463,14 +463,13 @@ impl BottomK {
     }
 }
 
-/// The seeds of the samples a side's records are drawn into: the left side's and the right side's
-/// (both from the one side of a dedupe job).
-pub(crate) fn sample_seeds(spec: &JobSpec, side: usize) -> Vec<u64> {
+/// The seeds of the samples a side's records are drawn into (for u): the side's own in a link job, two
+/// from the one side of a dedupe job. `job::train` draws with the same seeds.
+pub(crate) fn sample_seeds(spec: &JobSpec) -> Vec<u64> {
     let seed = spec.training.seed;
-    match (spec.mode, side) {
-        (Mode::Dedupe, _) => vec![seed, seed ^ 0x5eed],
-        (Mode::Link, 0) => vec![seed],
-        (Mode::Link, _) => vec![seed ^ 0x5eed],
+    match spec.mode {
+        Mode::Dedupe => vec![seed, seed ^ 0x5eed],
+        Mode::Link => vec![seed],
     }
 }
 
@@ -523,7 +522,7 @@ fn standardise(
     let input = &spec.inputs[side];
     let comparisons = compile(spec);
     let other_keys = prune_by.map(keys_of).transpose()?;
-    let seeds = sample_seeds(spec, side);
+    let seeds = sample_seeds(spec);
     let mut samples: Vec<BottomK> = seeds.iter().map(|_| BottomK::new(SAMPLE_RECORDS)).collect();
     let mut tf: Vec<TfTable> = comparisons.iter().map(|_| TfTable::default()).collect();
     let mut accepted = (
@@ -540,8 +539,7 @@ fn standardise(
             if c.term_frequency
                 && let Some(v) = c.tf_value(t, r, &mut buf)
             {
-                *table.counts.entry(v.to_owned()).or_default() += 1;
-                table.total += 1;
+                table.add(v);
             }
         }
         let id = t.ids.get(r);

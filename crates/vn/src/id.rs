@@ -354,6 +354,19 @@ pub fn relate_digits(a: &str, b: &str) -> IdRelation {
     }
 }
 
+/// Digits of a PIN before its serial: province of birth registration (3), century+sex (1), birth
+/// year (2).
+pub const PIN_PREFIX_LEN: usize = 6;
+
+/// Whether two 12-digit PINs agree on everything but the serial: the same province of birth
+/// registration, century+sex and birth year. A PIN re-issued to the same person keeps this prefix, a
+/// stranger's PIN rarely shares it. False unless both are 12 digits.
+pub fn same_pin_prefix(a: &str, b: &str) -> bool {
+    a.len() == 12
+        && b.len() == 12
+        && a.as_bytes()[..PIN_PREFIX_LEN] == b.as_bytes()[..PIN_PREFIX_LEN]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,6 +607,27 @@ mod tests {
         ];
         for &(a, b, expected) in cases {
             assert_eq!(relate_ids(&pin(a), &pin(b)), expected, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn pin_prefixes() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("001085012345", "001085012345", true),
+            ("001085012345", "001085987654", true),
+            ("001085012345", "001085012346", true),
+            ("001085012345", "002085012345", false),
+            ("001085012345", "001185012345", false),
+            ("001085012345", "001084012345", false),
+            ("001085012345", "079185987654", false),
+            ("271450001", "271450002", false),
+            ("001085012345", "271450001", false),
+            ("001085012345", "", false),
+            ("", "", false),
+        ];
+        for &(a, b, expected) in cases {
+            assert_eq!(same_pin_prefix(a, b), expected, "{a} vs {b}");
+            assert_eq!(same_pin_prefix(b, a), expected, "{b} vs {a}");
         }
     }
 

@@ -87,6 +87,7 @@ struct Inner<S> {
     conf_lock: tokio::sync::Mutex<()>,
     wait: std::time::Duration,
     tick: std::time::Duration,
+    election_timeout: std::time::Duration,
 }
 
 impl<S: StateMachine> RaftHandle<S> {
@@ -97,6 +98,7 @@ impl<S: StateMachine> RaftHandle<S> {
         thread: JoinHandle<()>,
         wait: std::time::Duration,
         tick: std::time::Duration,
+        election_timeout: std::time::Duration,
     ) -> Self {
         let inner = Inner {
             id,
@@ -106,6 +108,7 @@ impl<S: StateMachine> RaftHandle<S> {
             conf_lock: tokio::sync::Mutex::new(()),
             wait,
             tick,
+            election_timeout,
         };
         Self {
             inner: Arc::new(inner),
@@ -208,16 +211,28 @@ impl<S: StateMachine> RaftHandle<S> {
                 leader: status.leader(),
             });
         }
-        self.inner
-            .mailbox
-            .send(Cmd::TransferLeader(id))
-            .map_err(|_| RaftError::Stopped)?;
+        if !status.voters.contains(&id) {
+            return Err(RaftError::ConfChange(format!("node {id} is not a voter")));
+        }
+        // The transferee ignores the hand-over until it has applied its own promotion, and the leader
+        // gives up after an election timeout: ask again until it happens or the request times out.
+        let deadline = tokio::time::Instant::now() + self.inner.wait;
         let mut updates = self.subscribe();
-        let led = updates.wait_for(|s| s.leader_id == Some(id));
-        match tokio::time::timeout(self.inner.wait, led).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(RaftError::Stopped),
-            Err(_) => Err(RaftError::Timeout),
+        loop {
+            self.inner
+                .mailbox
+                .send(Cmd::TransferLeader(id))
+                .map_err(|_| RaftError::Stopped)?;
+            let attempt = tokio::time::Instant::now() + self.inner.election_timeout;
+            let led = updates.wait_for(|s| s.leader_id == Some(id));
+            match tokio::time::timeout_at(attempt.min(deadline), led).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(_)) => return Err(RaftError::Stopped),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(RaftError::Timeout);
+                }
+                Err(_) => {}
+            }
         }
     }
 

@@ -64,6 +64,7 @@ pub async fn start<S: StateMachine>(
     let server =
         RaftPeerService::server(cfg.id, mailbox_tx.clone(), alive_rx, cfg.max_message_bytes);
     let (id, wait, tick) = (cfg.id, node::reply_wait(&cfg), cfg.tick);
+    let election_timeout = cfg.tick * cfg.election_ticks as u32;
     let thread = std::thread::Builder::new()
         .name(format!("raft-{id}"))
         .spawn(
@@ -79,7 +80,15 @@ pub async fn start<S: StateMachine>(
         )?;
     match ready_rx.await {
         Ok(Ok(())) => Ok((
-            RaftHandle::new(id, mailbox_tx, status_rx, thread, wait, tick),
+            RaftHandle::new(
+                id,
+                mailbox_tx,
+                status_rx,
+                thread,
+                wait,
+                tick,
+                election_timeout,
+            ),
             server,
         )),
         Ok(Err(e)) => {

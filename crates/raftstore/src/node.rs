@@ -198,7 +198,7 @@ impl<S: StateMachine> Node<S> {
                 let _ = reply.send(result);
             }
         }
-        self.fail_all(|| RaftError::Stopped);
+        self.fail_all(RaftError::Stopped, RaftError::Stopped);
         tracing::info!(node = self.cfg.id, "raft node stopped");
     }
 
@@ -338,12 +338,13 @@ impl<S: StateMachine> Node<S> {
         }
     }
 
-    fn fail_all(&mut self, error: impl Fn() -> RaftError) {
+    /// Answers every waiting proposal with `proposals` and every waiting read with `reads`.
+    fn fail_all(&mut self, proposals: RaftError, reads: RaftError) {
         for (_, p) in std::mem::take(&mut self.pending) {
-            let _ = p.reply.send(Err(error()));
+            let _ = p.reply.send(Err(proposals.clone()));
         }
         for (_, r) in std::mem::take(&mut self.reads) {
-            (r.read)(Err(error()));
+            (r.read)(Err(reads.clone()));
         }
     }
 
@@ -356,8 +357,18 @@ impl<S: StateMachine> Node<S> {
         if let Some(ss) = rd.ss()
             && ss.raft_state != StateRole::Leader
         {
-            // Whatever this node proposed may still commit under the next leader, or may not.
-            self.fail_all(|| RaftError::ProposalDropped);
+            // What this node proposed may still commit under the next leader, or may not; reads must
+            // go to the new leader.
+            let leader = (ss.leader_id != raft::INVALID_ID).then(|| {
+                (
+                    ss.leader_id,
+                    self.addresses
+                        .get(&ss.leader_id)
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+            });
+            self.fail_all(RaftError::ProposalDropped, RaftError::NotLeader { leader });
         }
         self.peers.send(rd.take_messages());
         if !rd.snapshot().is_empty() {

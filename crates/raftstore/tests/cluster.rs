@@ -101,7 +101,21 @@ fn config(id: u64, dir: PathBuf, peers: BTreeMap<u64, String>, snapshot_every: u
     cfg.heartbeat_ticks = 2;
     cfg.snapshot_every = snapshot_every;
     cfg.request_timeout = Duration::from_secs(3);
+    cfg.max_message_bytes = 1 << 20;
     cfg
+}
+
+/// Starts a stopped node again from its data dir, at its old address, knowing only its own address.
+async fn restart((id, addr, dir): (u64, String, PathBuf), snapshot_every: u64) -> TestNode {
+    let (listener, bound) = bind(addr.trim_start_matches("http://")).await;
+    assert_eq!(bound, addr);
+    let cfg = config(
+        id,
+        dir,
+        BTreeMap::from([(id, addr.clone())]),
+        snapshot_every,
+    );
+    start(cfg, listener, addr).await
 }
 
 async fn bind(addr: &str) -> (TcpListener, String) {
@@ -267,11 +281,7 @@ async fn three_nodes_replicate_fail_over_restart_and_refuse_without_quorum() {
     }
 
     // Restart the old leader from its data dir: it catches up to the same state.
-    let (listener, addr) = bind(old_addr.trim_start_matches("http://")).await;
-    assert_eq!(addr, old_addr);
-    let mut cfg = config(old_id, old_dir, BTreeMap::new(), 20);
-    cfg.peers.insert(old_id, old_addr);
-    nodes.push(start(cfg, listener, addr).await);
+    nodes.push(restart((old_id, old_addr, old_dir), 20).await);
     let expected = nodes[l].view();
     assert_eq!(expected.values.get("b"), Some(&31));
     wait_for(
@@ -319,6 +329,11 @@ async fn late_joiner_is_caught_up_by_snapshot_then_removed() {
     for i in 1..=40 {
         assert_eq!(incr(&nodes[0], "k").await.unwrap(), i);
     }
+    let too_large = nodes[0].handle.propose(vec![b'k'; 600 << 10]).await;
+    assert!(
+        matches!(too_large, Err(RaftError::TooLarge { .. })),
+        "{too_large:?}"
+    );
     let seed = nodes[0].handle.status();
     assert!(
         seed.snapshot_index >= 35,
@@ -382,6 +397,30 @@ async fn late_joiner_is_caught_up_by_snapshot_then_removed() {
         Some(&40),
         "a removed node gets nothing new"
     );
+
+    // The whole cluster stops and comes back knowing only its own addresses: the membership is on disk.
+    let removed = nodes.remove(1);
+    removed.stop().await;
+    let mut stopped = Vec::new();
+    for node in nodes {
+        stopped.push(node.stop().await);
+    }
+    let mut nodes = Vec::new();
+    for node in stopped {
+        nodes.push(restart(node, 5).await);
+    }
+    wait_for(
+        || leader(&nodes).is_some(),
+        "the restarted cluster elects a leader",
+    )
+    .await;
+    let l = leader(&nodes).unwrap();
+    assert_eq!(incr(&nodes[l], "k").await.unwrap(), 42);
+    wait_for(
+        || nodes.iter().all(|n| n.view().values.get("k") == Some(&42)),
+        "both applied",
+    )
+    .await;
     for node in nodes {
         node.stop().await;
     }

@@ -105,7 +105,7 @@ impl<S: StateMachine> Node<S> {
             )?;
             tracing::info!(node = cfg.id, "bootstrapped a one-voter cluster");
         }
-        let snap = store.snapshot().clone();
+        let snap = store.latest_snapshot().clone();
         let meta = snap.get_metadata();
         let mut addresses = BTreeMap::new();
         if meta.index > 0 {
@@ -554,7 +554,7 @@ impl<S: StateMachine> Node<S> {
     /// once everything up to the applied index is on disk.
     fn maybe_snapshot(&mut self) -> Result<(), RaftError> {
         let store = self.raw.store();
-        let last = store.snapshot().get_metadata().index;
+        let last = store.latest_snapshot().get_metadata().index;
         let wanted = store.take_wants_snapshot();
         if self.applied <= last || (!wanted && self.applied < last + self.cfg.snapshot_every) {
             return Ok(());
@@ -601,7 +601,7 @@ impl<S: StateMachine> Node<S> {
             term: raft.term,
             commit: raft.raft_log.committed,
             applied: self.applied,
-            snapshot_index: self.raw.store().snapshot().get_metadata().index,
+            snapshot_index: self.raw.store().latest_snapshot().get_metadata().index,
             voters: self.conf_state.voters.clone(),
             learners: self.conf_state.learners.clone(),
             addresses: self.addresses.clone(),

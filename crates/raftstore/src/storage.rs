@@ -62,7 +62,7 @@ impl LogStore {
         self.snapshot.get_metadata().index == 0 && self.hard_state == HardState::default()
     }
 
-    pub(crate) fn snapshot(&self) -> &Snapshot {
+    pub(crate) fn latest_snapshot(&self) -> &Snapshot {
         &self.snapshot
     }
 
@@ -267,5 +267,146 @@ impl raft::Storage for LogStore {
         Err(raft::Error::Store(
             StorageError::SnapshotTemporarilyUnavailable,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raft::Storage as _;
+
+    use super::*;
+
+    fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
+        range
+            .map(|index| Entry {
+                index,
+                term,
+                data: vec![index as u8].into(),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    fn persist(store: &mut LogStore, entries: &[Entry], commit: u64) {
+        let mut batch = LogBatch::default();
+        store.append(&mut batch, entries).unwrap();
+        let term = entries.last().map_or(1, |e| e.term);
+        store
+            .put_hard_state(
+                &mut batch,
+                &HardState {
+                    term,
+                    commit,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        store.write(&mut batch, true).unwrap();
+    }
+
+    fn snapshot_at(index: u64, term: u64) -> Snapshot {
+        let mut snap = Snapshot {
+            data: snapshot::encode_data(&Default::default(), b"s").into(),
+            ..Default::default()
+        };
+        snap.mut_metadata().index = index;
+        snap.mut_metadata().term = term;
+        snap.mut_metadata().mut_conf_state().voters = vec![1, 2];
+        snap
+    }
+
+    fn compacted<T: std::fmt::Debug>(r: raft::Result<T>) -> bool {
+        matches!(r, Err(raft::Error::Store(StorageError::Compacted)))
+    }
+
+    /// (first index, last index, terms of first-1 ..= last)
+    fn shape(store: &LogStore) -> (u64, u64, Vec<u64>) {
+        let (first, last) = (store.first_index().unwrap(), store.last_index().unwrap());
+        (
+            first,
+            last,
+            (first - 1..=last).map(|i| store.term(i).unwrap()).collect(),
+        )
+    }
+
+    #[test]
+    fn log_survives_overwrite_compaction_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert!(store.is_empty());
+        store
+            .bootstrap(
+                ConfState {
+                    voters: vec![1],
+                    ..Default::default()
+                },
+                b"x".to_vec(),
+            )
+            .unwrap();
+        persist(&mut store, &entries(2..=10, 1), 5);
+        // A new leader overwrites the uncommitted tail.
+        persist(&mut store, &entries(8..=9, 2), 5);
+        assert_eq!(shape(&store), (2, 9, vec![1, 1, 1, 1, 1, 1, 1, 2, 2]));
+
+        store.save_snapshot(snapshot_at(5, 1)).unwrap();
+        assert_eq!(shape(&store), (6, 9, vec![1, 1, 1, 2, 2]));
+        assert!(compacted(store.term(4)));
+        assert!(compacted(store.entries(
+            5,
+            7,
+            None,
+            GetEntriesContext::empty(false)
+        )));
+        let got = store
+            .entries(6, 10, None, GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(
+            got.iter().map(|e| e.index).collect::<Vec<_>>(),
+            vec![6, 7, 8, 9]
+        );
+        let one = store
+            .entries(6, 10, Some(1), GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(one.len(), 1, "max_size still returns one entry");
+
+        drop(store);
+        let store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(shape(&store), (6, 9, vec![1, 1, 1, 2, 2]));
+        let state = store.initial_state().unwrap();
+        assert_eq!((state.hard_state.term, state.hard_state.commit), (2, 5));
+        assert_eq!(state.conf_state.voters, vec![1, 2]);
+    }
+
+    #[test]
+    fn installed_snapshot_replaces_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        persist(&mut store, &entries(1..=4, 1), 2);
+        store.install_snapshot(snapshot_at(20, 3), None).unwrap();
+        assert_eq!(shape(&store), (21, 20, vec![3]));
+        assert_eq!(store.initial_state().unwrap().hard_state.commit, 20);
+        persist(&mut store, &entries(21..=22, 3), 22);
+        drop(store);
+        let store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(shape(&store), (21, 22, vec![3, 3, 3]));
+    }
+
+    #[test]
+    fn snapshot_for_a_non_member_is_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        store
+            .bootstrap(
+                ConfState {
+                    voters: vec![1],
+                    ..Default::default()
+                },
+                b"x".to_vec(),
+            )
+            .unwrap();
+        assert!(raft::Storage::snapshot(&store, 0, 1).is_ok());
+        assert!(raft::Storage::snapshot(&store, 0, 2).is_err());
+        assert!(store.take_wants_snapshot());
+        assert!(!store.take_wants_snapshot());
     }
 }

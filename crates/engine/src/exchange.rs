@@ -195,7 +195,9 @@ impl IpcFile {
         self.reader.set_index(index)?;
         match self.reader.next() {
             Some(batch) => Ok(batch?),
-            None => Err(EngineError::Other(format!("no batch {index} in an IPC file"))),
+            None => Err(EngineError::Other(format!(
+                "no batch {index} in an IPC file"
+            ))),
         }
     }
 

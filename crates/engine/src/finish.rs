@@ -23,7 +23,9 @@ use crate::job::{RuleSummary, SourceSummary, Summary};
 use crate::output::{write_dataset, write_json};
 use crate::spec::JobSpec;
 use crate::standardise::Reject;
-use crate::task::{Compared, Side, ScoredPart, Trained, kept_records, load_trained, split_record_number};
+use crate::task::{
+    Compared, ScoredPart, Side, Trained, kept_records, load_trained, split_record_number,
+};
 
 /// A scored pair, its records as positions in the sides' [`Records`].
 #[derive(Clone, Copy, Debug)]
@@ -63,7 +65,9 @@ impl Records {
         self.rows
             .binary_search(&row)
             .map(|p| p as u32)
-            .map_err(|_| EngineError::Other("a scored pair names a record that was not kept".into()))
+            .map_err(|_| {
+                EngineError::Other("a scored pair names a record that was not kept".into())
+            })
     }
 }
 
@@ -92,7 +96,10 @@ pub fn write(
     for part in scored_parts {
         for batch in IpcFile::all(&part.pairs_file)? {
             let b = shown.len() as u32;
-            let (l, r) = (u64_column(&batch, "left_row")?, u64_column(&batch, "right_row")?);
+            let (l, r) = (
+                u64_column(&batch, "left_row")?,
+                u64_column(&batch, "right_row")?,
+            );
             let column = |name: &str| {
                 batch
                     .column_by_name(name)
@@ -109,7 +116,10 @@ pub fn write(
                 w.as_primitive::<arrow::datatypes::Float64Type>(),
                 p.as_primitive::<arrow::datatypes::Float64Type>(),
             );
-            let (g, rule) = (g.as_primitive::<UInt64Type>(), rule.as_primitive::<UInt8Type>());
+            let (g, rule) = (
+                g.as_primitive::<UInt64Type>(),
+                rule.as_primitive::<UInt8Type>(),
+            );
             for i in 0..batch.num_rows() {
                 scored.push(Scored {
                     left: left.position(l[i])?,

@@ -113,7 +113,11 @@ fn run_in_pool(spec: &JobSpec, progress: &dyn Progress) -> Result<Summary, Engin
     }
     let summary = match done.last().map(Vec::as_slice) {
         Some([Output::Written(summary)]) => (**summary).clone(),
-        _ => return Err(EngineError::Other("the job ended without its write stage".into())),
+        _ => {
+            return Err(EngineError::Other(
+                "the job ended without its write stage".into(),
+            ));
+        }
     };
     timings.insert("total".into(), started.elapsed().as_secs_f64());
     let summary = write_summary(spec, summary, timings)?;
@@ -278,4 +282,3 @@ pub(crate) fn train(
         .collect();
     Model::build(comparisons, &m, &u, prior, tf_summaries, training)
 }
-

@@ -190,6 +190,18 @@ pub struct StagePlan {
     pub tasks: Vec<Task>,
 }
 
+/// The names of a job's stages, in order, known before any is planned (a link job has 8, a dedupe job
+/// 6): the cluster submits them up front and plans each from the outputs of the ones before.
+pub fn stage_names(spec: &JobSpec) -> Vec<String> {
+    let mut names = Vec::new();
+    for side in 0..spec.inputs.len() {
+        names.push(format!("standardise {}", spec.inputs[side].name));
+        names.push(format!("ids {}", spec.inputs[side].name));
+    }
+    names.extend(["compare", "train", "score", "write"].map(String::from));
+    names
+}
+
 /// Plans a job's stages one at a time from the outputs committed so far.
 #[derive(Clone, Debug)]
 pub struct Planner {
@@ -386,7 +398,8 @@ pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
     let base = spec.scratch_dir().join(format!(
         "{:02}-{}",
         task.stage,
-        task.stage_name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        task.stage_name
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
     ));
     let file = |what: &str| base.join(format!("{:05}-{attempt}.{what}", task.index));
     match &task.work {
@@ -404,9 +417,7 @@ pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
             &file,
         )
         .map(Output::Standardised),
-        Work::Ids { side, parts, keys } => {
-            ids(spec, *side, parts, *keys, &file).map(Output::Ids)
-        }
+        Work::Ids { side, parts, keys } => ids(spec, *side, parts, *keys, &file).map(Output::Ids),
         Work::Compare { partition, sides } => {
             compare(spec, *partition, sides).map(Output::Compared)
         }
@@ -553,7 +564,9 @@ fn standardise(
                 .zip(&t.keys)
                 .any(|(set, keys)| keys[r] != 0 && set.binary_search(&keys[r]).is_ok())
         });
-        accepted.0.append_value(record_number(file_index, t.rows[r]));
+        accepted
+            .0
+            .append_value(record_number(file_index, t.rows[r]));
         accepted.1.append_value(hash_str(id));
         accepted.2.append_value(id);
         accepted.3.append_value(u8::from(shared));
@@ -612,7 +625,11 @@ fn standardise(
     )?;
     write_ipc(&ids_file, &ids_schema(), [Ok(ids_batch)])?;
     let rejects_file = file("rejects.arrow");
-    let mut rejects = (StringBuilder::new(), UInt64Builder::new(), StringBuilder::new());
+    let mut rejects = (
+        StringBuilder::new(),
+        UInt64Builder::new(),
+        StringBuilder::new(),
+    );
     for r in &result.rejects {
         rejects.0.append_value(&r.record_id);
         rejects.1.append_value(r.row);
@@ -714,7 +731,11 @@ fn ids(
                 }
             }
         }
-        let schema = Arc::new(Schema::new(vec![Field::new("key", DataType::UInt64, false)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "key",
+            DataType::UInt64,
+            false,
+        )]));
         let path = file("keys.arrow");
         write_ipc(
             &path,
@@ -803,10 +824,7 @@ fn for_each_pair(
 ) -> Vec<Oversized> {
     let partitions = spec.execution.partitions;
     let left_index = Index::build(&loaded.left, partitions);
-    let right_index = loaded
-        .right
-        .as_ref()
-        .map(|r| Index::build(r, partitions));
+    let right_index = loaded.right.as_ref().map(|r| Index::build(r, partitions));
     let blocks = Blocks {
         left: &loaded.left,
         right: loaded.right(),

@@ -85,6 +85,9 @@ pub fn write_dataset(
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), EngineError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| EngineError::Output(format!("{}: {e}", path.display())))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text + "\n").map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))

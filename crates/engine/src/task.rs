@@ -190,6 +190,18 @@ pub struct StagePlan {
     pub tasks: Vec<Task>,
 }
 
+/// The names of a job's stages, in order, known before any is planned (a link job has 8, a dedupe job
+/// 6): the cluster submits them up front and plans each from the outputs of the ones before.
+pub fn stage_names(spec: &JobSpec) -> Vec<String> {
+    let mut names = Vec::new();
+    for side in 0..spec.inputs.len() {
+        names.push(format!("standardise {}", spec.inputs[side].name));
+        names.push(format!("ids {}", spec.inputs[side].name));
+    }
+    names.extend(["compare", "train", "score", "write"].map(String::from));
+    names
+}
+
 /// Plans a job's stages one at a time from the outputs committed so far.
 #[derive(Clone, Debug)]
 pub struct Planner {

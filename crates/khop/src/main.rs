@@ -28,6 +28,22 @@ pub(crate) enum Command {
     Link(cmd::link::Args),
     /// Precision, recall and F1 of a job's outputs against a truth table.
     Eval(cmd::eval::Args),
+    /// Run a coordinator: one Raft member of the cluster's control plane.
+    Coordinator(cmd::serve::CoordinatorArgs),
+    /// Run a worker: polls the coordinators for tasks and runs them.
+    Worker(cmd::serve::WorkerArgs),
+    /// Submit a job to the cluster; prints its id.
+    Submit(cmd::remote::SubmitArgs),
+    /// A job's (or every job's) state and progress.
+    Status(cmd::remote::StatusArgs),
+    /// Follow a job until it ends, a progress bar per stage.
+    Watch(cmd::remote::JobArgs),
+    /// Cancel a job.
+    Cancel(cmd::remote::JobArgs),
+    /// The cluster's workers.
+    Workers(cmd::remote::WorkersArgs),
+    /// The coordinators; drain or remove workers, add or remove coordinators, transfer leadership.
+    Cluster(cmd::remote::ClusterArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +60,14 @@ fn main() -> std::process::ExitCode {
         Command::Datagen(args) => cmd::datagen::run(args),
         Command::Link(args) => cmd::link::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Coordinator(args) => cmd::serve::coordinator(args),
+        Command::Worker(args) => cmd::serve::worker(args),
+        Command::Submit(args) => cmd::remote::submit(args),
+        Command::Status(args) => cmd::remote::status(args),
+        Command::Watch(args) => cmd::remote::watch(args),
+        Command::Cancel(args) => cmd::remote::cancel(args),
+        Command::Workers(args) => cmd::remote::workers(args),
+        Command::Cluster(args) => cmd::remote::cluster(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

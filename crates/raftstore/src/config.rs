@@ -30,6 +30,9 @@ pub struct NodeConfig {
     pub max_message_bytes: usize,
     /// How long `propose`, `read` and each step of a membership change may wait before giving up.
     pub request_timeout: Duration,
+    /// Sent to peers as `authorization: Bearer <token>` on every Raft message, for servers that check
+    /// who calls their transport. `None` sends no credentials.
+    pub peer_token: Option<String>,
 }
 
 impl NodeConfig {
@@ -46,6 +49,7 @@ impl NodeConfig {
             snapshot_every: 10_000,
             max_message_bytes: 64 << 20,
             request_timeout: Duration::from_secs(5),
+            peer_token: None,
         }
     }
 

@@ -60,6 +60,7 @@ pub async fn start<S: StateMachine>(
         tokio::runtime::Handle::current(),
         mailbox_tx.clone(),
         cfg.max_message_bytes,
+        transport::PeerAuth::new(cfg.peer_token.as_deref()),
     );
     let server =
         RaftPeerService::server(cfg.id, mailbox_tx.clone(), alive_rx, cfg.max_message_bytes);

@@ -14,6 +14,8 @@ use raft::eraftpb::{Message, MessageType};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -30,13 +32,44 @@ pub(crate) struct Peers<S> {
     runtime: tokio::runtime::Handle,
     mailbox: Sender<Cmd<S>>,
     max_message_bytes: usize,
+    auth: PeerAuth,
     peers: HashMap<u64, Peer>,
 }
+
+type PeerClient = RaftTransportClient<InterceptedService<Channel, PeerAuth>>;
 
 struct Peer {
     addr: String,
     queue: mpsc::Sender<Vec<u8>>,
-    client: RaftTransportClient<Channel>,
+    client: PeerClient,
+}
+
+/// Puts the peer token (if any) into every request as `authorization: Bearer <token>`.
+#[derive(Clone)]
+pub(crate) struct PeerAuth(Option<AsciiMetadataValue>);
+
+impl PeerAuth {
+    pub(crate) fn new(token: Option<&str>) -> Self {
+        let value = token.and_then(|t| match format!("Bearer {t}").parse() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                tracing::warn!("the peer token is not valid ASCII metadata; peers get no token");
+                None
+            }
+        });
+        PeerAuth(value)
+    }
+}
+
+impl tonic::service::Interceptor for PeerAuth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
 }
 
 impl<S: Send + 'static> Peers<S> {
@@ -45,12 +78,14 @@ impl<S: Send + 'static> Peers<S> {
         runtime: tokio::runtime::Handle,
         mailbox: Sender<Cmd<S>>,
         max_message_bytes: usize,
+        auth: PeerAuth,
     ) -> Self {
         Self {
             me,
             runtime,
             mailbox,
             max_message_bytes,
+            auth,
             peers: HashMap::new(),
         }
     }
@@ -70,9 +105,10 @@ impl<S: Send + 'static> Peers<S> {
                 return;
             }
         };
-        let client = RaftTransportClient::new(endpoint.connect_lazy())
-            .max_encoding_message_size(self.max_message_bytes)
-            .max_decoding_message_size(self.max_message_bytes);
+        let client =
+            RaftTransportClient::with_interceptor(endpoint.connect_lazy(), self.auth.clone())
+                .max_encoding_message_size(self.max_message_bytes)
+                .max_decoding_message_size(self.max_message_bytes);
         let (queue, rx) = mpsc::channel(PEER_QUEUE);
         self.runtime
             .spawn(stream_to_peer(id, client.clone(), rx, self.mailbox.clone()));
@@ -135,7 +171,7 @@ impl<S: Send + 'static> Peers<S> {
 /// stream breaks, then reconnects.
 async fn stream_to_peer<S>(
     to: u64,
-    mut client: RaftTransportClient<Channel>,
+    mut client: PeerClient,
     mut queue: mpsc::Receiver<Vec<u8>>,
     mailbox: Sender<Cmd<S>>,
 ) {

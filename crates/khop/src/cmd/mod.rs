@@ -5,6 +5,8 @@ pub mod demo;
 pub mod eval;
 pub mod link;
 mod progress;
+pub mod remote;
+pub mod serve;
 
 /// Peak resident memory of this process so far, in bytes (Linux `VmHWM`); `None` elsewhere.
 pub fn peak_memory_bytes() -> Option<u64> {

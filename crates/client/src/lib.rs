@@ -1,0 +1,201 @@
+//! The client side of the khop API, shared by the command line and the worker: a set of coordinator
+//! addresses, the bearer token, and calls that follow the leader.
+//!
+//! Writes (and linearizable reads) are served by the Raft leader only; a follower answers `UNAVAILABLE`
+//! with the leader's address in the `khop-leader` metadata. [`Coordinators::call`] tries the address it
+//! last succeeded with, follows `khop-leader` when it is given and otherwise tries the next address,
+//! until the call succeeds, fails with another code, or the deadline passes.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use khop_proto::v1::cluster_service_client::ClusterServiceClient;
+use khop_proto::v1::job_service_client::JobServiceClient;
+use khop_proto::v1::worker_service_client::WorkerServiceClient;
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+/// The metadata key a follower names the leader's address in.
+pub const LEADER_METADATA: &str = "khop-leader";
+
+/// The largest message a client sends or accepts.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Clone)]
+pub struct Auth(Option<AsciiMetadataValue>);
+
+impl Auth {
+    /// `None` sends no credentials (the coordinator will answer `UNAUTHENTICATED`).
+    pub fn new(token: Option<&str>) -> Result<Auth, String> {
+        match token {
+            None => Ok(Auth(None)),
+            Some(t) => format!("Bearer {t}")
+                .parse()
+                .map(|v| Auth(Some(v)))
+                .map_err(|_| "the token must be printable ASCII".to_string()),
+        }
+    }
+}
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Svc = InterceptedService<Channel, Auth>;
+
+/// A connection to one coordinator, with a client per service.
+#[derive(Clone)]
+pub struct Conn {
+    channel: Channel,
+    auth: Auth,
+}
+
+impl Conn {
+    pub fn jobs(&self) -> JobServiceClient<Svc> {
+        JobServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn cluster(&self) -> ClusterServiceClient<Svc> {
+        ClusterServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn workers(&self) -> WorkerServiceClient<Svc> {
+        WorkerServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+/// The coordinators a client knows, and which one it talks to.
+pub struct Coordinators {
+    addresses: Mutex<Vec<String>>,
+    /// Index into `addresses` of the one to try first.
+    current: Mutex<usize>,
+    auth: Auth,
+    /// How long one attempt may take (unary calls).
+    pub attempt_timeout: Duration,
+}
+
+impl Coordinators {
+    /// `addresses`: `http://host:port`, comma-separated or one per item.
+    pub fn new(addresses: &[String], token: Option<&str>) -> Result<Coordinators, String> {
+        let addresses: Vec<String> = addresses
+            .iter()
+            .flat_map(|a| a.split(','))
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if addresses.is_empty() {
+            return Err("no coordinator address (give --coordinators or KHOP_COORDINATORS)".into());
+        }
+        for a in &addresses {
+            Endpoint::from_shared(a.clone())
+                .map_err(|e| format!("coordinator address {a}: {e}"))?;
+        }
+        Ok(Coordinators {
+            addresses: Mutex::new(addresses),
+            current: Mutex::new(0),
+            auth: Auth::new(token)?,
+            attempt_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// The address calls go to first.
+    pub fn current(&self) -> String {
+        let addresses = lock(&self.addresses);
+        addresses[*lock(&self.current) % addresses.len()].clone()
+    }
+
+    /// A connection to `address` (lazy: connecting happens on the first call).
+    pub fn connect(&self, address: &str) -> Result<Conn, Status> {
+        let endpoint = Endpoint::from_shared(address.to_string())
+            .map_err(|e| Status::invalid_argument(format!("address {address}: {e}")))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true);
+        Ok(Conn {
+            channel: endpoint.connect_lazy(),
+            auth: self.auth.clone(),
+        })
+    }
+
+    /// Calls `f` on the current coordinator, following the leader on `UNAVAILABLE`, until it succeeds,
+    /// fails otherwise, or `deadline` has passed (then the last status is returned).
+    pub async fn call<T, F, Fut>(&self, deadline: Duration, mut f: F) -> Result<T, Status>
+    where
+        F: FnMut(Conn) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let give_up = tokio::time::Instant::now() + deadline;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let address = self.current();
+            let conn = self.connect(&address)?;
+            let status = match tokio::time::timeout(self.attempt_timeout, f(conn)).await {
+                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Err(status)) => status,
+                Err(_) => Status::unavailable(format!("{address} did not answer in time")),
+            };
+            if status.code() != Code::Unavailable {
+                return Err(status);
+            }
+            let leader = status
+                .metadata()
+                .get(LEADER_METADATA)
+                .and_then(|v| v.to_str().ok())
+                .filter(|l| !l.is_empty() && *l != address)
+                .map(str::to_string);
+            tracing::debug!(%address, leader = leader.as_deref().unwrap_or("unknown"), "coordinator unavailable");
+            match leader {
+                Some(leader) => self.set_current(&leader),
+                None => self.next(),
+            }
+            if tokio::time::Instant::now() + pause > give_up {
+                return Err(status);
+            }
+            tokio::time::sleep(pause).await;
+            // Following a named leader is worth an immediate retry; a dead or leaderless cluster is not.
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    fn set_current(&self, address: &str) {
+        let mut addresses = lock(&self.addresses);
+        let index = match addresses.iter().position(|a| a == address) {
+            Some(i) => i,
+            None => {
+                addresses.push(address.to_string());
+                addresses.len() - 1
+            }
+        };
+        *lock(&self.current) = index;
+    }
+
+    fn next(&self) {
+        let n = lock(&self.addresses).len();
+        let mut current = lock(&self.current);
+        *current = (*current + 1) % n;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The token from `KHOP_TOKEN`, if set.
+pub fn token_from_env() -> Option<String> {
+    std::env::var("KHOP_TOKEN").ok().filter(|t| !t.is_empty())
+}

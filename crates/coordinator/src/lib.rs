@@ -1,0 +1,132 @@
+//! The khop coordinator: a `khop-raftstore` node whose state machine is the scheduler's `Machine`,
+//! serving the gRPC API (`JobService`, `ClusterService`, `WorkerService`, `RaftTransport`, health and
+//! reflection) on one address.
+//!
+//! - **Writes** (submit, cancel, register, poll, report, drain, ...) are proposed on the leader; a
+//!   follower answers `UNAVAILABLE` with the leader's address in `khop-leader` metadata.
+//! - **Reads** (jobs, workers) are linearizable reads on the leader; `ClusterStatus` answers from any
+//!   node.
+//! - **The leader's loop** ([`leader`]) expires leases, plans each job's next stage with the engine's
+//!   planner from the committed outputs, and finishes succeeded jobs (`summary.json`, scratch removal).
+//!   The planner only lists input files; its tasks go through the log, so followers never plan.
+//! - **Auth** ([`auth`]): a bearer token per request, mapped to roles.
+//!
+//! **Architecture invariant:** the coordinator never reads records: it lists input files to plan, and
+//! writes the summary from the write task's output; records, pairs and scores move between workers
+//! through files, never through the coordinator or the Raft log.
+
+mod api;
+pub mod auth;
+mod core;
+mod error;
+mod leader;
+mod sm;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use khop_proto::v1::cluster_service_server::ClusterServiceServer;
+use khop_proto::v1::job_service_server::JobServiceServer;
+use khop_proto::v1::worker_service_server::WorkerServiceServer;
+use khop_raftstore::NodeConfig;
+use khop_scheduler::Machine;
+use tonic::transport::Server;
+
+pub use crate::auth::{Role, Tokens};
+pub use crate::core::Settings;
+pub use crate::error::{Error, LEADER_METADATA};
+pub use khop_scheduler::Config as SchedulerConfig;
+
+/// The largest request the API accepts; larger ones are refused with `RESOURCE_EXHAUSTED`.
+pub const MAX_REQUEST_BYTES: usize = 16 << 20;
+
+/// How to start one coordinator.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This coordinator's Raft id (never 0, never reused).
+    pub id: u64,
+    /// The socket to serve on.
+    pub listen: SocketAddr,
+    /// The Raft log and snapshots.
+    pub data_dir: PathBuf,
+    /// Every coordinator's id and http address, this one's included.
+    pub peers: BTreeMap<u64, String>,
+    /// Creates a one-voter cluster when the data dir is empty, then adds the other `peers` one at a
+    /// time. Set on one coordinator (the seed) only.
+    pub bootstrap: bool,
+    pub tokens: Tokens,
+    pub settings: Settings,
+}
+
+/// Runs a coordinator until `shutdown` resolves.
+pub async fn serve(
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), String> {
+    if cfg.tokens.is_empty() {
+        return Err("no tokens: give --auth FILE or set KHOP_TOKEN".into());
+    }
+    let fresh = match std::fs::read_dir(&cfg.data_dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(_) => true,
+    };
+    let mut node = NodeConfig::new(cfg.id, &cfg.data_dir, cfg.peers.clone());
+    node.bootstrap = cfg.bootstrap;
+    node.peer_token = cfg.tokens.peer_token();
+    let (raft, transport) =
+        khop_raftstore::start(node, sm::SchedulerSm(Machine::new(cfg.settings.scheduler)))
+            .await
+            .map_err(|e| format!("starting the raft node: {e}"))?;
+    let core = Arc::new(core::Core {
+        raft: raft.clone(),
+        tokens: cfg.tokens.clone(),
+        settings: cfg.settings.clone(),
+    });
+    let leader_loop = tokio::spawn(leader::run(Arc::clone(&core)));
+    let joiner = (cfg.bootstrap && fresh)
+        .then(|| tokio::spawn(leader::join_peers(Arc::clone(&core), cfg.peers.clone())));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<JobServiceServer<api::Api>>().await;
+    health.set_serving::<ClusterServiceServer<api::Api>>().await;
+    health.set_serving::<WorkerServiceServer<api::Api>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(khop_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| format!("reflection: {e}"))?;
+    let api = api::Api(Arc::clone(&core));
+    let tokens = cfg.tokens.clone();
+    let peers_only =
+        move |request: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
+            tokens.check(request.metadata(), &[Role::Peer])?;
+            Ok(request)
+        };
+    tracing::info!(id = cfg.id, listen = %cfg.listen, "coordinator serving");
+    let served = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            JobServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            ClusterServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            WorkerServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            transport, peers_only,
+        ))
+        .serve_with_shutdown(cfg.listen, shutdown)
+        .await
+        .map_err(|e| format!("serving on {}: {e}", cfg.listen));
+    leader_loop.abort();
+    if let Some(joiner) = joiner {
+        joiner.abort();
+    }
+    raft.shutdown().await;
+    served
+}

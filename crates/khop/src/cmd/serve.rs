@@ -1,0 +1,162 @@
+//! `khop coordinator` and `khop worker`: the long-running roles.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+#[derive(Debug, clap::Args)]
+pub struct CoordinatorArgs {
+    /// This coordinator's id: 1, 2, 3, ... (never 0, never reused).
+    #[arg(long)]
+    id: u64,
+    /// The socket to serve the API and the Raft transport on, e.g. 0.0.0.0:7400.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// The Raft log and snapshots of this coordinator.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Every coordinator as ID=http://host:port, comma-separated, this one's included.
+    #[arg(long, value_delimiter = ',')]
+    peers: Vec<String>,
+    /// On the seed only: create the cluster when the data dir is empty, then add the other peers.
+    #[arg(long)]
+    bootstrap: bool,
+    /// Tokens and their roles (TOML: `[tokens]` then `"<token>" = "operator"`); default: KHOP_TOKEN as
+    /// a single token with every role.
+    #[arg(long)]
+    auth: Option<PathBuf>,
+    /// How long a task lease lasts without a heartbeat renewing it.
+    #[arg(long, default_value_t = 10_000)]
+    lease_ms: u64,
+    /// A worker silent for this long is lost and its attempts run elsewhere.
+    #[arg(long, default_value_t = 30_000)]
+    worker_timeout_ms: u64,
+    /// Retries of a task after retryable failures.
+    #[arg(long, default_value_t = 4)]
+    retry_budget: u32,
+    /// How long a worker's poll waits for work.
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
+}
+
+fn parse_peers(items: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut peers = BTreeMap::new();
+    for item in items.iter().filter(|i| !i.trim().is_empty()) {
+        let (id, address) = item
+            .split_once('=')
+            .with_context(|| format!("--peers: {item:?} is not ID=http://host:port"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .with_context(|| format!("--peers: {id:?} is not a coordinator id"))?;
+        peers.insert(id, address.trim().to_string());
+    }
+    Ok(peers)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn interrupted() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
+    let peers = parse_peers(&args.peers)?;
+    if !peers.contains_key(&args.id) {
+        bail!(
+            "--peers must give this coordinator's own address ({}=http://...)",
+            args.id
+        );
+    }
+    let tokens = match (&args.auth, khop_client::token_from_env()) {
+        (Some(path), _) => khop_coordinator::Tokens::from_file(path).map_err(anyhow::Error::msg)?,
+        (None, Some(token)) => khop_coordinator::Tokens::single(&token),
+        (None, None) => bail!("no tokens: give --auth FILE or set KHOP_TOKEN"),
+    };
+    let cfg = khop_coordinator::Config {
+        id: args.id,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        peers,
+        bootstrap: args.bootstrap,
+        tokens,
+        settings: khop_coordinator::Settings {
+            scheduler: khop_scheduler_config(
+                args.lease_ms,
+                args.worker_timeout_ms,
+                args.retry_budget,
+            ),
+            poll_ms: args.poll_ms,
+            ..Default::default()
+        },
+    };
+    runtime()?
+        .block_on(khop_coordinator::serve(cfg, interrupted()))
+        .map_err(anyhow::Error::msg)
+}
+
+fn khop_scheduler_config(
+    lease_ms: u64,
+    worker_timeout_ms: u64,
+    retry_budget: u32,
+) -> khop_coordinator::SchedulerConfig {
+    khop_coordinator::SchedulerConfig {
+        lease_ms,
+        worker_timeout_ms,
+        retry_budget,
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// Coordinator addresses, comma-separated [default: KHOP_COORDINATORS].
+    #[arg(long, value_delimiter = ',')]
+    coordinators: Vec<String>,
+    /// Tasks run side by side.
+    #[arg(long, default_value_t = 1)]
+    slots: u32,
+    /// A name for people [default: the host name].
+    #[arg(long)]
+    name: Option<String>,
+}
+
+pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let name = args.name.unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "worker".into())
+    });
+    let cfg = khop_worker::Config {
+        coordinators: super::remote::addresses(&args.coordinators)?,
+        slots: args.slots.max(1),
+        name,
+        token: khop_client::token_from_env(),
+        task_delay: std::time::Duration::from_millis(
+            std::env::var("KHOP_WORKER_TASK_DELAY_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        ),
+    };
+    runtime()?
+        .block_on(khop_worker::run(cfg, interrupted()))
+        .map_err(anyhow::Error::msg)
+}

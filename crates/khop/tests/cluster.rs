@@ -1,0 +1,722 @@
+//! The cluster with real processes: coordinators and workers are `khop` processes on 127.0.0.x ports,
+//! the CLI is the `khop` binary, faults are SIGKILLs. Every job's outputs (pairs, clusters,
+//! reconciliation, as sorted rows read from Parquet) must equal those of `khop link` on the same spec.
+//!
+//! The cases share one generated dataset and one embedded reference run, and run one at a time (a lock):
+//! they start processes that each use every core.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+
+const TOKEN: &str = "test-token-all-roles-0001";
+const KHOP: &str = env!("CARGO_BIN_EXE_khop");
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The dataset and the embedded run's output, made once.
+struct Reference {
+    _dir: tempfile::TempDir,
+    job: PathBuf,
+    output: PathBuf,
+}
+
+fn reference() -> &'static Reference {
+    static REFERENCE: OnceLock<Reference> = OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let started = Instant::now();
+        run_ok(
+            Command::new(KHOP)
+                .args([
+                    "datagen",
+                    "--population",
+                    "20000",
+                    "--civil-servants",
+                    "500",
+                    "--seed",
+                    "3",
+                    "--out",
+                ])
+                .arg(&data),
+        );
+        // Small partitions and training keep tasks short; the cluster and the embedded run use the same.
+        let job = data.join("job.toml");
+        let text = std::fs::read_to_string(&job)
+            .unwrap()
+            .replace("partitions = 64", "partitions = 8")
+            .replace("u_pairs = 1000000", "u_pairs = 100000");
+        std::fs::write(&job, text).unwrap();
+        let output = dir.path().join("embedded");
+        run_ok(
+            Command::new(KHOP)
+                .arg("link")
+                .arg(&job)
+                .arg("--output")
+                .arg(&output),
+        );
+        eprintln!(
+            "reference: datagen + embedded link in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        Reference {
+            _dir: dir,
+            job,
+            output,
+        }
+    })
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every row of the Parquet files in `dir`, each as its values joined by `|`, sorted.
+fn rows(dir: &Path) -> Vec<String> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    paths.sort();
+    let mut rows = Vec::new();
+    let options = FormatOptions::default().with_null("∅");
+    for path in paths {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let formatters: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+                .collect();
+            for r in 0..batch.num_rows() {
+                let row: Vec<String> = formatters.iter().map(|f| f.value(r).to_string()).collect();
+                rows.push(row.join("|"));
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn assert_same_outputs(output: &Path) {
+    let reference = &reference().output;
+    for dir in ["pairs", "clusters", "reconciliation"] {
+        let want = rows(&reference.join(dir));
+        let got = rows(&output.join(dir));
+        assert!(!want.is_empty(), "the reference has no {dir}");
+        assert_eq!(got.len(), want.len(), "{dir}: row counts differ");
+        assert!(got == want, "{dir}: rows differ from the embedded run's");
+    }
+    assert!(output.join("summary.json").exists(), "no summary.json");
+    assert!(
+        !output.join(".khop-scratch").exists(),
+        "scratch files were not removed"
+    );
+}
+
+/// A free port on `ip` (the listener is dropped; the coordinator binds it right after).
+fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    listen: BTreeMap<u64, String>,
+    coordinators: BTreeMap<u64, Child>,
+    workers: Vec<Child>,
+    auth: Option<PathBuf>,
+    /// The token the CLI sends.
+    token: String,
+}
+
+impl Cluster {
+    /// `n` coordinators (1 bootstraps and adds the others), no workers yet.
+    fn start(n: u64, auth: Option<&str>) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let listen = (1..=n)
+            .map(|id| {
+                let ip = format!("127.0.0.{}", id + 1);
+                let port = free_port(&ip);
+                (id, format!("{ip}:{port}"))
+            })
+            .collect();
+        let auth = auth.map(|text| {
+            let path = dir.path().join("auth.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let mut cluster = Cluster {
+            dir,
+            listen,
+            coordinators: BTreeMap::new(),
+            workers: Vec::new(),
+            auth,
+            token: TOKEN.to_string(),
+        };
+        let started = Instant::now();
+        for id in 1..=n {
+            cluster.start_coordinator(id);
+        }
+        cluster.wait_for_voters(n as usize);
+        eprintln!(
+            "{n} coordinators up in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        cluster
+    }
+
+    fn addresses(&self) -> String {
+        self.listen
+            .values()
+            .map(|a| format!("http://{a}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn log(&self, name: &str) -> File {
+        File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))
+            .unwrap()
+    }
+
+    fn start_coordinator(&mut self, id: u64) {
+        let peers = self
+            .listen
+            .iter()
+            .map(|(id, a)| format!("{id}=http://{a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cmd = Command::new(KHOP);
+        cmd.args(["coordinator", "--id", &id.to_string(), "--listen"])
+            .arg(&self.listen[&id])
+            .arg("--data-dir")
+            .arg(self.dir.path().join(format!("coordinator-{id}")))
+            .args(["--peers", &peers])
+            .args([
+                "--lease-ms",
+                "3000",
+                "--worker-timeout-ms",
+                "3000",
+                "--poll-ms",
+                "300",
+            ])
+            .env("KHOP_TOKEN", TOKEN)
+            .env("KHOP_LOG", "info,raft=warn")
+            .stdout(Stdio::null())
+            .stderr(self.log(&format!("coordinator-{id}")));
+        if id == 1 {
+            cmd.arg("--bootstrap");
+        }
+        if let Some(auth) = &self.auth {
+            cmd.arg("--auth").arg(auth).env_remove("KHOP_TOKEN");
+        }
+        self.coordinators.insert(id, cmd.spawn().unwrap());
+    }
+
+    /// Starts a worker; `delay_ms` holds each of its tasks that long first (to kill it mid-task).
+    fn start_worker(&mut self, delay_ms: Option<u64>) -> usize {
+        let n = self.workers.len();
+        let mut cmd = Command::new(KHOP);
+        cmd.args(["worker", "--slots", "1", "--name", &format!("worker-{n}")])
+            .args(["--coordinators", &self.addresses()])
+            .env("KHOP_TOKEN", &self.token)
+            .env("KHOP_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(self.log(&format!("worker-{n}")));
+        if let Some(delay) = delay_ms {
+            cmd.env("KHOP_WORKER_TASK_DELAY_MS", delay.to_string());
+        }
+        self.workers.push(cmd.spawn().unwrap());
+        n
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(KHOP)
+            .args(args)
+            .env("KHOP_COORDINATORS", self.addresses())
+            .env("KHOP_TOKEN", &self.token)
+            .env("KHOP_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
+    fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "khop {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.cli_ok(args)).unwrap()
+    }
+
+    /// The cluster as some coordinator sees it, or `None` when none answers.
+    fn status(&self) -> Option<Value> {
+        let out = self.cli(&["cluster", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
+
+    fn leader(&self) -> Option<u64> {
+        self.status()
+            .and_then(|s| s["leader_id"].as_u64())
+            .filter(|&l| l != 0)
+    }
+
+    fn wait_for_voters(&self, n: usize) {
+        wait_until("the coordinators to join", Duration::from_secs(30), || {
+            self.status().is_some_and(|s| {
+                s["leader_id"].as_u64().unwrap_or(0) != 0
+                    && s["coordinators"]
+                        .as_array()
+                        .is_some_and(|c| c.iter().filter(|c| c["role"] != "learner").count() == n)
+            })
+        });
+    }
+
+    fn submit(&self, output: &Path) -> String {
+        let job = reference().job.to_str().unwrap().to_string();
+        let id = self.cli_ok(&["submit", &job, "--output", output.to_str().unwrap()]);
+        id.trim().to_string()
+    }
+
+    fn job(&self, id: &str) -> Option<Value> {
+        let out = self.cli(&["status", id, "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
+
+    fn wait_for_job(&self, id: &str, timeout: Duration) {
+        let mut state = String::new();
+        wait_until(&format!("job {id} to end"), timeout, || {
+            if let Some(job) = self.job(id) {
+                state = job["state"].as_str().unwrap_or("").to_string();
+            }
+            matches!(state.as_str(), "succeeded" | "failed" | "cancelled")
+        });
+        assert_eq!(state, "succeeded", "job {id}: {:?}", self.job(id));
+    }
+
+    /// Stages with at least one committed task.
+    fn stages_done(&self, id: &str) -> usize {
+        self.job(id)
+            .and_then(|j| {
+                j["stages"]
+                    .as_array()
+                    .map(|s| s.iter().filter(|s| s["state"] == "succeeded").count())
+            })
+            .unwrap_or(0)
+    }
+
+    fn workers_json(&self) -> Vec<Value> {
+        self.json(&["workers", "--json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn output(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self
+            .coordinators
+            .values_mut()
+            .chain(self.workers.iter_mut())
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                    eprintln!("==== {} (last lines)", path.display());
+                    for line in tail.into_iter().rev() {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn three_coordinators_and_three_workers_run_a_job() {
+    let _serial = serial();
+    reference();
+    let mut cluster = Cluster::start(3, None);
+    for _ in 0..3 {
+        cluster.start_worker(None);
+    }
+    let started = Instant::now();
+    let output = cluster.output("out");
+    let id = cluster.submit(&output);
+    let watched = cluster.cli(&["watch", &id]);
+    assert!(
+        watched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
+    cluster.wait_for_job(&id, Duration::from_secs(60));
+    eprintln!(
+        "3 coordinators, 3 workers: job in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_same_outputs(&output);
+    let job = cluster.job(&id).unwrap();
+    assert!(job["summary"]["pairs_written"].as_u64().unwrap() > 0);
+    assert_eq!(job["stages"].as_array().unwrap().len(), 8);
+}
+
+#[test]
+fn a_killed_worker_s_tasks_run_again() {
+    let _serial = serial();
+    reference();
+    let mut cluster = Cluster::start(3, None);
+    // The first worker holds every task for 2 s, so it is surely killed mid-task.
+    let slow = cluster.start_worker(Some(2000));
+    let output = cluster.output("out");
+    let id = cluster.submit(&output);
+    let mut victim = String::new();
+    wait_until(
+        "the slow worker to hold a task",
+        Duration::from_secs(30),
+        || {
+            cluster.workers_json().iter().any(|w| {
+                let busy = w["running"].as_array().is_some_and(|r| !r.is_empty());
+                if busy {
+                    victim = w["id"].as_str().unwrap().to_string();
+                }
+                busy
+            })
+        },
+    );
+    let killed = Instant::now();
+    cluster.workers[slow].kill().unwrap();
+    cluster.start_worker(None);
+    cluster.start_worker(None);
+    wait_until(
+        "the killed worker to be lost",
+        Duration::from_secs(30),
+        || {
+            cluster
+                .workers_json()
+                .iter()
+                .any(|w| w["id"] == victim.as_str() && w["state"] == "lost")
+        },
+    );
+    eprintln!(
+        "killed worker lost after {:.1} s",
+        killed.elapsed().as_secs_f64()
+    );
+    cluster.wait_for_job(&id, Duration::from_secs(90));
+    assert_same_outputs(&output);
+}
+
+#[test]
+fn a_killed_leader_is_replaced_and_the_job_finishes() {
+    let _serial = serial();
+    reference();
+    let mut cluster = Cluster::start(3, None);
+    cluster.start_worker(Some(300));
+    cluster.start_worker(Some(300));
+    let output = cluster.output("out");
+    let id = cluster.submit(&output);
+    wait_until("a stage to finish", Duration::from_secs(60), || {
+        cluster.stages_done(&id) >= 1
+    });
+    let old = cluster.leader().unwrap();
+    let commit = cluster.status().unwrap()["commit_index"].as_u64().unwrap();
+    let killed = Instant::now();
+    let mut leader = cluster.coordinators.remove(&old).unwrap();
+    leader.kill().unwrap();
+    leader.wait().unwrap();
+    wait_until("a new leader to commit", Duration::from_secs(30), || {
+        cluster.status().is_some_and(|s| {
+            let l = s["leader_id"].as_u64().unwrap_or(0);
+            l != 0 && l != old && s["commit_index"].as_u64().unwrap_or(0) > commit
+        })
+    });
+    eprintln!(
+        "leader {old} killed: a new leader committed after {:.2} s",
+        killed.elapsed().as_secs_f64()
+    );
+    cluster.wait_for_job(&id, Duration::from_secs(90));
+    assert_same_outputs(&output);
+}
+
+#[test]
+fn every_node_restarted_mid_job() {
+    let _serial = serial();
+    reference();
+    let mut cluster = Cluster::start(3, None);
+    cluster.start_worker(Some(300));
+    cluster.start_worker(Some(300));
+    let output = cluster.output("out");
+    let id = cluster.submit(&output);
+    wait_until("a stage to finish", Duration::from_secs(60), || {
+        cluster.stages_done(&id) >= 1
+    });
+    let restarted = Instant::now();
+    for child in cluster.coordinators.values_mut() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    cluster.coordinators.clear();
+    for id in 1..=3 {
+        cluster.start_coordinator(id);
+    }
+    wait_until(
+        "a leader after the restart",
+        Duration::from_secs(30),
+        || cluster.leader().is_some(),
+    );
+    eprintln!(
+        "all coordinators killed and restarted: leader after {:.2} s",
+        restarted.elapsed().as_secs_f64()
+    );
+    cluster.wait_for_job(&id, Duration::from_secs(90));
+    assert_same_outputs(&output);
+}
+
+#[test]
+fn a_worker_added_and_one_drained_mid_job() {
+    let _serial = serial();
+    reference();
+    let mut cluster = Cluster::start(3, None);
+    let first = cluster.start_worker(Some(200));
+    let output = cluster.output("out");
+    let id = cluster.submit(&output);
+    wait_until("a stage to finish", Duration::from_secs(60), || {
+        cluster.stages_done(&id) >= 1
+    });
+    cluster.start_worker(None);
+    let first_id = cluster.workers_json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cluster.cli_ok(&["cluster", "drain", &first_id]);
+    let mut exit = None;
+    wait_until(
+        "the drained worker to exit",
+        Duration::from_secs(60),
+        || {
+            exit = cluster.workers[first].try_wait().unwrap();
+            exit.is_some()
+        },
+    );
+    assert!(exit.unwrap().success(), "a drained worker exits 0");
+    cluster.wait_for_job(&id, Duration::from_secs(90));
+    assert_same_outputs(&output);
+}
+
+#[test]
+fn bad_requests_are_refused_and_nothing_crashes() {
+    use khop_proto::v1;
+
+    let _serial = serial();
+    reference();
+    let auth = format!(
+        "[tokens]\n\"{TOKEN}\" = [\"operator\", \"engineer\", \"worker\", \"peer\"]\n\"engineer-only-token-01\" = \"engineer\"\n"
+    );
+    let mut cluster = Cluster::start(3, Some(&auth));
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    // A malformed spec: INVALID_ARGUMENT naming the field.
+    let bad = cluster.output("bad.toml");
+    let text = std::fs::read_to_string(&reference().job)
+        .unwrap()
+        .replace("partitions = 8", "partitions = \"eight\"");
+    std::fs::write(&bad, text).unwrap();
+    let out = cluster.cli(&["submit", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("InvalidArgument"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("execution.partitions"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Too large: RESOURCE_EXHAUSTED.
+    let huge = cluster.output("huge.toml");
+    let padding = "# padding\n".repeat(200_000);
+    std::fs::write(
+        &huge,
+        padding + &std::fs::read_to_string(&reference().job).unwrap(),
+    )
+    .unwrap();
+    let out = cluster.cli(&["submit", huge.to_str().unwrap()]);
+    assert!(
+        stderr(&out).contains("ResourceExhausted"),
+        "{}",
+        stderr(&out)
+    );
+
+    // An unknown job: NOT_FOUND.
+    let out = cluster.cli(&["status", "job-0000000000"]);
+    assert!(stderr(&out).contains("NotFound"), "{}", stderr(&out));
+
+    // Missing, wrong token: UNAUTHENTICATED; a token without the role: PERMISSION_DENIED.
+    cluster.token = "not-a-token-at-all-0000".into();
+    let out = cluster.cli(&["status"]);
+    assert!(stderr(&out).contains("Unauthenticated"), "{}", stderr(&out));
+    cluster.token = "engineer-only-token-01".into();
+    let out = cluster.cli(&["submit", reference().job.to_str().unwrap()]);
+    assert!(
+        stderr(&out).contains("PermissionDenied"),
+        "{}",
+        stderr(&out)
+    );
+    cluster.token = TOKEN.into();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let leader = cluster.leader().unwrap();
+    let follower = *cluster.listen.keys().find(|&&id| id != leader).unwrap();
+    let at = |id: u64| format!("http://{}", cluster.listen[&id]);
+    rt.block_on(async {
+        let none = khop_client::Coordinators::new(&[at(leader)], None).unwrap();
+        let status = none
+            .connect(&at(leader))
+            .unwrap()
+            .jobs()
+            .list_jobs(v1::ListJobsRequest {})
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+
+        // A write to a follower: UNAVAILABLE with the leader's address.
+        let client = khop_client::Coordinators::new(&[at(follower)], Some(TOKEN)).unwrap();
+        let status = client
+            .connect(&at(follower))
+            .unwrap()
+            .jobs()
+            .cancel_job(v1::CancelJobRequest {
+                job_id: "job-0000000001".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(
+            status
+                .metadata()
+                .get("khop-leader")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            at(leader)
+        );
+
+        // A report for an attempt this worker does not hold: refused.
+        let workers = client.connect(&at(leader)).unwrap().workers();
+        let registered = workers
+            .clone()
+            .register_worker(v1::RegisterWorkerRequest {
+                protocol_version: khop_proto::PROTOCOL_VERSION,
+                address: String::new(),
+                cores: 1,
+                name: "fake".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let report = workers
+            .clone()
+            .report_task(v1::ReportTaskRequest {
+                worker_id: registered.worker_id.clone(),
+                attempt_id: "424242".into(),
+                term: 1,
+                outcome: Some(v1::report_task_request::Outcome::Succeeded(
+                    v1::TaskSucceeded {
+                        result_json: "{}".into(),
+                    },
+                )),
+            })
+            .await;
+        assert!(
+            !matches!(&report, Ok(r) if r.get_ref().accepted),
+            "{report:?}"
+        );
+        // Another protocol version: FAILED_PRECONDITION with a clear message.
+        let status = workers
+            .clone()
+            .register_worker(v1::RegisterWorkerRequest {
+                protocol_version: khop_proto::PROTOCOL_VERSION + 1,
+                address: String::new(),
+                cores: 1,
+                name: "old".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            status.message().contains("protocol version"),
+            "{}",
+            status.message()
+        );
+    });
+
+    // Nothing crashed: every coordinator runs and answers.
+    for (id, child) in &mut cluster.coordinators {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "coordinator {id} exited"
+        );
+    }
+    cluster.wait_for_voters(3);
+}

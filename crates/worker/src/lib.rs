@@ -1,0 +1,345 @@
+//! The khop worker: registers with the coordinators, polls the leader for task leases (the poll is its
+//! heartbeat), runs each leased task on an OS thread of its own with the engine's `run_task`, and reports
+//! the outcome.
+//!
+//! Runtime view: the async runtime only polls and reports; tasks are CPU heavy and blocking, so they run
+//! on dedicated threads and hand their result back through a channel. A report goes out as soon as a
+//! task ends, independent of the poll loop, and the attempt stays in the heartbeat's `running` list
+//! until the report is answered, so its lease never lapses while the worker is alive.
+//!
+//! Orders from the poll reply: `cancel` drops attempts (their threads may run on; the result is not
+//! reported), `drain` ends the worker once it holds nothing.
+//!
+//! **Architecture invariant:** the worker holds no job state: what it knows of a job is in the task
+//! payload it was leased, what it produces is in files under the job's scratch directory and in the
+//! report. Killing a worker loses its running attempts only; the coordinators lease them again.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use khop_client::Coordinators;
+use khop_engine::EngineError;
+use khop_engine::task::{Task, run_task};
+use khop_proto::v1;
+use tokio::sync::{Notify, mpsc};
+use tonic::Code;
+
+/// How to start a worker.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Coordinator addresses (`http://host:port`); any of them, the leader is found from there.
+    pub coordinators: Vec<String>,
+    /// Tasks run side by side.
+    pub slots: u32,
+    /// A name for people (host name).
+    pub name: String,
+    pub token: Option<String>,
+    /// Holds every task this long before running it: for fault-injection tests only (a worker that is
+    /// surely killed mid-task).
+    pub task_delay: Duration,
+}
+
+/// An attempt this worker holds: running, or finished and being reported.
+struct Held {
+    term: u64,
+}
+
+/// What a task thread hands back.
+struct Finished {
+    generation: u64,
+    worker_id: String,
+    attempt_id: String,
+    term: u64,
+    outcome: v1::report_task_request::Outcome,
+}
+
+#[derive(Default)]
+struct State {
+    /// Bumped at every registration: results of attempts leased to an earlier registration are dropped.
+    generation: u64,
+    held: BTreeMap<String, Held>,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Calls that must eventually get through (the coordinators may be electing or restarting).
+const PATIENT: Duration = Duration::from_secs(3600);
+
+/// Runs the worker until it is drained (`Ok`), refused for good (`Err`, e.g. a protocol mismatch), or
+/// `shutdown` resolves.
+pub async fn run(
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), String> {
+    let coordinators = Arc::new(Coordinators::new(&cfg.coordinators, cfg.token.as_deref())?);
+    let state: Shared = Arc::default();
+    let wake = Arc::new(Notify::new());
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let reporter = tokio::spawn(report_loop(
+        Arc::clone(&coordinators),
+        Arc::clone(&state),
+        Arc::clone(&wake),
+        done_rx,
+    ));
+    let result = tokio::select! {
+        r = work(&cfg, &coordinators, &state, &wake, done_tx) => r,
+        () = shutdown => {
+            tracing::info!("worker stopping");
+            Ok(())
+        }
+    };
+    reporter.abort();
+    result
+}
+
+async fn register(
+    cfg: &Config,
+    coordinators: &Coordinators,
+) -> Result<v1::RegisterWorkerResponse, String> {
+    let request = v1::RegisterWorkerRequest {
+        protocol_version: khop_proto::PROTOCOL_VERSION,
+        address: String::new(),
+        cores: cfg.slots,
+        name: cfg.name.clone(),
+    };
+    loop {
+        let result = coordinators
+            .call(PATIENT, |c| {
+                let request = request.clone();
+                async move { c.workers().register_worker(request).await }
+            })
+            .await;
+        match result {
+            Ok(reply) => return Ok(reply),
+            Err(s)
+                if matches!(
+                    s.code(),
+                    Code::FailedPrecondition
+                        | Code::Unauthenticated
+                        | Code::PermissionDenied
+                        | Code::InvalidArgument
+                ) =>
+            {
+                return Err(format!("registration refused: {}", s.message()));
+            }
+            Err(s) => {
+                tracing::warn!(error = %s.message(), "cannot register yet");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn work(
+    cfg: &Config,
+    coordinators: &Coordinators,
+    state: &Shared,
+    wake: &Notify,
+    done_tx: mpsc::UnboundedSender<Finished>,
+) -> Result<(), String> {
+    loop {
+        let registered = register(cfg, coordinators).await?;
+        let worker_id = registered.worker_id.clone();
+        let generation = {
+            let mut s = lock(state);
+            s.generation += 1;
+            s.held.clear();
+            s.generation
+        };
+        let poll_every = Duration::from_millis(registered.poll_ms.max(50));
+        let lease = Duration::from_millis(registered.lease_ms.max(100));
+        tracing::info!(worker = %worker_id, slots = cfg.slots, "worker registered");
+        loop {
+            let (running, free) = {
+                let s = lock(state);
+                let free = cfg.slots.saturating_sub(s.held.len() as u32);
+                (s.held.keys().cloned().collect::<Vec<String>>(), free)
+            };
+            let request = v1::PollTasksRequest {
+                worker_id: worker_id.clone(),
+                free_slots: free,
+                running,
+            };
+            let polled = coordinators
+                .call(lease, |c| {
+                    let request = request.clone();
+                    async move { c.workers().poll_tasks(request).await }
+                })
+                .await;
+            let pause = match polled {
+                Ok(reply) => {
+                    let drained = reply.drain;
+                    let given = reply.tasks.len() as u32;
+                    {
+                        let mut s = lock(state);
+                        for attempt in &reply.cancel {
+                            if s.held.remove(attempt).is_some() {
+                                tracing::info!(attempt = %attempt, "attempt cancelled");
+                            }
+                        }
+                        for task in &reply.tasks {
+                            s.held
+                                .insert(task.attempt_id.clone(), Held { term: task.term });
+                        }
+                    }
+                    for task in reply.tasks {
+                        start(
+                            task,
+                            generation,
+                            worker_id.clone(),
+                            cfg.task_delay,
+                            done_tx.clone(),
+                        );
+                    }
+                    if drained && lock(state).held.is_empty() {
+                        tracing::info!(worker = %worker_id, "drained: exiting");
+                        return Ok(());
+                    }
+                    // With slots still free the coordinator has already waited (long poll).
+                    if free > given {
+                        Duration::ZERO
+                    } else {
+                        poll_every
+                    }
+                }
+                Err(s) if matches!(s.code(), Code::NotFound | Code::FailedPrecondition) => {
+                    tracing::warn!(worker = %worker_id, error = %s.message(), "registration lost: registering again");
+                    break;
+                }
+                Err(s) => {
+                    tracing::warn!(error = %s.message(), "poll failed");
+                    poll_every
+                }
+            };
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// Runs a task on a thread of its own (never on the runtime that heartbeats).
+fn start(
+    task: v1::TaskAssignment,
+    generation: u64,
+    worker_id: String,
+    delay: Duration,
+    done: mpsc::UnboundedSender<Finished>,
+) {
+    let attempt_id = task.attempt_id.clone();
+    tracing::info!(job = %task.job_id, stage = %task.stage, task = task.task_index, attempt = %attempt_id, "task started");
+    let spawned = std::thread::Builder::new()
+        .name(format!("task-{attempt_id}"))
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            std::thread::sleep(delay);
+            let outcome = std::panic::catch_unwind(|| execute(&task.payload_json, &task.attempt_id))
+                .unwrap_or_else(|_| {
+                    v1::report_task_request::Outcome::Failed(v1::TaskFailed {
+                        reason: "the task panicked".into(),
+                        retryable: true,
+                    })
+                });
+            let ok = matches!(outcome, v1::report_task_request::Outcome::Succeeded(_));
+            tracing::info!(job = %task.job_id, stage = %task.stage, task = task.task_index, attempt = %task.attempt_id, ok, seconds = started.elapsed().as_secs_f64(), "task ended");
+            let _ = done.send(Finished {
+                generation,
+                worker_id,
+                attempt_id: task.attempt_id,
+                term: task.term,
+                outcome,
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::error!(attempt = %attempt_id, error = %e, "cannot start a task thread");
+    }
+}
+
+fn execute(payload: &str, attempt_id: &str) -> v1::report_task_request::Outcome {
+    use v1::report_task_request::Outcome;
+    let failed =
+        |reason: String, retryable: bool| Outcome::Failed(v1::TaskFailed { reason, retryable });
+    let task: Task = match serde_json::from_str(payload) {
+        Ok(task) => task,
+        Err(e) => {
+            return failed(
+                format!("the task payload is not an engine task: {e}"),
+                false,
+            );
+        }
+    };
+    match run_task(&task, &format!("a{attempt_id}")) {
+        Ok(output) => match serde_json::to_string(&output) {
+            Ok(result_json) => Outcome::Succeeded(v1::TaskSucceeded { result_json }),
+            Err(e) => failed(format!("task output to JSON: {e}"), false),
+        },
+        // A bad spec fails the same way on every worker; anything else (IO) may not.
+        Err(e @ EngineError::Spec { .. }) => failed(e.to_string(), false),
+        Err(e) => failed(e.to_string(), true),
+    }
+}
+
+/// Reports every finished attempt that is still held, each as soon as it ends.
+async fn report_loop(
+    coordinators: Arc<Coordinators>,
+    state: Shared,
+    wake: Arc<Notify>,
+    mut done: mpsc::UnboundedReceiver<Finished>,
+) {
+    while let Some(finished) = done.recv().await {
+        let coordinators = Arc::clone(&coordinators);
+        let state = Arc::clone(&state);
+        let wake = Arc::clone(&wake);
+        tokio::spawn(async move {
+            let held = {
+                let s = lock(&state);
+                s.generation == finished.generation
+                    && s.held
+                        .get(&finished.attempt_id)
+                        .is_some_and(|h| h.term == finished.term)
+            };
+            if held {
+                report(&coordinators, &finished).await;
+            }
+            {
+                let mut s = lock(&state);
+                if s.generation == finished.generation {
+                    s.held.remove(&finished.attempt_id);
+                }
+            }
+            wake.notify_one();
+        });
+    }
+}
+
+async fn report(coordinators: &Coordinators, finished: &Finished) {
+    let request = v1::ReportTaskRequest {
+        worker_id: finished.worker_id.clone(),
+        attempt_id: finished.attempt_id.clone(),
+        term: finished.term,
+        outcome: Some(finished.outcome.clone()),
+    };
+    let result = coordinators
+        .call(Duration::from_secs(60), |c| {
+            let request = request.clone();
+            async move { c.workers().report_task(request).await }
+        })
+        .await;
+    match result {
+        Ok(reply) if reply.accepted => {
+            tracing::info!(attempt = %finished.attempt_id, "reported");
+        }
+        Ok(_) => {
+            tracing::info!(attempt = %finished.attempt_id, "report not accepted: attempt dropped")
+        }
+        Err(s) => {
+            tracing::warn!(attempt = %finished.attempt_id, error = %s.message(), "report failed: attempt dropped")
+        }
+    }
+}

@@ -63,18 +63,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Resolves on SIGINT or SIGTERM. The handler (the `ctrlc` crate, "termination") runs on a thread of its
+/// own; tokio's signal feature would change the build of every crate that depends on tokio.
 async fn interrupted() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let installed = ctrlc::set_handler(move || {
+        if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+            let _ = tx.send(());
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+    });
+    match installed {
+        Ok(()) => {
+            let _ = rx.await;
+        }
+        Err(e) => {
+            tracing::warn!("no signal handler ({e}); stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
     }
 }
 

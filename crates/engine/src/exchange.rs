@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt8Array, UInt32Array, UInt64Array};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt8Array, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt32Type, UInt64Type};
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
@@ -224,11 +224,6 @@ pub fn text_column(batch: &RecordBatch, name: &str) -> Result<Strings, EngineErr
         .and_then(|c| c.as_string_opt::<i32>())
         .map(Strings::from_array)
         .ok_or_else(|| EngineError::Other(format!("exchange file: no text column `{name}`")))
-}
-
-/// Whether a column has nulls (exchange columns never should).
-pub fn has_nulls(batch: &RecordBatch) -> bool {
-    batch.columns().iter().any(|c| c.null_count() > 0)
 }
 
 #[cfg(test)]

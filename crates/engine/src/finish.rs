@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, RecordBatch, StringBuilder,
-    UInt8Builder, UInt32Builder, UInt64Builder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, RecordBatch, StringArray,
+    StringBuilder, UInt8Builder, UInt32Builder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt64Type};
 
@@ -469,6 +469,24 @@ fn reconciliation(
     right_values: &[RecordBatch],
 ) -> Result<(RecordBatch, BTreeMap<String, u64>), EngineError> {
     let (match_t, review_t) = (spec.thresholds.match_, spec.thresholds.review);
+    // Per scored batch, per comparison: the right side's values, looked up once.
+    let right_values: Vec<Vec<&StringArray>> = right_values
+        .iter()
+        .map(|batch| {
+            comparisons
+                .iter()
+                .map(|c| {
+                    let name = format!("right_{}", c.name);
+                    batch
+                        .column_by_name(&name)
+                        .and_then(|a| a.as_string_opt::<i32>())
+                        .ok_or_else(|| {
+                            EngineError::Other(format!("pairs file: no text column `{name}`"))
+                        })
+                })
+                .collect()
+        })
+        .collect::<Result<_, _>>()?;
     let n = left.len();
     let mut left_id = StringBuilder::with_capacity(n, n * 12);
     let mut status = StringBuilder::with_capacity(n, n * 8);
@@ -517,15 +535,11 @@ fn reconciliation(
             Some(b) => {
                 right_id.append_value(&right.ids[b.right as usize]);
                 probability.append_value(b.probability);
-                let (batch, row) = (&right_values[b.at.0 as usize], b.at.1 as usize);
-                for (c, comparison) in comparisons.iter().enumerate() {
+                let (columns, row) = (&right_values[b.at.0 as usize], b.at.1 as usize);
+                for (c, column) in columns.iter().enumerate() {
                     let g = gamma_at(b.gammas, c);
                     differs[c].append_option((g != NULL).then_some(g != 1));
-                    let value = batch
-                        .column_by_name(&format!("right_{}", comparison.name))
-                        .and_then(|a| a.as_string_opt::<i32>())
-                        .and_then(|a| (!a.is_null(row)).then(|| a.value(row)));
-                    values[c].append_option(value);
+                    values[c].append_option((!column.is_null(row)).then(|| column.value(row)));
                 }
             }
             None => {

@@ -419,7 +419,7 @@ pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
             &file,
         )
         .map(Output::Standardised),
-        Work::Ids { side, parts, keys } => ids(spec, *side, parts, *keys, &file).map(Output::Ids),
+        Work::Ids { parts, keys, .. } => ids(spec, parts, *keys, &file).map(Output::Ids),
         Work::Compare { partition, sides } => {
             compare(spec, *partition, sides).map(Output::Compared)
         }
@@ -666,7 +666,6 @@ fn duplicates_schema() -> SchemaRef {
 
 fn ids(
     spec: &JobSpec,
-    side: usize,
     parts: &[Part],
     keys: bool,
     file: &dyn Fn(&str) -> PathBuf,
@@ -753,7 +752,6 @@ fn ids(
     } else {
         None
     };
-    let _ = side;
     Ok(Ids {
         duplicates_file,
         duplicates,

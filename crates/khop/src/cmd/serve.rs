@@ -142,9 +142,19 @@ pub struct WorkerArgs {
     /// A name for people [default: the host name].
     #[arg(long)]
     name: Option<String>,
+    /// Threads for the CPU work of this worker's tasks, shared by its slots [default: every core].
+    /// Several workers on one host (benches/scale_out.sh) each get their share.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("--threads {threads}: {e}"))?;
+    }
     let name = args.name.unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())

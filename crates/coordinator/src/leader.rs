@@ -340,7 +340,7 @@ mod tests {
         let spec_toml = stored_spec();
         let names = stage_names(&load_spec(&spec_toml).unwrap());
         let mut machine = Machine::default();
-        let plan = Plan {
+        let job_plan = Plan {
             stages: names
                 .iter()
                 .enumerate()
@@ -360,7 +360,7 @@ mod tests {
                     job_id: Some("j1".into()),
                     name: "t".into(),
                     spec_toml: spec_toml.clone(),
-                    plan,
+                    plan: job_plan,
                     now_ms: 1_000,
                     request_id: None,
                 },

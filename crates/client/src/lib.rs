@@ -5,6 +5,9 @@
 //! with the leader's address in the `khop-leader` metadata. [`Coordinators::call`] tries the address it
 //! last succeeded with, follows `khop-leader` when it is given and otherwise tries the next address,
 //! until the call succeeds, fails with another code, or the deadline passes.
+//!
+//! A write that times out may or may not have been applied. Submits are made safe to retry with a
+//! request id ([`new_request_id`]), sent unchanged on every attempt.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -195,7 +198,44 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A new request id for one job submission (`SubmitJobRequest.request_id`): 128 random bits in hex.
+/// Make one per job meant, and send that same id on every retry of its submit (a timeout, a leader
+/// change): the coordinators then answer a retry with the job the first attempt created, if it did.
+pub fn new_request_id() -> String {
+    use std::hash::{BuildHasher, Hasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    // `RandomState` is keyed from the OS's randomness; hashing with two of them gives 128 bits.
+    let half = || {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        h.write_u64(call);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(), half())
+}
+
 /// The token from `KHOP_TOKEN`, if set.
 pub fn token_from_env() -> Option<String> {
     std::env::var("KHOP_TOKEN").ok().filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_new_every_time_and_safe_to_send() {
+        let ids: std::collections::BTreeSet<String> = (0..1000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            assert_eq!(id.len(), 32);
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        }
+    }
 }

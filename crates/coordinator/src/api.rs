@@ -35,6 +35,9 @@ const READERS: &[Role] = &[Role::Operator, Role::Engineer];
 
 /// Parses, resolves and plans the first stage of a submitted job (IO: lists the input files).
 fn plan_submission(req: &v1::SubmitJobRequest) -> Result<(JobSpec, Plan), Error> {
+    if let Some(id) = &req.request_id {
+        khop_scheduler::check_request_id(id)?;
+    }
     if req.spec_toml.len() > MAX_SPEC_BYTES {
         return Err(Error::TooLarge(format!(
             "spec_toml: {} bytes, the limit is {MAX_SPEC_BYTES}",
@@ -122,6 +125,7 @@ impl job_service_server::JobService for Api {
         }
         let req = request.into_inner();
         let name = req.name.clone();
+        let request_id = req.request_id.clone();
         let (spec, plan) = tokio::task::spawn_blocking(move || plan_submission(&req))
             .await
             .map_err(|e| Status::internal(format!("planning: {e}")))??;
@@ -134,11 +138,12 @@ impl job_service_server::JobService for Api {
                 spec_toml,
                 plan,
                 now_ms: now_ms(),
+                request_id: request_id.clone(),
             })
             .await?;
         match reply {
             Reply::JobSubmitted { job_id, .. } => {
-                tracing::info!(job = %job_id, "job submitted");
+                tracing::info!(job = %job_id, request = request_id.as_deref().unwrap_or(""), "job submitted");
                 Ok(Response::new(v1::SubmitJobResponse { job_id }))
             }
             other => Err(unexpected(&other)),
@@ -298,7 +303,7 @@ impl cluster_service_server::ClusterService for Api {
                             w.registered_ms,
                             v1::Worker {
                                 id: w.id.clone(),
-                                name: w.address.clone(),
+                                name: w.name.clone(),
                                 address: w.address.clone(),
                                 cores: w.cores,
                                 state: worker_state(w.state) as i32,
@@ -452,16 +457,12 @@ impl worker_service_server::WorkerService for Api {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let worker_id = format!("w-{:x}", nanos % (1u128 << 64));
-        let address = if req.address.is_empty() {
-            req.name.clone()
-        } else {
-            req.address.clone()
-        };
         let reply = self
             .0
             .propose(Command::RegisterWorker {
                 worker_id,
-                address,
+                name: req.name.clone(),
+                address: req.address.clone(),
                 cores: req.cores,
                 protocol_version: req.protocol_version,
                 now_ms: now,
@@ -473,7 +474,7 @@ impl worker_service_server::WorkerService for Api {
                 lease_ms,
                 ..
             } => {
-                tracing::info!(worker = %worker_id, cores = req.cores, "worker registered");
+                tracing::info!(worker = %worker_id, name = %req.name, cores = req.cores, "worker registered");
                 Ok(Response::new(v1::RegisterWorkerResponse {
                     worker_id,
                     lease_ms,
@@ -554,6 +555,7 @@ impl worker_service_server::WorkerService for Api {
             },
             Some(v1::report_task_request::Outcome::Succeeded(s)) => Outcome::Succeeded {
                 result_json: s.result_json,
+                elapsed_ms: req.elapsed_ms,
             },
             Some(v1::report_task_request::Outcome::Failed(f)) => Outcome::Failed {
                 reason: f.reason,
@@ -596,6 +598,7 @@ mod tests {
             output: None,
             name: "t".into(),
             base_dir: base_dir.into(),
+            request_id: None,
         }
     }
 
@@ -628,6 +631,14 @@ mod tests {
                 request(&"#".repeat(MAX_SPEC_BYTES + 1), "/x"),
                 tonic::Code::ResourceExhausted,
                 "spec_toml",
+            ),
+            (
+                v1::SubmitJobRequest {
+                    request_id: Some("not an id".into()),
+                    ..request(&good, "/x")
+                },
+                tonic::Code::InvalidArgument,
+                "request_id",
             ),
         ];
         for (req, code, needle) in cases {

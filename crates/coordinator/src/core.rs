@@ -102,6 +102,8 @@ pub(crate) fn job_proto(machine: &Machine, job: &Job) -> v1::Job {
         JobState::Failed => v1::JobState::Failed,
         JobState::Cancelled => v1::JobState::Cancelled,
     };
+    // A stage still running has run until now; one stopped with its job, until the job ended.
+    let now = job.finished_ms.unwrap_or_else(now_ms);
     let stages = machine
         .job_progress(&job.id)
         .map(|p| {
@@ -115,6 +117,12 @@ pub(crate) fn job_proto(machine: &Machine, job: &Job) -> v1::Job {
                     tasks_running: s.tasks_running as u32,
                     tasks_failed: s.tasks_failed as u32,
                     records_done: s.records_done,
+                    started_unix_ms: s.started_ms.unwrap_or(0) as i64,
+                    finished_unix_ms: s.finished_ms.unwrap_or(0) as i64,
+                    wall_seconds: s.started_ms.map_or(0.0, |start| {
+                        seconds(s.finished_ms.unwrap_or(now).saturating_sub(start))
+                    }),
+                    task_seconds: seconds(s.task_ms),
                 })
                 .collect()
         })
@@ -138,6 +146,10 @@ pub(crate) fn job_proto(machine: &Machine, job: &Job) -> v1::Job {
         output,
         summary_json: String::new(),
     }
+}
+
+pub(crate) fn seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
 }
 
 /// Fills in `summary_json` of a succeeded job from its `summary.json` (a small file the leader wrote).

@@ -9,9 +9,9 @@ use std::time::Duration;
 use khop_engine::job::{Summary, remove_scratch, write_summary};
 use khop_engine::task::{Output, Planner, stage_names};
 use khop_raftstore::Role as RaftRole;
-use khop_scheduler::{Command, JobState, Machine, TaskPlan};
+use khop_scheduler::{Command, Job, JobState, Machine, TaskPlan};
 
-use crate::core::{Core, load_spec, now_ms};
+use crate::core::{Core, load_spec, now_ms, seconds};
 use crate::error::Error;
 
 /// Something the leader has to do for a job.
@@ -20,6 +20,7 @@ enum Work {
     Plan {
         job_id: String,
         stage: usize,
+        stage_name: String,
         spec_toml: String,
         done: Vec<Vec<String>>,
     },
@@ -28,7 +29,9 @@ enum Work {
         job_id: String,
         spec_toml: String,
         written: Option<String>,
-        total_ms: u64,
+        /// The summary's timings, as the embedded runner writes them: seconds per stage (first lease
+        /// to last commit) and `total` (submission to the last commit).
+        timings: BTreeMap<String, f64>,
     },
 }
 
@@ -61,6 +64,7 @@ fn pending(machine: &Machine) -> Vec<Work> {
                 work.push(Work::Plan {
                     job_id: job.id.clone(),
                     stage,
+                    stage_name: job.stages[stage].name.clone(),
                     spec_toml: job.spec_toml.clone(),
                     done,
                 });
@@ -80,15 +84,54 @@ fn pending(machine: &Machine) -> Vec<Work> {
                     job_id: job.id.clone(),
                     spec_toml: job.spec_toml.clone(),
                     written,
-                    total_ms: job
-                        .finished_ms
-                        .unwrap_or(job.submitted_ms)
-                        .saturating_sub(job.submitted_ms),
+                    timings: timings(job),
                 });
             }
         }
     }
     work
+}
+
+/// Seconds per done stage and in total, named like the embedded runner's.
+fn timings(job: &Job) -> BTreeMap<String, f64> {
+    let mut timings: BTreeMap<String, f64> = BTreeMap::new();
+    for stage in &job.stages {
+        if let (Some(started), Some(finished)) = (stage.started_ms, stage.finished_ms) {
+            *timings.entry(stage.name.clone()).or_default() +=
+                seconds(finished.saturating_sub(started));
+        }
+    }
+    let finished = job.finished_ms.unwrap_or(job.submitted_ms);
+    timings.insert(
+        "total".into(),
+        seconds(finished.saturating_sub(job.submitted_ms)),
+    );
+    timings
+}
+
+/// What the leader proposes for a stage it tried to plan: its tasks, or, when the planner failed
+/// (an input no longer listable, a committed output that is not what the stage needs), the job's
+/// failure with the reason. Planning errors name files and fields, never record contents.
+fn planned_command(
+    job_id: String,
+    stage: usize,
+    stage_name: &str,
+    planned: Result<Vec<TaskPlan>, Error>,
+    now_ms: u64,
+) -> Command {
+    match planned {
+        Ok(tasks) => Command::AddStageTasks {
+            job_id,
+            stage,
+            tasks,
+            now_ms,
+        },
+        Err(e) => Command::FailJob {
+            job_id,
+            reason: format!("cannot plan stage {stage} ({stage_name}): {e}"),
+            now_ms,
+        },
+    }
 }
 
 /// Plans the next stage (IO: the planner lists the input files).
@@ -127,7 +170,11 @@ fn plan(spec_toml: &str, stage: usize, done: &[Vec<String>]) -> Result<Vec<TaskP
 }
 
 /// Writes `summary.json` (succeeded jobs) and removes the scratch files.
-fn finish(spec_toml: &str, written: Option<&str>, total_ms: u64) -> Result<(), Error> {
+fn finish(
+    spec_toml: &str,
+    written: Option<&str>,
+    timings: BTreeMap<String, f64>,
+) -> Result<(), Error> {
     let spec = load_spec(spec_toml)?;
     if let Some(json) = written {
         let summary: Summary = match serde_json::from_str(json) {
@@ -138,8 +185,6 @@ fn finish(spec_toml: &str, written: Option<&str>, total_ms: u64) -> Result<(), E
                 ));
             }
         };
-        // The scheduler keeps no per-stage times: the summary has the job's total only.
-        let timings = BTreeMap::from([("total".to_string(), total_ms as f64 / 1000.0)]);
         write_summary(&spec, summary, timings)?;
     }
     remove_scratch(&spec);
@@ -207,41 +252,31 @@ async fn step(core: &Core) -> Result<(), Error> {
             Work::Plan {
                 job_id,
                 stage,
+                stage_name,
                 spec_toml,
                 done,
             } => {
                 let planned = blocking(move || plan(&spec_toml, stage, &done)).await;
-                let command = match planned {
+                match &planned {
                     Ok(tasks) => {
-                        tracing::info!(job = %job_id, stage, tasks = tasks.len(), "stage planned");
-                        Command::AddStageTasks {
-                            job_id,
-                            stage,
-                            tasks,
-                            now_ms: now_ms(),
-                        }
+                        tracing::info!(job = %job_id, stage, tasks = tasks.len(), "stage planned")
                     }
                     Err(e) => {
-                        // The scheduler has no "fail job" command: a job that cannot be planned is
-                        // cancelled, with the reason in the log.
-                        tracing::error!(job = %job_id, stage, error = %e, "cannot plan the next stage: cancelling the job");
-                        Command::CancelJob {
-                            job_id,
-                            now_ms: now_ms(),
-                        }
+                        tracing::error!(job = %job_id, stage, error = %e, "cannot plan the next stage: failing the job")
                     }
-                };
+                }
+                let command = planned_command(job_id, stage, &stage_name, planned, now_ms());
                 core.propose(command).await?;
             }
             Work::Finish {
                 job_id,
                 spec_toml,
                 written,
-                total_ms,
+                timings,
             } => {
                 let succeeded = written.is_some();
                 if let Err(e) =
-                    blocking(move || finish(&spec_toml, written.as_deref(), total_ms)).await
+                    blocking(move || finish(&spec_toml, written.as_deref(), timings)).await
                 {
                     tracing::error!(job = %job_id, error = %e, "cannot finish the job; will retry");
                     continue;
@@ -281,5 +316,182 @@ pub(crate) async fn join_peers(core: Arc<Core>, peers: BTreeMap<u64, String>) {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use khop_engine::JobSpec;
+    use khop_proto::v1;
+    use khop_scheduler::{Plan, Reply, StagePlan};
+
+    use super::*;
+    use crate::core::{job_proto, store_spec};
+
+    fn stored_spec() -> String {
+        let text = include_str!("../../datagen/src/job.toml").replace("{format}", "parquet");
+        store_spec(&JobSpec::from_toml(&text, Path::new("/shared/data")).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_stage_that_cannot_be_planned_fails_its_job_with_the_reason() {
+        let spec_toml = stored_spec();
+        let names = stage_names(&load_spec(&spec_toml).unwrap());
+        let mut machine = Machine::default();
+        let job_plan = Plan {
+            stages: names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| StagePlan {
+                    name: name.clone(),
+                    tasks: Vec::new(),
+                    depends_on: if i == 0 { vec![] } else { vec![i - 1] },
+                    planned: i == 0,
+                })
+                .collect(),
+        };
+        // Stage 0 has no tasks here, so it is done at once and stage 1 is the leader's to plan.
+        machine
+            .execute(
+                1,
+                Command::SubmitJob {
+                    job_id: Some("j1".into()),
+                    name: "t".into(),
+                    spec_toml: spec_toml.clone(),
+                    plan: job_plan,
+                    now_ms: 1_000,
+                    request_id: None,
+                },
+            )
+            .unwrap();
+        let work = pending(&machine);
+        let [
+            Work::Plan {
+                job_id,
+                stage,
+                stage_name,
+                done,
+                ..
+            },
+        ] = work.as_slice()
+        else {
+            panic!("the leader should plan stage 1");
+        };
+        assert_eq!((job_id.as_str(), *stage, done.len()), ("j1", 1, 1));
+
+        // A committed output that is not an engine output: the planner cannot read it.
+        let unreadable = vec![vec![r#"{"kind":"nothing_known"}"#.to_string()]];
+        let planned = plan(&spec_toml, 1, &unreadable);
+        assert!(planned.is_err());
+        let command = planned_command("j1".into(), 1, stage_name, planned, 2_000);
+        let Command::FailJob { reason, .. } = &command else {
+            panic!("expected FailJob, got {command:?}");
+        };
+        assert!(
+            reason.starts_with("cannot plan stage 1 (ids civil_servants): "),
+            "{reason}"
+        );
+        assert_eq!(machine.execute(2, command).unwrap(), Reply::Done);
+
+        // The job is FAILED with the reason, as the API shows it; the leader only cleans up now.
+        let job = job_proto(&machine, machine.job("j1").unwrap());
+        assert_eq!(job.state, v1::JobState::Failed as i32);
+        assert!(job.error.contains("cannot plan stage 1"), "{}", job.error);
+        assert!(matches!(
+            pending(&machine).as_slice(),
+            [Work::Finish { written: None, .. }]
+        ));
+    }
+
+    #[test]
+    fn summary_timings_have_every_done_stage_and_the_total() {
+        let mut machine = Machine::default();
+        let stages = ["a", "b"]
+            .iter()
+            .map(|name| StagePlan {
+                name: name.to_string(),
+                tasks: vec![khop_scheduler::TaskPlan {
+                    payload_json: "{}".into(),
+                }],
+                depends_on: vec![],
+                planned: true,
+            })
+            .collect();
+        let mut index = 0;
+        let mut run = |m: &mut Machine, c: Command| {
+            index += 1;
+            m.execute(index, c).unwrap()
+        };
+        run(
+            &mut machine,
+            Command::SubmitJob {
+                job_id: Some("j1".into()),
+                name: "t".into(),
+                spec_toml: String::new(),
+                plan: Plan { stages },
+                now_ms: 1_000,
+                request_id: None,
+            },
+        );
+        run(
+            &mut machine,
+            Command::RegisterWorker {
+                worker_id: "w1".into(),
+                name: "host".into(),
+                address: String::new(),
+                cores: 2,
+                protocol_version: khop_scheduler::PROTOCOL_VERSION,
+                now_ms: 1_000,
+            },
+        );
+        let Reply::Polled { assignments, .. } = run(
+            &mut machine,
+            Command::Poll {
+                worker_id: "w1".into(),
+                term: 1,
+                free_slots: 2,
+                running: vec![],
+                now_ms: 2_000,
+            },
+        ) else {
+            panic!("poll");
+        };
+        for (a, now_ms) in assignments.iter().zip([3_500, 4_000]) {
+            run(
+                &mut machine,
+                Command::ReportTask {
+                    worker_id: "w1".into(),
+                    attempt_id: a.attempt_id,
+                    term: 1,
+                    outcome: khop_scheduler::Outcome::Succeeded {
+                        result_json: "{}".into(),
+                        elapsed_ms: 1_200,
+                    },
+                    now_ms,
+                },
+            );
+        }
+        let job = machine.job("j1").unwrap();
+        assert_eq!(
+            timings(job),
+            BTreeMap::from([
+                ("a".to_string(), 1.5),
+                ("b".to_string(), 2.0),
+                ("total".to_string(), 3.0)
+            ])
+        );
+        let shown = job_proto(&machine, job);
+        let a = &shown.stages[0];
+        assert_eq!(
+            (
+                a.started_unix_ms,
+                a.finished_unix_ms,
+                a.wall_seconds,
+                a.task_seconds
+            ),
+            (2_000, 3_500, 1.5, 1.2)
+        );
     }
 }

@@ -418,7 +418,58 @@ fn three_coordinators_and_three_workers_run_a_job() {
     assert_same_outputs(&output);
     let job = cluster.job(&id).unwrap();
     assert!(job["summary"]["pairs_written"].as_u64().unwrap() > 0);
-    assert_eq!(job["stages"].as_array().unwrap().len(), 8);
+    let stages = job["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 8);
+
+    // Timings: per stage in the status, and in summary.json with the embedded run's keys.
+    for s in stages {
+        let (started, finished) = (
+            s["started_ms"].as_i64().unwrap(),
+            s["finished_ms"].as_i64().unwrap(),
+        );
+        assert!(started > 0 && finished >= started, "{s}");
+        let wall = s["wall_seconds"].as_f64().unwrap();
+        assert!(
+            (wall - (finished - started) as f64 / 1000.0).abs() < 1e-6,
+            "{s}"
+        );
+        assert!(s["tasks"].as_u64().unwrap() > 0, "{s}");
+        assert!(s["task_seconds"].as_f64().unwrap() >= 0.0, "{s}");
+    }
+    assert!(job["task_seconds"].as_f64().unwrap() > 0.0, "{job}");
+    assert!(job["wall_seconds"].as_f64().unwrap() > 0.0, "{job}");
+    let timings = |dir: &Path| -> BTreeMap<String, f64> {
+        let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+        let summary: Value = serde_json::from_str(&text).unwrap();
+        serde_json::from_value(summary["timings"].clone()).unwrap()
+    };
+    let (cluster_timings, embedded) = (timings(&output), timings(&reference().output));
+    assert_eq!(
+        cluster_timings.keys().collect::<Vec<_>>(),
+        embedded.keys().collect::<Vec<_>>(),
+        "the cluster's summary has the embedded run's timings"
+    );
+    for s in stages {
+        let name = s["name"].as_str().unwrap();
+        assert_eq!(
+            cluster_timings[name],
+            s["wall_seconds"].as_f64().unwrap(),
+            "{name}"
+        );
+    }
+    assert!(cluster_timings["total"] > 0.0);
+
+    // Workers show the names they registered with, and no address (they serve nothing).
+    let mut names: Vec<String> = cluster
+        .workers_json()
+        .iter()
+        .map(|w| {
+            assert_eq!(w["address"], "", "{w}");
+            w["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["worker-0", "worker-1", "worker-2"]);
 }
 
 #[test]
@@ -564,6 +615,103 @@ fn a_worker_added_and_one_drained_mid_job() {
 }
 
 #[test]
+fn coordinators_are_added_led_and_removed_from_the_cli() {
+    use khop_proto::v1;
+
+    let _serial = serial();
+    reference();
+    let mut cluster = Cluster::start(3, None);
+
+    // A fourth coordinator, started with an empty data dir and without --bootstrap, joins with the CLI.
+    let ip = "127.0.0.5";
+    cluster.listen.insert(4, format!("{ip}:{}", free_port(ip)));
+    cluster.start_coordinator(4);
+    let fourth = format!("http://{}", cluster.listen[&4]);
+    cluster.cli_ok(&["cluster", "add", "4", &fourth]);
+    cluster.wait_for_voters(4);
+    let leader_commit = cluster.status().unwrap()["commit_index"].as_u64().unwrap();
+    let at = |cluster: &Cluster, id: u64| -> Option<Value> {
+        let address = format!("http://{}", cluster.listen[&id]);
+        let out = cluster.cli(&["cluster", "--json", "--coordinators", &address]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    };
+    wait_until("coordinator 4 to catch up", Duration::from_secs(30), || {
+        at(&cluster, 4).is_some_and(|s| {
+            s["answered_by"] == 4
+                && s["applied_index"].as_u64().unwrap_or(0) >= leader_commit
+                && s["coordinators"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["id"] == 4 && c["role"] == "follower"))
+        })
+    });
+
+    // Leadership to the newcomer.
+    let old = cluster.leader().unwrap();
+    cluster.cli_ok(&["cluster", "transfer-leader", "4"]);
+    wait_until("coordinator 4 to lead", Duration::from_secs(30), || {
+        cluster.leader() == Some(4)
+    });
+
+    // The old leader leaves the group; then it can be stopped.
+    cluster.cli_ok(&["cluster", "remove", &old.to_string()]);
+    wait_until(
+        &format!("coordinator {old} to be gone"),
+        Duration::from_secs(30),
+        || {
+            at(&cluster, 4).is_some_and(|s| {
+                s["leader_id"] == 4
+                    && s["coordinators"].as_array().is_some_and(|c| {
+                        c.len() == 3 && c.iter().all(|c| c["id"] != old && c["role"] != "learner")
+                    })
+            })
+        },
+    );
+    let mut removed = cluster.coordinators.remove(&old).unwrap();
+    removed.kill().unwrap();
+    removed.wait().unwrap();
+    cluster.listen.remove(&old);
+
+    // The three left still commit: a job submitted twice with one request id is one job, and it finishes.
+    cluster.start_worker(None);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let output = cluster.output("out");
+    let request = v1::SubmitJobRequest {
+        spec_toml: std::fs::read_to_string(&reference().job).unwrap(),
+        output: Some(output.to_str().unwrap().to_string()),
+        name: "after removal".into(),
+        base_dir: reference().job.parent().unwrap().to_str().unwrap().into(),
+        request_id: Some(khop_client::new_request_id()),
+    };
+    let ids: Vec<String> = rt.block_on(async {
+        let client = khop_client::Coordinators::new(&[cluster.addresses()], Some(TOKEN)).unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let request = request.clone();
+            let reply = client
+                .call(Duration::from_secs(20), |c| {
+                    let request = request.clone();
+                    async move { c.jobs().submit_job(request).await }
+                })
+                .await
+                .unwrap();
+            ids.push(reply.job_id);
+        }
+        ids
+    });
+    assert_eq!(ids[0], ids[1], "a retried submit is the same job");
+    let jobs = cluster.json(&["status", "--json"]);
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+    cluster.wait_for_job(&ids[0], Duration::from_secs(90));
+    assert_same_outputs(&output);
+}
+
+#[test]
 fn bad_requests_are_refused_and_nothing_crashes() {
     use khop_proto::v1;
 
@@ -686,6 +834,7 @@ fn bad_requests_are_refused_and_nothing_crashes() {
                         result_json: "{}".into(),
                     },
                 )),
+                elapsed_ms: 1,
             })
             .await;
         assert!(
@@ -706,6 +855,43 @@ fn bad_requests_are_refused_and_nothing_crashes() {
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);
         assert!(
             status.message().contains("protocol version"),
+            "{}",
+            status.message()
+        );
+        // A worker without a name: INVALID_ARGUMENT naming the field.
+        let status = workers
+            .clone()
+            .register_worker(v1::RegisterWorkerRequest {
+                protocol_version: khop_proto::PROTOCOL_VERSION,
+                address: String::new(),
+                cores: 1,
+                name: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().starts_with("name: "),
+            "{}",
+            status.message()
+        );
+        // A submit with a malformed request id: INVALID_ARGUMENT naming the field.
+        let status = client
+            .connect(&at(leader))
+            .unwrap()
+            .jobs()
+            .submit_job(v1::SubmitJobRequest {
+                spec_toml: std::fs::read_to_string(&reference().job).unwrap(),
+                output: None,
+                name: "t".into(),
+                base_dir: reference().job.parent().unwrap().to_str().unwrap().into(),
+                request_id: Some("has spaces".into()),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().starts_with("request_id: "),
             "{}",
             status.message()
         );

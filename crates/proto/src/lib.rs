@@ -55,6 +55,7 @@ mod tests {
                 reason: "input missing".into(),
                 retryable: true,
             })),
+            elapsed_ms: 1234,
         };
         let decoded = v1::ReportTaskRequest::decode(report.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded, report);

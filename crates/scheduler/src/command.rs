@@ -46,6 +46,9 @@ pub enum Outcome {
     },
     Succeeded {
         result_json: String,
+        /// How long the attempt ran, measured on the worker.
+        #[serde(default)]
+        elapsed_ms: u64,
     },
     Failed {
         reason: String,
@@ -55,13 +58,16 @@ pub enum Outcome {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// `job_id: None` names the job after the log index ([`crate::job_id_for_index`]).
+    /// `job_id: None` names the job after the log index ([`crate::job_id_for_index`]). A `request_id`
+    /// already used answers with the job it created, unchanged (a client's retry).
     SubmitJob {
         job_id: Option<JobId>,
         name: String,
         spec_toml: String,
         plan: Plan,
         now_ms: u64,
+        #[serde(default)]
+        request_id: Option<String>,
     },
     /// Plans a stage submitted with `planned: false`, once its dependencies are done.
     AddStageTasks {
@@ -72,6 +78,10 @@ pub enum Command {
     },
     RegisterWorker {
         worker_id: WorkerId,
+        /// For people; required.
+        #[serde(default)]
+        name: String,
+        /// May be empty.
         address: String,
         cores: u32,
         protocol_version: u32,
@@ -106,6 +116,13 @@ pub enum Command {
     },
     CancelJob {
         job_id: JobId,
+        now_ms: u64,
+    },
+    /// Fails a running job for a reason found outside the state machine (its next stage cannot be
+    /// planned). The reason is for people; never record contents.
+    FailJob {
+        job_id: JobId,
+        reason: String,
         now_ms: u64,
     },
     SetModel {

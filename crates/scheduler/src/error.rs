@@ -31,8 +31,17 @@ pub enum Error {
     UnknownAttempt(AttemptId),
     #[error("job {0} already exists")]
     JobExists(JobId),
-    #[error("worker {worker} is already registered from {address}")]
-    WorkerExists { worker: WorkerId, address: String },
+    #[error("worker {worker} is already registered as {name:?} at {address:?}")]
+    WorkerExists {
+        worker: WorkerId,
+        name: String,
+        address: String,
+    },
+    #[error(
+        "request_id: {request_id:?} already submitted job {job} with another name or spec: \
+         use a new request id for a new job"
+    )]
+    RequestReused { request_id: String, job: JobId },
     #[error("worker {worker} is {state:?}: register it again")]
     WorkerGone {
         worker: WorkerId,
@@ -105,7 +114,7 @@ impl Error {
             UnknownJob(_) | UnknownStage { .. } | UnknownWorker(_) | UnknownAttempt(_) => {
                 ErrorCode::NotFound
             }
-            JobExists(_) | WorkerExists { .. } => ErrorCode::AlreadyExists,
+            JobExists(_) | WorkerExists { .. } | RequestReused { .. } => ErrorCode::AlreadyExists,
             ProtocolMismatch { .. }
             | WorkerGone { .. }
             | NotHolder { .. }

@@ -6,24 +6,29 @@
 //! # State
 //! - **Jobs** (submission order kept in `seq`): a name, the spec (TOML, stored as text), a state
 //!   (`Running`, `Succeeded`, `Failed` with a reason, `Cancelled`), an optional model, whether their
-//!   scratch files were cleaned.
+//!   scratch files were cleaned, the client's request id they were submitted with.
+//! - **Request ids**: each client request id and the job it submitted, so that a retried submit gets
+//!   the same job.
 //! - **Stages** of a job, in plan order, each depending on earlier stages. A stage may be submitted
 //!   unplanned (`planned: false`, no tasks) and planned later from earlier stages' committed outputs
 //!   (`AddStageTasks`): the linkage engine only knows how many score tasks it needs once standardising
-//!   is done.
+//!   is done. A stage keeps when its first task was leased and when its last task committed.
 //! - **Tasks** of a stage: an opaque JSON payload for the worker, a state (`Pending`, `Running`,
 //!   `Committed`, `Failed`), the attempts made, the failures counted against the retry budget, and the
-//!   committed output (the result JSON of the first attempt that succeeded).
+//!   committed output (the result JSON of the first attempt that succeeded, and how long that attempt
+//!   ran as its worker measured it).
 //! - **Attempts**: one lease of a task to a worker, numbered in lease order, with the Raft term it was
 //!   leased in and its expiry.
-//! - **Workers**: address, cores, state (`Active`, `Draining`, `Lost`, `Removed`), last heartbeat, the
+//! - **Workers**: name, address (may be empty), cores, state (`Active`, `Draining`, `Lost`, `Removed`), last heartbeat, the
 //!   attempts they hold and the cancellations waiting for their next poll.
 //!
 //! # Commands
 //! [`Command`]s come in as JSON ([`Machine::apply`]) and [`Reply`]s go out as JSON. Time is never read
 //! from a clock: the leader puts `now_ms` into the commands that need it.
-//! - `SubmitJob` stores a planned job; `AddStageTasks` plans an unplanned stage once its dependencies are
-//!   done; `CancelJob`, `SetModel`, `CleanupJob` (forgets the attempts of a finished job).
+//! - `SubmitJob` stores a planned job (or, for a request id already seen, answers with its job);
+//!   `AddStageTasks` plans an unplanned stage once its dependencies are done; `CancelJob`; `FailJob`
+//!   (the coordinator cannot plan the job's next stage); `SetModel`; `CleanupJob` (forgets the
+//!   attempts of a finished job).
 //! - `RegisterWorker` (refused unless the worker speaks [`PROTOCOL_VERSION`]); `Poll`, the heartbeat,
 //!   renews the leases of the attempts the worker still runs, leases it up to `free_slots` runnable tasks
 //!   and tells it what to cancel and whether it is drained; `ReportTask` records progress, commits a
@@ -50,8 +55,9 @@
 //! 5. **Leases follow the plan**: a task is leased only when its job is running, its stage is planned
 //!    and every stage it depends on is done; leases go oldest job first, then stage, then task.
 //! 6. **A job succeeds exactly when every stage is planned and every task committed**; it fails when a
-//!    task fails without retry or beyond the retry budget. A finished job never changes state again and
-//!    holds no running attempts: they are cancelled and put on their workers' cancel lists.
+//!    task fails without retry or beyond the retry budget (the reason names the stage and task), or by
+//!    `FailJob`. A finished job never changes state again and holds no running attempts: they are
+//!    cancelled and put on their workers' cancel lists.
 //! 7. **One code path loses a worker** (expiry, removal, restart): its attempts are abandoned and their
 //!    tasks leased again. Only failure reports count against the retry budget.
 //! 8. **Reports are fenced by term**: a report carrying a term older than the one its attempt was leased
@@ -71,7 +77,7 @@ mod tests;
 
 pub use command::{Assignment, Command, Outcome, Plan, Reply, StagePlan, TaskPlan};
 pub use error::{Error, ErrorCode};
-pub use machine::{JobProgress, Machine, StageProgress, StageState};
+pub use machine::{JobProgress, Machine, StageProgress, StageState, check_request_id};
 pub use state::{
     AbandonCause, Attempt, AttemptState, Committed, Config, Job, JobState, Stage, Task, TaskState,
     Worker, WorkerState,

@@ -31,6 +31,9 @@ struct State {
     jobs: BTreeMap<JobId, Job>,
     workers: BTreeMap<WorkerId, Worker>,
     attempts: BTreeMap<AttemptId, Attempt>,
+    /// Client request ids → the job each submitted: a retried submit finds its job here.
+    #[serde(default)]
+    requests: BTreeMap<String, JobId>,
 }
 
 impl Default for State {
@@ -43,6 +46,7 @@ impl Default for State {
             jobs: BTreeMap::new(),
             workers: BTreeMap::new(),
             attempts: BTreeMap::new(),
+            requests: BTreeMap::new(),
         }
     }
 }
@@ -69,6 +73,11 @@ pub struct StageProgress {
     pub failed_attempts: u64,
     /// Committed tasks' records plus running attempts' last progress.
     pub records_done: u64,
+    /// When its first task was leased, and when its last task committed (leader clock).
+    pub started_ms: Option<u64>,
+    pub finished_ms: Option<u64>,
+    /// The committed attempts' run times, summed (as their workers measured them).
+    pub task_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,9 +146,13 @@ impl Machine {
                 spec_toml,
                 plan,
                 now_ms,
+                request_id,
             } => {
+                if let Some(reply) = self.resubmitted(request_id.as_deref(), &name, &spec_toml)? {
+                    return Ok(reply);
+                }
                 let job_id = job_id.unwrap_or_else(|| job_id_for_index(index));
-                self.submit_job(job_id, name, spec_toml, plan, now_ms)
+                self.submit_job(job_id, name, spec_toml, plan, now_ms, request_id)
             }
             Command::AddStageTasks {
                 job_id,
@@ -149,11 +162,12 @@ impl Machine {
             } => self.add_stage_tasks(&job_id, stage, tasks, now_ms),
             Command::RegisterWorker {
                 worker_id,
+                name,
                 address,
                 cores,
                 protocol_version,
                 now_ms,
-            } => self.register_worker(worker_id, address, cores, protocol_version, now_ms),
+            } => self.register_worker(worker_id, name, address, cores, protocol_version, now_ms),
             Command::Poll {
                 worker_id,
                 term,
@@ -172,6 +186,11 @@ impl Machine {
             Command::DrainWorker { worker_id } => self.drain_worker(&worker_id),
             Command::RemoveWorker { worker_id } => self.remove_worker(&worker_id),
             Command::CancelJob { job_id, now_ms } => self.cancel_job(&job_id, now_ms),
+            Command::FailJob {
+                job_id,
+                reason,
+                now_ms,
+            } => self.fail_job(&job_id, reason, now_ms),
             Command::SetModel { job_id, model_json } => self.set_model(&job_id, model_json),
             Command::CleanupJob { job_id } => self.cleanup_job(&job_id),
             Command::SetConfig { config } => self.set_config(config),
@@ -235,6 +254,14 @@ impl Machine {
                     tasks_failed: count(TaskState::Failed),
                     failed_attempts: stage.tasks.iter().map(|t| u64::from(t.failures)).sum(),
                     records_done,
+                    started_ms: stage.started_ms,
+                    finished_ms: stage.finished_ms,
+                    task_ms: stage
+                        .tasks
+                        .iter()
+                        .filter_map(|t| t.output.as_ref())
+                        .map(|o| o.elapsed_ms)
+                        .sum(),
                 }
             })
             .collect();
@@ -273,6 +300,34 @@ impl Machine {
 
     // ---- jobs --------------------------------------------------------------------------------
 
+    /// The job a request id already submitted, if it did: the same submit retried (after a lost
+    /// reply or a leader change) gets the same job, never a second one.
+    fn resubmitted(
+        &self,
+        request_id: Option<&str>,
+        name: &str,
+        spec_toml: &str,
+    ) -> Result<Option<Reply>> {
+        let Some(request_id) = request_id else {
+            return Ok(None);
+        };
+        check_request_id(request_id)?;
+        let Some(job_id) = self.state.requests.get(request_id) else {
+            return Ok(None);
+        };
+        let job = self.known_job(job_id)?;
+        if job.name != name || job.spec_toml != spec_toml {
+            return Err(Error::RequestReused {
+                request_id: request_id.into(),
+                job: job_id.clone(),
+            });
+        }
+        Ok(Some(Reply::JobSubmitted {
+            job_id: job_id.clone(),
+            state: job.state,
+        }))
+    }
+
     fn submit_job(
         &mut self,
         job_id: JobId,
@@ -280,6 +335,7 @@ impl Machine {
         spec_toml: String,
         plan: Plan,
         now_ms: u64,
+        request_id: Option<String>,
     ) -> Result<Reply> {
         check_id("job_id", &job_id)?;
         if self.state.jobs.contains_key(&job_id) {
@@ -295,6 +351,8 @@ impl Machine {
                 depends_on: s.depends_on,
                 planned: s.planned,
                 tasks: s.tasks.into_iter().map(new_task).collect(),
+                started_ms: None,
+                finished_ms: None,
             })
             .collect();
         let job = Job {
@@ -309,9 +367,13 @@ impl Machine {
             stages,
             model_json: None,
             scratch_cleaned: false,
+            request_id: request_id.clone(),
         };
         self.state.next_job_seq += 1;
         self.state.jobs.insert(job_id.clone(), job);
+        if let Some(request_id) = request_id {
+            self.state.requests.insert(request_id, job_id.clone());
+        }
         let state = self.finish_if_done(&job_id, now_ms);
         Ok(Reply::JobSubmitted { job_id, state })
     }
@@ -362,6 +424,15 @@ impl Machine {
         Ok(Reply::Done)
     }
 
+    fn fail_job(&mut self, job_id: &str, reason: String, now_ms: u64) -> Result<Reply> {
+        self.running_job(job_id)?;
+        if reason.trim().is_empty() {
+            return Err(Error::invalid("reason", "empty: say why the job fails"));
+        }
+        self.finish_job(job_id, JobState::Failed, Some(reason), now_ms);
+        Ok(Reply::Done)
+    }
+
     fn set_model(&mut self, job_id: &str, model_json: String) -> Result<Reply> {
         self.known_job(job_id)?;
         check_json("model_json", &model_json)?;
@@ -401,6 +472,7 @@ impl Machine {
     fn register_worker(
         &mut self,
         worker_id: WorkerId,
+        name: String,
         address: String,
         cores: u32,
         protocol_version: u32,
@@ -414,8 +486,10 @@ impl Machine {
             });
         }
         check_id("worker_id", &worker_id)?;
-        if address.trim().is_empty() {
-            return Err(Error::invalid("address", "empty"));
+        check_text("name", &name, 1, 128)?;
+        check_text("address", &address, 0, 256)?;
+        if address.contains(char::is_whitespace) {
+            return Err(Error::invalid("address", "has white space"));
         }
         if cores == 0 {
             return Err(Error::invalid("cores", "a worker needs at least one core"));
@@ -423,9 +497,10 @@ impl Machine {
         if let Some(old) = self.state.workers.get(&worker_id)
             && old.state.is_live()
         {
-            if old.address != address {
+            if old.name != name || old.address != address {
                 return Err(Error::WorkerExists {
                     worker: worker_id,
+                    name: old.name.clone(),
                     address: old.address.clone(),
                 });
             }
@@ -437,6 +512,7 @@ impl Machine {
             worker_id.clone(),
             Worker {
                 id: worker_id.clone(),
+                name,
                 address,
                 cores,
                 state: WorkerState::Active,
@@ -633,6 +709,7 @@ impl Machine {
             );
             self.worker_mut(worker_id).attempts.insert(id);
             let s = &mut self.job_mut(&job_id).stages[stage];
+            s.started_ms.get_or_insert(now_ms);
             let stage_name = s.name.clone();
             let t = &mut s.tasks[task];
             t.state = TaskState::Running;
@@ -721,13 +798,16 @@ impl Machine {
                     job: JobState::Running,
                 })
             }
-            Outcome::Succeeded { result_json } => {
+            Outcome::Succeeded {
+                result_json,
+                elapsed_ms,
+            } => {
                 // A late success of an abandoned attempt still commits: its output is as good as any.
                 if !running && !matches!(attempt.state, AttemptState::Abandoned { .. }) {
                     return Err(not_running());
                 }
                 check_json("outcome.result_json", &result_json)?;
-                Ok(self.commit(attempt_id, result_json, now_ms))
+                Ok(self.commit(attempt_id, result_json, elapsed_ms, now_ms))
             }
             Outcome::Failed { reason, retryable } => {
                 if !running {
@@ -739,7 +819,13 @@ impl Machine {
     }
 
     /// The first success of a task: its output is committed, any other running attempt fenced.
-    fn commit(&mut self, attempt_id: AttemptId, result_json: String, now_ms: u64) -> Reply {
+    fn commit(
+        &mut self,
+        attempt_id: AttemptId,
+        result_json: String,
+        elapsed_ms: u64,
+        now_ms: u64,
+    ) -> Reply {
         let attempt = self.attempt_mut(attempt_id);
         attempt.state = AttemptState::Succeeded;
         let (job_id, stage, task, holder, records) = (
@@ -758,6 +844,7 @@ impl Machine {
             attempt_id,
             result_json,
             records,
+            elapsed_ms,
         });
         if let Some(other) = other {
             let fenced = self.attempt_mut(other);
@@ -809,11 +896,12 @@ impl Machine {
         t.state = TaskState::Failed;
         let why = if retryable {
             format!(
-                "task {stage}/{task} ({stage_name}) failed {} times, the last: {reason}",
+                "stage {stage} ({stage_name}), task {task}: failed {} times (retry budget {budget}), \
+                 the last: {reason}",
                 t.failures
             )
         } else {
-            format!("task {stage}/{task} ({stage_name}) failed: {reason}")
+            format!("stage {stage} ({stage_name}), task {task}: failed, not retryable: {reason}")
         };
         self.finish_job(&job_id, JobState::Failed, Some(why), now_ms);
         Reply::Reported {
@@ -863,9 +951,17 @@ impl Machine {
         }
     }
 
-    /// Marks a running job succeeded once every stage is done; returns the job's state.
+    /// Stamps the stages that have just become done, and marks a running job succeeded once every
+    /// stage is done; returns the job's state. Called wherever a stage can become done: submission,
+    /// planning, commit.
     fn finish_if_done(&mut self, job_id: &str, now_ms: u64) -> JobState {
         let job = self.job_mut(job_id);
+        for stage in &mut job.stages {
+            if stage.finished_ms.is_none() && stage.is_done() {
+                stage.started_ms.get_or_insert(now_ms);
+                stage.finished_ms = Some(now_ms);
+            }
+        }
         if job.state == JobState::Running && job.stages.iter().all(Stage::is_done) {
             job.state = JobState::Succeeded;
             job.finished_ms = Some(now_ms);
@@ -983,6 +1079,41 @@ fn check_id(field: &str, id: &str) -> Result<()> {
             format!("{id:?} is not 1 to 64 of A-Z a-z 0-9 . _ - (not starting with .)"),
         ))
     }
+}
+
+/// Request ids are chosen by clients: 1 to 128 of the characters of an id. Public so that the
+/// coordinator can refuse a bad one before it plans anything.
+pub fn check_request_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "request_id",
+            "must be 1 to 128 of A-Z a-z 0-9 . _ -",
+        ))
+    }
+}
+
+/// Text for people: `min` to `max` bytes, no control characters.
+fn check_text(field: &str, text: &str, min: usize, max: usize) -> Result<()> {
+    if text.len() < min || (min > 0 && text.trim().is_empty()) {
+        return Err(Error::invalid(field, "empty"));
+    }
+    if text.len() > max {
+        return Err(Error::invalid(
+            field,
+            format!("{} bytes, the limit is {max}", text.len()),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "has control characters"));
+    }
+    Ok(())
 }
 
 fn check_json(field: &str, text: &str) -> Result<()> {

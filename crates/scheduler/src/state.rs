@@ -57,6 +57,9 @@ pub struct Job {
     pub model_json: Option<String>,
     /// The coordinator has removed the job's scratch files (`Command::CleanupJob`).
     pub scratch_cleaned: bool,
+    /// The client's request id it was submitted with, if any (`Command::SubmitJob`).
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +70,13 @@ pub struct Stage {
     /// False until `Command::AddStageTasks` gives the stage its tasks.
     pub planned: bool,
     pub tasks: Vec<Task>,
+    /// When its first task was leased (the leader's clock); a stage done without tasks started when it
+    /// was done.
+    #[serde(default)]
+    pub started_ms: Option<u64>,
+    /// When its last task committed (or when it was planned without tasks).
+    #[serde(default)]
+    pub finished_ms: Option<u64>,
 }
 
 impl Stage {
@@ -108,6 +118,9 @@ pub struct Committed {
     pub result_json: String,
     /// Records done by the committed attempt, from its last progress report.
     pub records: u64,
+    /// How long the committed attempt ran, as its worker measured it.
+    #[serde(default)]
+    pub elapsed_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +185,10 @@ impl WorkerState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Worker {
     pub id: WorkerId,
+    /// A name for people (the host name).
+    #[serde(default)]
+    pub name: String,
+    /// Where the worker serves from, if it does; may be empty.
     pub address: String,
     pub cores: u32,
     pub state: WorkerState,

@@ -52,6 +52,8 @@ struct Finished {
     attempt_id: String,
     term: u64,
     outcome: v1::report_task_request::Outcome,
+    /// How long the task ran (the fault-injection delay not included).
+    elapsed: Duration,
 }
 
 #[derive(Default)]
@@ -237,8 +239,8 @@ fn start(
     let spawned = std::thread::Builder::new()
         .name(format!("task-{attempt_id}"))
         .spawn(move || {
-            let started = std::time::Instant::now();
             std::thread::sleep(delay);
+            let started = std::time::Instant::now();
             let outcome = std::panic::catch_unwind(|| execute(&task.payload_json, &task.attempt_id))
                 .unwrap_or_else(|_| {
                     v1::report_task_request::Outcome::Failed(v1::TaskFailed {
@@ -246,14 +248,16 @@ fn start(
                         retryable: true,
                     })
                 });
+            let elapsed = started.elapsed();
             let ok = matches!(outcome, v1::report_task_request::Outcome::Succeeded(_));
-            tracing::info!(job = %task.job_id, stage = %task.stage, task = task.task_index, attempt = %task.attempt_id, ok, seconds = started.elapsed().as_secs_f64(), "task ended");
+            tracing::info!(job = %task.job_id, stage = %task.stage, task = task.task_index, attempt = %task.attempt_id, ok, seconds = elapsed.as_secs_f64(), "task ended");
             let _ = done.send(Finished {
                 generation,
                 worker_id,
                 attempt_id: task.attempt_id,
                 term: task.term,
                 outcome,
+                elapsed,
             });
         });
     if let Err(e) = spawned {
@@ -324,6 +328,7 @@ async fn report(coordinators: &Coordinators, finished: &Finished) {
         attempt_id: finished.attempt_id.clone(),
         term: finished.term,
         outcome: Some(finished.outcome.clone()),
+        elapsed_ms: u64::try_from(finished.elapsed.as_millis()).unwrap_or(u64::MAX),
     };
     let result = coordinators
         .call(Duration::from_secs(60), |c| {

@@ -104,6 +104,8 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             .unwrap_or_default()
     });
     let coordinators = args.remote.connect()?;
+    // One id for this submit, sent again on every retry: a retry never queues a second job.
+    let request_id = Some(khop_client::new_request_id());
     let reply = runtime()?.block_on(async {
         call!(
             coordinators,
@@ -114,6 +116,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
                 output,
                 name,
                 base_dir,
+                request_id,
             }
         )
     })?;
@@ -131,6 +134,14 @@ fn state_name(state: i32) -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Seconds from submission to the end (0 while the job runs).
+fn job_wall_seconds(job: &v1::Job) -> f64 {
+    if job.finished_unix_ms == 0 {
+        return 0.0;
+    }
+    (job.finished_unix_ms - job.submitted_unix_ms).max(0) as f64 / 1000.0
+}
+
 fn job_json(job: &v1::Job) -> Value {
     json!({
         "id": job.id,
@@ -140,14 +151,21 @@ fn job_json(job: &v1::Job) -> Value {
         "output": job.output,
         "submitted_unix_ms": job.submitted_unix_ms,
         "finished_unix_ms": job.finished_unix_ms,
+        "wall_seconds": job_wall_seconds(job),
+        "task_seconds": job.stages.iter().map(|s| s.task_seconds).sum::<f64>(),
         "stages": job.stages.iter().map(|s| json!({
             "name": s.name,
             "state": state_name(s.state),
+            "tasks": s.tasks_total,
             "tasks_total": s.tasks_total,
             "tasks_done": s.tasks_done,
             "tasks_running": s.tasks_running,
             "tasks_failed": s.tasks_failed,
             "records_done": s.records_done,
+            "started_ms": s.started_unix_ms,
+            "finished_ms": s.finished_unix_ms,
+            "wall_seconds": s.wall_seconds,
+            "task_seconds": s.task_seconds,
         })).collect::<Vec<_>>(),
         "summary": serde_json::from_str::<Value>(&job.summary_json).unwrap_or(Value::Null),
     })
@@ -160,12 +178,14 @@ fn print_job(job: &v1::Job) {
     }
     for s in &job.stages {
         println!(
-            "  {:<24} {:<10} {:>5}/{:<5} running {}",
+            "  {:<24} {:<10} {:>5}/{:<5} running {:<4} wall {:>8.1} s  tasks {:>8.1} s",
             s.name,
             state_name(s.state),
             s.tasks_done,
             s.tasks_total,
-            s.tasks_running
+            s.tasks_running,
+            s.wall_seconds,
+            s.task_seconds
         );
     }
     println!("  output: {}", job.output);
@@ -328,8 +348,9 @@ pub fn workers(args: WorkersArgs) -> anyhow::Result<()> {
             .iter()
             .map(|w| {
                 json!({
-                    "id": w.id, "name": w.name, "cores": w.cores, "state": worker_state(w.state),
-                    "running": w.running, "last_seen_unix_ms": w.last_seen_unix_ms,
+                    "id": w.id, "name": w.name, "address": w.address, "cores": w.cores,
+                    "state": worker_state(w.state), "running": w.running,
+                    "last_seen_unix_ms": w.last_seen_unix_ms,
                 })
             })
             .collect();
@@ -337,12 +358,17 @@ pub fn workers(args: WorkersArgs) -> anyhow::Result<()> {
     } else {
         for w in &reply.workers {
             println!(
-                "{:<22} {:<9} {:>3} slots  running {:<3} {}",
+                "{:<22} {:<9} {:>3} slots  running {:<3} {:<24} {}",
                 w.id,
                 worker_state(w.state),
                 w.cores,
                 w.running.len(),
-                w.name
+                w.name,
+                if w.address.is_empty() {
+                    "-"
+                } else {
+                    &w.address
+                }
             );
         }
     }
@@ -367,8 +393,10 @@ enum ClusterAction {
     /// Forget a worker now; its tasks run again elsewhere.
     RemoveWorker { worker: String },
     /// Add a coordinator (started with an empty data dir) at ADDRESS (http://host:port).
+    #[command(visible_alias = "add-coordinator")]
     Add { id: u64, address: String },
     /// Remove a coordinator from the Raft group.
+    #[command(visible_alias = "remove-coordinator")]
     Remove { id: u64 },
     /// Hand leadership to another coordinator.
     TransferLeader { id: u64 },

@@ -77,6 +77,7 @@ impl Harness {
             spec_toml: "[job]\n".into(),
             plan,
             now_ms,
+            request_id: None,
         })
     }
 
@@ -134,8 +135,15 @@ impl Harness {
 
     pub fn succeed(&mut self, worker_id: &str, attempt_id: AttemptId) -> Reply {
         let result_json = format!("{{\"attempt\":{attempt_id}}}");
-        self.report(worker_id, attempt_id, Outcome::Succeeded { result_json })
-            .unwrap_or_else(|e| panic!("success of {attempt_id} refused: {e}"))
+        self.report(
+            worker_id,
+            attempt_id,
+            Outcome::Succeeded {
+                result_json,
+                elapsed_ms: 0,
+            },
+        )
+        .unwrap_or_else(|e| panic!("success of {attempt_id} refused: {e}"))
     }
 
     pub fn expire(&mut self) -> (Vec<AttemptId>, Vec<String>) {
@@ -157,6 +165,7 @@ impl Harness {
 pub(crate) fn register(worker_id: &str, now_ms: u64) -> Command {
     Command::RegisterWorker {
         worker_id: worker_id.into(),
+        name: format!("{worker_id} host"),
         address: format!("{worker_id}.local:7070"),
         cores: 4,
         protocol_version: crate::PROTOCOL_VERSION,
@@ -219,6 +228,20 @@ pub(crate) fn check_invariants(m: &Machine) {
         let mut all_committed = true;
         for (si, stage) in job.stages.iter().enumerate() {
             all_committed &= stage.planned;
+            // A stage is stamped finished exactly when it is done, and never before it started.
+            assert_eq!(
+                stage.finished_ms.is_some(),
+                stage.is_done(),
+                "{}/{si}",
+                job.id
+            );
+            if let Some(finished) = stage.finished_ms {
+                assert!(
+                    stage.started_ms.is_some_and(|s| s <= finished),
+                    "{}/{si}",
+                    job.id
+                );
+            }
             for (ti, task) in stage.tasks.iter().enumerate() {
                 let at = format!("{}/{si}/{ti}", job.id);
                 all_committed &= task.state == TaskState::Committed;

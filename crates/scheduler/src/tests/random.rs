@@ -169,6 +169,7 @@ impl World {
             },
             25..80 => Outcome::Succeeded {
                 result_json: format!("{{\"n\":{}}}", self.rng.below(100)),
+                elapsed_ms: 0,
             },
             80..97 => Outcome::Failed {
                 reason: "flaky".into(),
@@ -286,7 +287,15 @@ impl World {
                 let held: Vec<AttemptId> = self.procs[worker].iter().flatten().copied().collect();
                 for id in held {
                     let result_json = format!("{{\"attempt\":{id}}}");
-                    self.report(worker, id, Outcome::Succeeded { result_json }, false);
+                    self.report(
+                        worker,
+                        id,
+                        Outcome::Succeeded {
+                            result_json,
+                            elapsed_ms: 0,
+                        },
+                        false,
+                    );
                 }
             }
             self.h.expire();

@@ -19,12 +19,17 @@ fn fixture() -> Harness {
     );
     assert_eq!(ids(&h.poll("w1", 1, &[]).0), [1]);
     h.succeed("w1", 1);
-    h.submit(
-        "run",
-        Plan {
+    let now_ms = h.now;
+    h.ok(Command::SubmitJob {
+        job_id: Some("run".into()),
+        name: "run name".into(),
+        spec_toml: "[job]\n".into(),
+        plan: Plan {
             stages: vec![stage("s0", 3, &[]), unplanned("s1", &[0])],
         },
-    );
+        now_ms,
+        request_id: Some("r-run".into()),
+    });
     h.term = 2;
     assert_eq!(ids(&h.poll("w1", 1, &[]).0), [2]);
     assert_eq!(ids(&h.poll("w2", 1, &[]).0), [3]);
@@ -46,6 +51,51 @@ fn submit(job_id: &str, stages: Vec<StagePlan>) -> Command {
         spec_toml: String::new(),
         plan: Plan { stages },
         now_ms: 0,
+        request_id: None,
+    }
+}
+
+/// `command` (a `SubmitJob`) with a request id, and another name if given.
+fn with_request(command: Command, id: &str, other_name: Option<&str>) -> Command {
+    match command {
+        Command::SubmitJob {
+            job_id,
+            name,
+            spec_toml,
+            plan,
+            now_ms,
+            ..
+        } => Command::SubmitJob {
+            job_id,
+            name: other_name.map_or(name, String::from),
+            spec_toml,
+            plan,
+            now_ms,
+            request_id: Some(id.into()),
+        },
+        other => other,
+    }
+}
+
+/// `command` (a `RegisterWorker`) with another name.
+fn named(command: Command, new_name: impl Into<String>) -> Command {
+    match command {
+        Command::RegisterWorker {
+            worker_id,
+            address,
+            cores,
+            protocol_version,
+            now_ms,
+            ..
+        } => Command::RegisterWorker {
+            worker_id,
+            name: new_name.into(),
+            address,
+            cores,
+            protocol_version,
+            now_ms,
+        },
+        other => other,
     }
 }
 
@@ -62,6 +112,7 @@ fn report(worker: &str, attempt_id: AttemptId, term: u64, outcome: Outcome) -> C
 fn success(json: &str) -> Outcome {
     Outcome::Succeeded {
         result_json: json.into(),
+        elapsed_ms: 0,
     }
 }
 
@@ -97,6 +148,7 @@ fn refused_commands_change_nothing() {
     };
     let register = |id: &str, address: &str, cores, protocol_version| Command::RegisterWorker {
         worker_id: id.into(),
+        name: "host".into(),
         address: address.into(),
         cores,
         protocol_version,
@@ -170,6 +222,58 @@ fn refused_commands_change_nothing() {
         (
             submit("j", vec![bad_payload]),
             invalid("plan.stages[0].tasks[1].payload_json"),
+            InvalidArgument,
+        ),
+        (
+            with_request(submit("j", vec![stage("s", 1, &[])]), "a b", None),
+            invalid("request_id"),
+            InvalidArgument,
+        ),
+        (
+            with_request(submit("j", vec![stage("s", 1, &[])]), "", None),
+            invalid("request_id"),
+            InvalidArgument,
+        ),
+        (
+            with_request(
+                submit("j", vec![stage("s", 1, &[])]),
+                "r-run",
+                Some("another"),
+            ),
+            Error::RequestReused {
+                request_id: job("r-run"),
+                job: job("run"),
+            },
+            AlreadyExists,
+        ),
+        (
+            Command::FailJob {
+                job_id: "nope".into(),
+                reason: "x".into(),
+                now_ms: 0,
+            },
+            Error::UnknownJob(job("nope")),
+            NotFound,
+        ),
+        (
+            Command::FailJob {
+                job_id: "done".into(),
+                reason: "x".into(),
+                now_ms: 0,
+            },
+            Error::JobNotRunning {
+                job: job("done"),
+                state: JobState::Succeeded,
+            },
+            FailedPrecondition,
+        ),
+        (
+            Command::FailJob {
+                job_id: "run".into(),
+                reason: " ".into(),
+                now_ms: 0,
+            },
+            invalid("reason"),
             InvalidArgument,
         ),
         (add("nope", 1), Error::UnknownJob(job("nope")), NotFound),
@@ -289,6 +393,7 @@ fn refused_commands_change_nothing() {
             register("w1", "elsewhere:1", 4, PROTOCOL_VERSION),
             Error::WorkerExists {
                 worker: job("w1"),
+                name: job("w1 host"),
                 address: job("w1.local:7070"),
             },
             AlreadyExists,
@@ -301,6 +406,21 @@ fn refused_commands_change_nothing() {
         (
             register("w9", " ", 4, PROTOCOL_VERSION),
             invalid("address"),
+            InvalidArgument,
+        ),
+        (
+            named(register("w9", "a:1", 4, PROTOCOL_VERSION), " "),
+            invalid("name"),
+            InvalidArgument,
+        ),
+        (
+            named(register("w9", "a:1", 4, PROTOCOL_VERSION), "x".repeat(129)),
+            invalid("name"),
+            InvalidArgument,
+        ),
+        (
+            named(register("w9", "a:1", 4, PROTOCOL_VERSION), "a\nb"),
+            invalid("name"),
             InvalidArgument,
         ),
         (

@@ -301,6 +301,7 @@ fn duplicate_success_commits_once_and_fences_the_late_attempt() {
         );
         let outcome = Outcome::Succeeded {
             result_json: "{}".into(),
+            elapsed_ms: 0,
         };
         let fenced = h.refused(h.report_cmd(late.0, late.1, outcome));
         assert_eq!(
@@ -360,6 +361,7 @@ fn reports_from_an_older_term_are_refused() {
         6,
         Outcome::Succeeded {
             result_json: "[]".into(),
+            elapsed_ms: 0,
         },
     ));
     assert_eq!(h.job_state("j1"), JobState::Succeeded);
@@ -435,6 +437,7 @@ fn cancelling_a_job_cancels_its_running_attempts() {
         3,
         Outcome::Succeeded {
             result_json: "{}".into(),
+            elapsed_ms: 0,
         },
     ));
     assert_eq!(
@@ -485,7 +488,7 @@ fn retryable_failures_run_again_until_the_budget_is_spent() {
     let job = h.m.job("j1").unwrap();
     assert_eq!(
         job.error.as_deref(),
-        Some("task 0/0 (only) failed 5 times, the last: disk full")
+        Some("stage 0 (only), task 0: failed 5 times (retry budget 4), the last: disk full")
     );
     assert_eq!(h.m.attempt(other).unwrap().state, AttemptState::Cancelled);
     assert_eq!(h.poll("w2", 1, &[other]).1, [other]);
@@ -501,7 +504,7 @@ fn retryable_failures_run_again_until_the_budget_is_spent() {
     h.report("w1", a, failed(false)).unwrap();
     assert_eq!(
         h.m.job("j2").unwrap().error.as_deref(),
-        Some("task 0/0 (only) failed: disk full")
+        Some("stage 0 (only), task 0: failed, not retryable: disk full")
     );
 }
 
@@ -538,6 +541,7 @@ fn cleanup_forgets_the_attempts_of_a_finished_job() {
         1,
         Outcome::Succeeded {
             result_json: "{}".into(),
+            elapsed_ms: 0,
         },
     ));
     assert_eq!(e, Error::UnknownAttempt(1));
@@ -617,6 +621,7 @@ fn busy_story() -> Harness {
         spec_toml: String::new(),
         plan: one_stage(2),
         now_ms: h.now,
+        request_id: None,
     });
     let (a, ..) = h.poll("w1", 3, &[]);
     h.report("w1", a[0].attempt_id, progress(10)).unwrap();
@@ -634,7 +639,195 @@ fn busy_story() -> Harness {
         worker_id: "w1".into(),
     });
     h.poll("w2", 4, &[]);
+    h.ok(submit_with_request("r-1", "again", 1));
+    h.ok(submit_with_request("r-1", "again", 1));
+    h.ok(Command::FailJob {
+        job_id: crate::job_id_for_index(h.index - 1),
+        reason: "stage 1 cannot be planned".into(),
+        now_ms: h.now,
+    });
     h
+}
+
+fn submit_with_request(request_id: &str, name: &str, tasks: usize) -> Command {
+    Command::SubmitJob {
+        job_id: None,
+        name: name.into(),
+        spec_toml: "[job]\n".into(),
+        plan: one_stage(tasks),
+        now_ms: 0,
+        request_id: Some(request_id.into()),
+    }
+}
+
+#[test]
+fn stages_keep_when_they_started_and_finished_and_their_tasks_run_time() {
+    let mut h = Harness::new();
+    h.register("w1");
+    h.register("w2");
+    h.submit("j1", three_stages());
+    let stage = |h: &Harness, i: usize| h.m.job_progress("j1").unwrap().stages[i].clone();
+    assert_eq!(
+        (stage(&h, 0).started_ms, stage(&h, 0).finished_ms),
+        (None, None)
+    );
+
+    // Started at the first lease; the second lease does not move it.
+    h.now = 2_000;
+    let first = h.poll("w1", 1, &[]).0[0].attempt_id;
+    h.now = 2_500;
+    let second = h.poll("w2", 1, &[]).0[0].attempt_id;
+    assert_eq!(stage(&h, 0).started_ms, Some(2_000));
+
+    // A failed attempt's time is not counted; only committed attempts are.
+    h.now = 3_000;
+    h.report("w1", first, failed(true)).unwrap();
+    let again = h.poll("w1", 1, &[]).0[0].attempt_id;
+    h.now = 4_000;
+    h.report(
+        "w2",
+        second,
+        Outcome::Succeeded {
+            result_json: "{}".into(),
+            elapsed_ms: 1_400,
+        },
+    )
+    .unwrap();
+    assert_eq!(stage(&h, 0).finished_ms, None, "one task still runs");
+    h.now = 5_000;
+    h.report(
+        "w1",
+        again,
+        Outcome::Succeeded {
+            result_json: "{}".into(),
+            elapsed_ms: 1_900,
+        },
+    )
+    .unwrap();
+    let s = stage(&h, 0);
+    assert_eq!(
+        (s.started_ms, s.finished_ms, s.task_ms, s.tasks_total),
+        (Some(2_000), Some(5_000), 3_300, 2)
+    );
+
+    // A stage planned without tasks starts and finishes when it is planned.
+    let (b, ..) = h.poll("w1", 2, &[]);
+    h.now = 6_000;
+    for a in &b {
+        h.succeed("w1", a.attempt_id);
+    }
+    h.now = 7_000;
+    h.ok(Command::AddStageTasks {
+        job_id: "j1".into(),
+        stage: 2,
+        tasks: vec![],
+        now_ms: h.now,
+    });
+    let s = stage(&h, 2);
+    assert_eq!(
+        (s.started_ms, s.finished_ms, s.task_ms),
+        (Some(7_000), Some(7_000), 0)
+    );
+    assert_eq!(h.job_state("j1"), JobState::Succeeded);
+    assert_eq!(h.m.job("j1").unwrap().finished_ms, Some(7_000));
+}
+
+#[test]
+fn a_retried_submit_gets_the_same_job() {
+    let mut h = Harness::new();
+    let first = h.ok(submit_with_request("req-1", "nightly", 2));
+    let job_id = crate::job_id_for_index(1);
+    assert_eq!(
+        first,
+        Reply::JobSubmitted {
+            job_id: job_id.clone(),
+            state: JobState::Running
+        }
+    );
+    // The same request again (a lost reply, a new leader): the same job, nothing added.
+    let before = h.m.snapshot();
+    assert_eq!(h.ok(submit_with_request("req-1", "nightly", 2)), first);
+    assert_eq!(before, h.m.snapshot());
+    assert_eq!(h.m.jobs().len(), 1);
+    assert_eq!(
+        h.m.job(&job_id).unwrap().request_id.as_deref(),
+        Some("req-1")
+    );
+
+    // Also once the job is over, and after a snapshot is restored.
+    h.ok(Command::CancelJob {
+        job_id: job_id.clone(),
+        now_ms: h.now,
+    });
+    let mut restored = Machine::default();
+    restored.restore(&h.m.snapshot()).unwrap();
+    assert_eq!(
+        restored.execute(9, submit_with_request("req-1", "nightly", 2)),
+        Ok(Reply::JobSubmitted {
+            job_id: job_id.clone(),
+            state: JobState::Cancelled
+        })
+    );
+
+    // Another request id is another job; a request id reused for another job is refused.
+    assert_eq!(
+        h.ok(submit_with_request("req-2", "nightly", 2)),
+        Reply::JobSubmitted {
+            job_id: crate::job_id_for_index(h.index),
+            state: JobState::Running
+        }
+    );
+    assert_eq!(
+        h.refused(submit_with_request("req-1", "weekly", 2)),
+        Error::RequestReused {
+            request_id: "req-1".into(),
+            job: job_id,
+        }
+    );
+    assert_eq!(h.m.jobs().len(), 2);
+}
+
+#[test]
+fn a_job_that_cannot_be_planned_is_failed_with_its_reason() {
+    let mut h = Harness::new();
+    h.register("w1");
+    h.submit("j1", three_stages());
+    let (a, ..) = h.poll("w1", 1, &[]);
+    let reason = "cannot plan stage 2 (score): a task output is unreadable";
+    assert_eq!(
+        h.ok(Command::FailJob {
+            job_id: "j1".into(),
+            reason: reason.into(),
+            now_ms: h.now,
+        }),
+        Reply::Done
+    );
+    let job = h.m.job("j1").unwrap();
+    assert_eq!(
+        (job.state, job.error.as_deref(), job.finished_ms),
+        (JobState::Failed, Some(reason), Some(h.now))
+    );
+    // Its running attempt is cancelled and its worker told so; nothing of it runs any more.
+    assert_eq!(
+        h.m.attempt(a[0].attempt_id).unwrap().state,
+        AttemptState::Cancelled
+    );
+    assert_eq!(h.poll("w1", 1, &[a[0].attempt_id]).1, [a[0].attempt_id]);
+    assert_eq!(h.m.runnable_count(), 0);
+    let p = h.m.job_progress("j1").unwrap();
+    assert!(p.stages.iter().all(|s| s.state == StageState::Stopped));
+    // A failed job stays failed.
+    assert_eq!(
+        h.refused(Command::FailJob {
+            job_id: "j1".into(),
+            reason: "again".into(),
+            now_ms: h.now,
+        }),
+        Error::JobNotRunning {
+            job: "j1".into(),
+            state: JobState::Failed
+        }
+    );
 }
 
 #[test]

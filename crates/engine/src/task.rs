@@ -440,7 +440,8 @@ pub(crate) fn plan_slices(spec: &JobSpec, sides: &[Vec<Part>]) -> Skew {
         .filter(|&(_, &n)| n > e.split_min_pairs && n as f64 > e.split_above * mean)
         .filter_map(|(p, &n)| {
             let slices = ((n as f64 / mean).ceil() as u64)
-                .clamp(2, u64::from(e.max_slices))
+                .max(2)
+                .min(u64::from(e.max_slices))
                 .min(records[0][p]) as u32;
             (slices > 1).then_some(SplitPartition {
                 partition: p as u32,

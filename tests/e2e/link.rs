@@ -137,35 +137,115 @@ fn quality_on_generated_data() {
     assert_eq!(wrongly_matched, 0, "{:?}", report.no_counterpart);
 }
 
+/// Asserts that two jobs wrote the same pairs, clusters, reconciliation, rejects and model, byte for
+/// byte.
+fn assert_same_outputs(a: &Path, b: &Path, what: &str) {
+    let files = |root: &Path, dir: &str| -> Vec<(String, Vec<u8>)> {
+        let mut f: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        f.sort();
+        f
+    };
+    for dir in ["pairs", "clusters", "reconciliation", "rejects"] {
+        if !a.join(dir).exists() {
+            assert!(!b.join(dir).exists(), "{dir} only in {}", b.display());
+            continue;
+        }
+        assert!(files(a, dir) == files(b, dir), "{dir} differs {what}");
+    }
+    let model = |root: &Path| std::fs::read(root.join("model.json")).unwrap();
+    assert!(model(a) == model(b), "model.json differs {what}");
+}
+
 #[test]
 fn the_same_job_gives_the_same_files_whatever_the_threads() {
     let l = &*LINKED;
     let other = tempfile::tempdir().unwrap();
     run_job(&job(&l.data, other.path(), 1), &Silent).unwrap();
-    for dir in ["pairs", "clusters", "reconciliation", "rejects"] {
-        let files = |root: &Path| -> Vec<(String, Vec<u8>)> {
-            let mut f: Vec<_> = std::fs::read_dir(root.join(dir))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .map(|p| {
-                    (
-                        p.file_name().unwrap().to_string_lossy().into_owned(),
-                        std::fs::read(&p).unwrap(),
-                    )
-                })
-                .collect();
-            f.sort();
-            f
-        };
-        assert!(
-            files(&l.output) == files(other.path()),
-            "{dir} differs between thread counts"
-        );
-    }
-    let model = |root: &Path| std::fs::read(root.join("model.json")).unwrap();
+    assert_same_outputs(&l.output, other.path(), "between thread counts");
+}
+
+/// Every partition cut into slices (as a skewed one would be): the same pairs, scores, clusters and
+/// reconciliation as the job cut by partitions only.
+#[test]
+fn a_job_with_partitions_cut_into_slices_gives_the_same_files() {
+    let l = &*LINKED;
+    let other = tempfile::tempdir().unwrap();
+    let mut spec = job(&l.data, other.path(), 0);
+    spec.execution.split_above = 0.0;
+    spec.execution.split_min_pairs = 0;
+    spec.execution.max_slices = 5;
+    let summary = run_job(&spec, &Silent).unwrap();
+    let split = &summary.skew.split;
+    assert!(split.len() > 60, "{split:?}");
     assert!(
-        model(&l.output) == model(other.path()),
-        "model.json differs"
+        split.iter().all(|s| (2..=5).contains(&s.slices)),
+        "{split:?}"
+    );
+    assert_same_outputs(
+        &l.output,
+        other.path(),
+        "when partitions are cut into slices",
+    );
+    let read = |root: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(root.join("summary.json")).unwrap()).unwrap()
+    };
+    let (whole, sliced) = (read(&l.output), read(other.path()));
+    assert!(whole["skew"]["split"].as_array().unwrap().is_empty());
+    assert_eq!(
+        sliced["skew"]["split"].as_array().unwrap().len(),
+        split.len()
+    );
+    for key in [
+        "candidate_pairs",
+        "rules",
+        "pairs_written",
+        "matches",
+        "entities",
+        "statuses",
+    ] {
+        assert_eq!(whole[key], sliced[key], "summary.json: {key}");
+    }
+}
+
+/// The same for a dedupe job (the generated population against itself, the job benches/vs_splink.sh
+/// runs), whose slices go by each pair's first record.
+#[test]
+fn a_dedupe_job_with_partitions_cut_into_slices_gives_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data, 30_000, 100, Format::Parquet);
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/jobs/dedupe.toml"),
+    )
+    .unwrap();
+    let spec = |output: &Path| {
+        let mut spec = JobSpec::from_toml(&text, &data).unwrap();
+        spec.output = output.to_owned();
+        spec
+    };
+    let (whole, sliced) = (dir.path().join("whole"), dir.path().join("sliced"));
+    let summary = run_job(&spec(&whole), &Silent).unwrap();
+    assert!(summary.skew.split.is_empty());
+    assert!(summary.matches > 10, "{summary:?}");
+    let mut cut = spec(&sliced);
+    cut.execution.split_above = 0.0;
+    cut.execution.split_min_pairs = 0;
+    cut.execution.max_slices = 3;
+    let summary = run_job(&cut, &Silent).unwrap();
+    assert!(summary.skew.split.len() > 60, "{:?}", summary.skew);
+    assert_same_outputs(
+        &whole,
+        &sliced,
+        "when dedupe partitions are cut into slices",
     );
 }
 

@@ -2,13 +2,18 @@
 //! partitions by a stable hash ([`crate::hash::partition_of`]); a partition is the unit of work of the
 //! compare and score tasks, and holds every record of every rule whose key falls in it.
 //!
+//! A partition with far more work than the others is split into [`Slice`]s: slice `j` of `k` produces
+//! the partition's pairs whose left record (for dedupe, the pair's first record) falls in slice `j` by
+//! [`crate::hash::slice_of`], so the slices' pairs are the partition's pairs, each in one slice.
+//!
 //! **Invariant:** each candidate pair is produced exactly once, by the first rule (in spec order) whose
 //! keys it shares, and is tagged with that rule: a later rule skips pairs an earlier rule's keys
 //! already join.
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::hash::partition_of;
+use crate::hash::{partition_of, slice_of};
 use crate::standardise::Table;
 
 /// One key of one record under one rule, ordered by partition, then key, then record.
@@ -47,7 +52,7 @@ impl Index {
         Index { rules }
     }
 
-    fn slice(&self, rule: usize, partition: u32) -> &[Entry] {
+    fn entries(&self, rule: usize, partition: u32) -> &[Entry] {
         let entries = &self.rules[rule];
         let start = entries.partition_point(|e| e.partition < partition);
         let end = entries.partition_point(|e| e.partition <= partition);
@@ -68,6 +73,28 @@ impl Oversized {
         self.blocks += other.blocks;
         self.pairs += other.pairs;
         self.largest = self.largest.max(other.largest);
+    }
+}
+
+/// Which share of a partition's pairs a task produces: slice `index` of `count` (0 of 1: all of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slice {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Slice {
+    pub const WHOLE: Slice = Slice { index: 0, count: 1 };
+
+    /// Whether the pairs whose left record is `record` (a record number) are this slice's.
+    pub fn holds(self, record: u64) -> bool {
+        self.count <= 1 || slice_of(record, self.count) == self.index
+    }
+}
+
+impl Default for Slice {
+    fn default() -> Self {
+        Slice::WHOLE
     }
 }
 
@@ -95,28 +122,38 @@ impl Blocks<'_> {
         })
     }
 
-    /// Calls `each(left_row, right_row, rule)` for every candidate pair of `partition`, rule by rule,
-    /// in a fixed order. Returns, per rule, the blocks skipped as oversized.
+    /// Calls `each(left_row, right_row, rule)` for every candidate pair of `partition` in `slice`,
+    /// rule by rule, in a fixed order. Returns, per rule, the blocks skipped as oversized (whole
+    /// blocks are skipped in every slice, and counted in slice 0 only).
     pub fn for_each_pair(
         &self,
         partition: u32,
+        slice: Slice,
         mut each: impl FnMut(usize, usize, usize),
     ) -> Vec<Oversized> {
         let rules = self.left.keys.len();
         let mut oversized = vec![Oversized::default(); rules];
+        let skip = |skipped: &mut Oversized, pairs: u64| {
+            if pairs <= self.max_block_pairs {
+                return false;
+            }
+            if slice.index == 0 {
+                skipped.blocks += 1;
+                skipped.pairs += pairs;
+                skipped.largest = skipped.largest.max(pairs);
+            }
+            true
+        };
+        let mine = |a: &Entry| slice.holds(self.left.rows[a.row as usize]);
         for (rule, skipped) in oversized.iter_mut().enumerate() {
-            let left = self.left_index.slice(rule, partition);
+            let left = self.left_index.entries(rule, partition);
             if self.dedupe {
                 for group in groups(left) {
                     let n = group.len() as u64;
-                    let pairs = n * n.saturating_sub(1) / 2;
-                    if pairs > self.max_block_pairs {
-                        skipped.blocks += 1;
-                        skipped.pairs += pairs;
-                        skipped.largest = skipped.largest.max(pairs);
+                    if skip(skipped, n * n.saturating_sub(1) / 2) {
                         continue;
                     }
-                    for (i, a) in group.iter().enumerate() {
+                    for (i, a) in group.iter().enumerate().filter(|(_, a)| mine(a)) {
                         for b in &group[i + 1..] {
                             let (l, r) = (a.row as usize, b.row as usize);
                             if !self.found_earlier(rule, l, r) {
@@ -127,7 +164,7 @@ impl Blocks<'_> {
                 }
                 continue;
             }
-            let right = self.right_index.slice(rule, partition);
+            let right = self.right_index.entries(rule, partition);
             let mut right_groups = groups(right).peekable();
             for group in groups(left) {
                 let key = group[0].key;
@@ -137,14 +174,10 @@ impl Blocks<'_> {
                 let Some(matching) = right_groups.peek().filter(|g| g[0].key == key) else {
                     continue;
                 };
-                let pairs = group.len() as u64 * matching.len() as u64;
-                if pairs > self.max_block_pairs {
-                    skipped.blocks += 1;
-                    skipped.pairs += pairs;
-                    skipped.largest = skipped.largest.max(pairs);
+                if skip(skipped, group.len() as u64 * matching.len() as u64) {
                     continue;
                 }
-                for a in group {
+                for a in group.iter().filter(|a| mine(a)) {
                     for b in *matching {
                         let (l, r) = (a.row as usize, b.row as usize);
                         if !self.found_earlier(rule, l, r) {
@@ -155,5 +188,133 @@ impl Blocks<'_> {
             }
         }
         oversized
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::hash_str;
+    use crate::standardise::Strings;
+
+    /// A table of `n` records (numbered across two files) with the given key per rule; `None` is no key.
+    fn table(n: usize, key: impl Fn(usize, usize) -> Option<u32>, rules: usize) -> Table {
+        let mut ids = Strings::default();
+        for r in 0..n {
+            ids.push(&format!("r{r}"));
+        }
+        Table {
+            source: "t".into(),
+            ids,
+            rows: (0..n as u64)
+                .map(|r| match r.checked_sub(n as u64 / 2) {
+                    Some(second) => (1 << 40) | second,
+                    None => r,
+                })
+                .collect(),
+            fields: Vec::new(),
+            keys: (0..rules)
+                .map(|q| {
+                    (0..n)
+                        .map(|r| key(q, r).map_or(0, |k| hash_str(&format!("{q}:{k}"))))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// Skewed keys: under rule 0 half the records share one key (a hot block), the rest pair up;
+    /// rule 1 joins records ten apart (some pairs rule 0 already joins); every 13th record has no
+    /// rule-0 key.
+    fn skewed(q: usize, r: usize) -> Option<u32> {
+        match q {
+            0 if r % 13 == 5 => None,
+            0 if r % 2 == 0 => Some(0),
+            0 => Some(1 + r as u32 / 4),
+            _ => Some(r as u32 / 10),
+        }
+    }
+
+    fn pairs_of(
+        blocks: &Blocks,
+        partition: u32,
+        slice: Slice,
+    ) -> (Vec<(usize, usize, usize)>, Vec<Oversized>) {
+        let mut pairs = Vec::new();
+        let oversized =
+            blocks.for_each_pair(partition, slice, |l, r, rule| pairs.push((l, r, rule)));
+        (pairs, oversized)
+    }
+
+    /// Every pair of every partition is in exactly one slice, whatever the number of slices, and
+    /// oversized blocks are reported once.
+    fn slices_cover_each_pair_once(blocks: &Blocks, partitions: u32) {
+        let mut total = 0;
+        for partition in 0..partitions {
+            let (mut whole, whole_oversized) = pairs_of(blocks, partition, Slice::WHOLE);
+            whole.sort_unstable();
+            total += whole.len();
+            for count in 2..=7 {
+                let mut union = Vec::new();
+                let mut oversized = vec![Oversized::default(); whole_oversized.len()];
+                for index in 0..count {
+                    let (pairs, o) = pairs_of(blocks, partition, Slice { index, count });
+                    for (l, _, _) in &pairs {
+                        assert!(Slice { index, count }.holds(blocks.left.rows[*l]));
+                    }
+                    union.extend(pairs);
+                    for (a, b) in oversized.iter_mut().zip(&o) {
+                        a.merge(b);
+                    }
+                }
+                union.sort_unstable();
+                assert_eq!(union, whole, "partition {partition}, {count} slices");
+                assert_eq!(
+                    oversized, whole_oversized,
+                    "partition {partition}, {count} slices"
+                );
+            }
+        }
+        assert!(total > 300, "too few pairs to test: {total}");
+    }
+
+    #[test]
+    fn the_slices_of_a_skewed_dedupe_partition_hold_its_pairs_once() {
+        let partitions = 4;
+        let t = table(400, skewed, 2);
+        let index = Index::build(&t, partitions);
+        for max_block_pairs in [u64::MAX, 10_000] {
+            let blocks = Blocks {
+                left: &t,
+                right: &t,
+                left_index: &index,
+                right_index: &index,
+                dedupe: true,
+                max_block_pairs,
+            };
+            slices_cover_each_pair_once(&blocks, partitions);
+        }
+    }
+
+    #[test]
+    fn the_slices_of_a_skewed_link_partition_hold_its_pairs_once() {
+        let partitions = 4;
+        let left = table(60, skewed, 2);
+        let right = table(900, skewed, 2);
+        let (li, ri) = (
+            Index::build(&left, partitions),
+            Index::build(&right, partitions),
+        );
+        for max_block_pairs in [u64::MAX, 10_000] {
+            let blocks = Blocks {
+                left: &left,
+                right: &right,
+                left_index: &li,
+                right_index: &ri,
+                dedupe: false,
+                max_block_pairs,
+            };
+            slices_cover_each_pair_once(&blocks, partitions);
+        }
     }
 }

@@ -19,7 +19,7 @@ use crate::EngineError;
 use crate::compare::{Compiled, NULL, compile, gamma_at};
 use crate::exchange::{IpcFile, text_column, u64_column};
 use crate::hash::hash_str;
-use crate::job::{RuleSummary, SourceSummary, Summary};
+use crate::job::{RuleSummary, Skew, SourceSummary, Summary};
 use crate::output::{write_dataset, write_json};
 use crate::spec::JobSpec;
 use crate::standardise::Reject;
@@ -79,6 +79,7 @@ pub fn write(
     compared: &[Compared],
     trained: &Trained,
     scored_parts: &[ScoredPart],
+    skew: &Skew,
 ) -> Result<Summary, EngineError> {
     let comparisons = compile(spec);
     let dedupe = sides.len() == 1;
@@ -90,7 +91,7 @@ pub fn write(
     };
     let right_records = right.as_ref().unwrap_or(&left);
 
-    // Every scored pair, in record order.
+    // Every scored pair, in record order (a split partition's slices each hold some of its pairs).
     let mut shown = Vec::new();
     let mut scored = Vec::new();
     for part in scored_parts {
@@ -135,6 +136,12 @@ pub fn write(
         }
     }
     scored.sort_unstable_by_key(|s| (s.left, s.right));
+    if scored
+        .windows(2)
+        .any(|w| (w[0].left, w[0].right) == (w[1].left, w[1].right))
+    {
+        return Err(EngineError::Other("a pair was scored twice".into()));
+    }
 
     let match_threshold = spec.thresholds.match_;
     let (entities, entity_count) = cluster(
@@ -236,6 +243,7 @@ pub fn write(
         sources,
         candidate_pairs: rules.iter().map(|r| r.candidate_pairs).sum(),
         rules,
+        skew: skew.clone(),
         pairs_written: scored.len() as u64,
         matches: scored
             .iter()

@@ -39,6 +39,21 @@ pub struct RuleSummary {
     pub largest_oversized_block: u64,
 }
 
+/// How the compare and score stages were cut: partitions far above the mean in record pairs (left
+/// records × right records) are cut into slices (see `execution.split_above`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skew {
+    pub mean_record_pairs: u64,
+    pub split: Vec<SplitPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitPartition {
+    pub partition: u32,
+    pub slices: u32,
+    pub record_pairs: u64,
+}
+
 /// What `summary.json` holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Summary {
@@ -46,6 +61,9 @@ pub struct Summary {
     pub sources: Vec<SourceSummary>,
     pub candidate_pairs: u64,
     pub rules: Vec<RuleSummary>,
+    /// Partitions compared and scored in slices.
+    #[serde(default)]
+    pub skew: Skew,
     pub pairs_written: u64,
     pub matches: u64,
     pub entities: u64,

@@ -258,6 +258,16 @@ pub struct Execution {
     /// Pairs below this probability are not written to `pairs/`.
     #[serde(default = "default_min_pair_probability")]
     pub min_pair_probability: f64,
+    /// A partition whose record pairs (left records × right records; dedupe: n(n−1)/2) exceed this
+    /// multiple of the partitions' mean, and `split_min_pairs`, is compared and scored in slices, so
+    /// that one hot partition does not keep the whole job waiting.
+    #[serde(default = "default_split_above")]
+    pub split_above: f64,
+    #[serde(default = "default_split_min_pairs")]
+    pub split_min_pairs: u64,
+    /// The most slices a partition is split into; 1 never splits.
+    #[serde(default = "default_max_slices")]
+    pub max_slices: u32,
     /// Worker threads for CPU work; 0 uses every core. Does not change the results.
     #[serde(default)]
     pub threads: usize,
@@ -277,6 +287,15 @@ fn default_max_block_pairs() -> u64 {
 fn default_min_pair_probability() -> f64 {
     0.01
 }
+fn default_split_above() -> f64 {
+    2.0
+}
+fn default_split_min_pairs() -> u64 {
+    10_000_000
+}
+fn default_max_slices() -> u32 {
+    16
+}
 
 impl Default for Execution {
     fn default() -> Self {
@@ -284,6 +303,9 @@ impl Default for Execution {
             partitions: default_partitions(),
             max_block_pairs: default_max_block_pairs(),
             min_pair_probability: default_min_pair_probability(),
+            split_above: default_split_above(),
+            split_min_pairs: default_split_min_pairs(),
+            max_slices: default_max_slices(),
             threads: 0,
             scratch: None,
         }
@@ -610,6 +632,18 @@ impl JobSpec {
                 "must be between 0 and 1",
             ));
         }
+        if !(e.split_above.is_finite() && e.split_above >= 0.0) {
+            return Err(invalid(
+                "execution.split_above",
+                "must be a number at least 0",
+            ));
+        }
+        if e.max_slices == 0 || e.max_slices > 1024 {
+            return Err(invalid(
+                "execution.max_slices",
+                "must be between 1 and 1024",
+            ));
+        }
         Ok(())
     }
 }
@@ -725,6 +759,21 @@ review = 0.5
                 "[thresholds]",
                 "[execution]\npartitions = 0\n[thresholds]",
                 "execution.partitions",
+            ),
+            (
+                "[thresholds]",
+                "[execution]\nsplit_above = -1.0\n[thresholds]",
+                "execution.split_above",
+            ),
+            (
+                "[thresholds]",
+                "[execution]\nmax_slices = 0\n[thresholds]",
+                "execution.max_slices",
+            ),
+            (
+                "[thresholds]",
+                "[execution]\nmax_slices = \"many\"\n[thresholds]",
+                "execution.max_slices",
             ),
             ("[thresholds]", "[extra]\n[thresholds]", "extra"),
             ("dob = \"date\"", "dob = \"datum\"", "fields.dob"),

@@ -10,9 +10,10 @@
 //! 2. `ids <left>`: ids repeated across files become rejects; the left keys, for pruning;
 //! 3. `standardise <right>`: as 1, keeping only records that share a key with the left (pruning);
 //! 4. `ids <right>`;
-//! 5. `compare`: one task per partition: gamma pattern counts for training;
+//! 5. `compare`: one task per partition (per slice of a skewed partition, see [`plan_slices`]):
+//!    gamma pattern counts for training;
 //! 6. `train`: u from the samples, m by EM over the pattern counts, term-frequency tables;
-//! 7. `score`: one task per partition: scored pairs;
+//! 7. `score`: one task per partition or slice, cut as `compare` is: scored pairs;
 //! 8. `write`: clusters, reconciliation and every output file (see [`crate::finish`]).
 //!
 //! **Invariant:** a task's output depends only on its [`Task`] (the spec and the committed outputs of
@@ -30,13 +31,13 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
-use crate::blocking::{Blocks, Index, Oversized};
+use crate::blocking::{Blocks, Index, Oversized, Slice};
 use crate::compare::{Compiled, Scratch, compile, gamma_at, gamma_vector};
 use crate::exchange::{
     IpcFile, batch_to_table, table_schema, table_to_batch, text_column, u64_column, write_ipc,
 };
 use crate::hash::{hash_str, partition_of};
-use crate::job::{SAMPLE_RECORDS, Summary, sample_hash, train};
+use crate::job::{SAMPLE_RECORDS, Skew, SplitPartition, Summary, sample_hash, train};
 use crate::model::{Model, TfTable, probability};
 use crate::output::write_json;
 use crate::scan::input_files;
@@ -87,6 +88,8 @@ pub enum Work {
     },
     Compare {
         partition: u32,
+        #[serde(default)]
+        slice: Slice,
         sides: Vec<Side>,
     },
     Train {
@@ -95,6 +98,8 @@ pub enum Work {
     },
     Score {
         partition: u32,
+        #[serde(default)]
+        slice: Slice,
         sides: Vec<Side>,
         trained: Trained,
     },
@@ -103,6 +108,9 @@ pub enum Work {
         compared: Vec<Compared>,
         trained: Trained,
         scored: Vec<ScoredPart>,
+        /// How the compare and score stages were cut, for the summary.
+        #[serde(default)]
+        skew: Skew,
     },
 }
 
@@ -138,6 +146,10 @@ pub struct Part {
     pub ids_file: PathBuf,
     pub rejects_file: PathBuf,
     pub tf_file: PathBuf,
+    /// Records in each partition's batch: what the planner weighs partitions by. Only the committed
+    /// output carries them; the parts handed to later tasks leave them out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_records: Vec<u64>,
 }
 
 /// Ids repeated across the files of one side, and (for pruning) the side's keys.
@@ -233,9 +245,13 @@ impl Planner {
         let stage = done.len();
         let name_of = |side: usize| spec.inputs[side].name.as_str();
         let side_of = |std_stage: usize, side: usize| -> Result<Side, EngineError> {
+            let mut parts = parts(&done[std_stage])?;
+            for part in &mut parts {
+                part.partition_records = Vec::new();
+            }
             Ok(Side {
                 input: side,
-                parts: parts(&done[std_stage])?,
+                parts,
                 ids: one(&done[std_stage + 1], |o| match o {
                     Output::Ids(i) => Some(i.clone()),
                     _ => None,
@@ -288,7 +304,26 @@ impl Planner {
                 }],
             ))
         };
-        let partitions = spec.execution.partitions;
+        // Compare and score are cut the same way, from the standardised parts' counts.
+        let skew = || -> Result<Skew, EngineError> {
+            let mut sides = vec![parts(&done[0])?];
+            if link {
+                sides.push(parts(&done[2])?);
+            }
+            Ok(plan_slices(spec, &sides))
+        };
+        let slices = |skew: &Skew| -> Vec<(u32, Slice)> {
+            (0..spec.execution.partitions)
+                .flat_map(|partition| {
+                    let count = skew
+                        .split
+                        .iter()
+                        .find(|s| s.partition == partition)
+                        .map_or(1, |s| s.slices);
+                    (0..count).map(move |index| (partition, Slice { index, count }))
+                })
+                .collect()
+        };
         Ok(Some(match (stage, stage.checked_sub(first_shared)) {
             (0, _) => standardise(0, None),
             (1, _) => ids(0, 0)?,
@@ -302,11 +337,23 @@ impl Planner {
             (3, None) => ids(1, 2)?,
             (_, Some(0)) => {
                 let sides = sides()?;
+                let skew = skew()?;
+                for s in &skew.split {
+                    tracing::info!(
+                        partition = s.partition,
+                        slices = s.slices,
+                        record_pairs = s.record_pairs,
+                        mean = skew.mean_record_pairs,
+                        "a skewed partition is compared and scored in slices"
+                    );
+                }
                 plan(
                     "compare".into(),
-                    (0..partitions)
-                        .map(|partition| Work::Compare {
+                    slices(&skew)
+                        .into_iter()
+                        .map(|(partition, slice)| Work::Compare {
                             partition,
+                            slice,
                             sides: sides.clone(),
                         })
                         .collect(),
@@ -324,9 +371,11 @@ impl Planner {
                 let trained = trained(&done[first_shared + 1])?;
                 plan(
                     "score".into(),
-                    (0..partitions)
-                        .map(|partition| Work::Score {
+                    slices(&skew()?)
+                        .into_iter()
+                        .map(|(partition, slice)| Work::Score {
                             partition,
+                            slice,
                             sides: sides.clone(),
                             trained: trained.clone(),
                         })
@@ -346,10 +395,64 @@ impl Planner {
                             _ => Err(out_of_order()),
                         })
                         .collect::<Result<_, _>>()?,
+                    skew: skew()?,
                 }],
             ),
             _ => return Ok(None),
         }))
+    }
+}
+
+/// How skewed the partitions are, and which to cut into how many slices: a partition whose record
+/// pairs exceed `execution.split_above` × the mean over all partitions, and
+/// `execution.split_min_pairs`, gets one slice per mean's worth of record pairs (at least 2, at most
+/// `execution.max_slices`, at most one per left record). Record pairs (left records × right records,
+/// n(n−1)/2 for dedupe) bound the candidate pairs from above and cost nothing to count.
+///
+/// A function of the spec and the standardised parts' counts only (`sides`: the parts of each side),
+/// never of workers or timing: the compare and score stages are cut the same way.
+pub(crate) fn plan_slices(spec: &JobSpec, sides: &[Vec<Part>]) -> Skew {
+    let e = &spec.execution;
+    let partitions = e.partitions as usize;
+    let records: Vec<Vec<u64>> = sides
+        .iter()
+        .map(|parts| {
+            let mut counts = vec![0u64; partitions];
+            for part in parts {
+                for (c, n) in counts.iter_mut().zip(&part.partition_records) {
+                    *c += n;
+                }
+            }
+            counts
+        })
+        .collect();
+    let record_pairs: Vec<u64> = (0..partitions)
+        .map(|p| match records.as_slice() {
+            [one] => one[p].saturating_mul(one[p].saturating_sub(1)) / 2,
+            [left, right, ..] => left[p].saturating_mul(right[p]),
+            [] => 0,
+        })
+        .collect();
+    let mean = record_pairs.iter().map(|&n| n as f64).sum::<f64>() / partitions.max(1) as f64;
+    let split = record_pairs
+        .iter()
+        .enumerate()
+        .filter(|&(_, &n)| n > e.split_min_pairs && n as f64 > e.split_above * mean)
+        .filter_map(|(p, &n)| {
+            let slices = ((n as f64 / mean).ceil() as u64)
+                .max(2)
+                .min(u64::from(e.max_slices))
+                .min(records[0][p]) as u32;
+            (slices > 1).then_some(SplitPartition {
+                partition: p as u32,
+                slices,
+                record_pairs: n,
+            })
+        })
+        .collect();
+    Skew {
+        mean_record_pairs: mean.round() as u64,
+        split,
     }
 }
 
@@ -420,23 +523,27 @@ pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
         )
         .map(Output::Standardised),
         Work::Ids { parts, keys, .. } => ids(spec, parts, *keys, &file).map(Output::Ids),
-        Work::Compare { partition, sides } => {
-            compare(spec, *partition, sides).map(Output::Compared)
-        }
+        Work::Compare {
+            partition,
+            slice,
+            sides,
+        } => compare(spec, *partition, *slice, sides).map(Output::Compared),
         Work::Train { sides, compared } => {
             train_task(spec, sides, compared, &file).map(Output::Trained)
         }
         Work::Score {
             partition,
+            slice,
             sides,
             trained,
-        } => score(spec, *partition, sides, trained, &file).map(Output::Scored),
+        } => score(spec, (*partition, *slice), sides, trained, &file).map(Output::Scored),
         Work::Write {
             sides,
             compared,
             trained,
             scored,
-        } => crate::finish::write(spec, sides, compared, trained, scored)
+            skew,
+        } => crate::finish::write(spec, sides, compared, trained, scored, skew)
             .map(|s| Output::Written(Box::new(s))),
     }
 }
@@ -654,6 +761,7 @@ fn standardise(
         ids_file,
         rejects_file,
         tf_file,
+        partition_records: by_partition.iter().map(|rows| rows.len() as u64).collect(),
     })
 }
 
@@ -813,11 +921,11 @@ impl Loaded {
     }
 }
 
-/// Calls `each(left_row, right_row, rule)` for the candidate pairs of `partition`.
+/// Calls `each(left_row, right_row, rule)` for the candidate pairs of `partition` in `slice`.
 fn for_each_pair(
     spec: &JobSpec,
     loaded: &Loaded,
-    partition: u32,
+    (partition, slice): (u32, Slice),
     each: impl FnMut(usize, usize, usize),
 ) -> Vec<Oversized> {
     let partitions = spec.execution.partitions;
@@ -831,7 +939,7 @@ fn for_each_pair(
         dedupe: loaded.right.is_none(),
         max_block_pairs: spec.execution.max_block_pairs,
     };
-    blocks.for_each_pair(partition, each)
+    blocks.for_each_pair(partition, slice, each)
 }
 
 fn prior_rule(spec: &JobSpec) -> Option<usize> {
@@ -841,7 +949,12 @@ fn prior_rule(spec: &JobSpec) -> Option<usize> {
         .and_then(|name| spec.blocking.iter().position(|b| &b.name == name))
 }
 
-fn compare(spec: &JobSpec, partition: u32, sides: &[Side]) -> Result<Compared, EngineError> {
+fn compare(
+    spec: &JobSpec,
+    partition: u32,
+    slice: Slice,
+    sides: &[Side],
+) -> Result<Compared, EngineError> {
     let loaded = Loaded::new(spec, sides, partition as usize)?;
     let comparisons = compile(spec);
     let prior_rule = prior_rule(spec);
@@ -852,7 +965,7 @@ fn compare(spec: &JobSpec, partition: u32, sides: &[Side]) -> Result<Compared, E
     let mut per_rule = vec![0u64; rules];
     let mut prior_pairs = 0;
     let mut scratch = Scratch::default();
-    let oversized = for_each_pair(spec, &loaded, partition, |l, r, rule| {
+    let oversized = for_each_pair(spec, &loaded, (partition, slice), |l, r, rule| {
         let g = gamma_vector(&comparisons, left, l, right, r, &mut scratch);
         *patterns.entry(g).or_default() += 1;
         per_rule[rule] += 1;
@@ -985,7 +1098,7 @@ pub(crate) fn pairs_file_schema(comparisons: &[Compiled]) -> SchemaRef {
 
 fn score(
     spec: &JobSpec,
-    partition: u32,
+    (partition, slice): (u32, Slice),
     sides: &[Side],
     trained: &Trained,
     file: &dyn Fn(&str) -> PathBuf,
@@ -1014,7 +1127,7 @@ fn score(
     );
     let mut shown: Vec<StringBuilder> = comparisons.iter().map(|_| StringBuilder::new()).collect();
     let mut pairs = 0u64;
-    for_each_pair(spec, &loaded, partition, |l, r, rule| {
+    for_each_pair(spec, &loaded, (partition, slice), |l, r, rule| {
         let gammas = gamma_vector(&comparisons, left, l, right, r, &mut scratch);
         let mut weight = prior_weight;
         for (i, c) in comparisons.iter().enumerate() {
@@ -1093,4 +1206,241 @@ pub(crate) fn kept_records(side: &Side) -> Result<(Vec<u64>, Vec<String>), Engin
         }
     }
     Ok((rows, ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(file_index: u32, partition_records: &[u64]) -> Part {
+        Part {
+            file_index,
+            records: 0,
+            counts: SourceCounts::default(),
+            partitions_file: "p".into(),
+            ids_file: "i".into(),
+            rejects_file: "r".into(),
+            tf_file: "t".into(),
+            partition_records: partition_records.to_vec(),
+        }
+    }
+
+    fn spec(mode: Mode, execution: &str) -> JobSpec {
+        let text = crate::spec::tests::GOOD.replacen(
+            "[thresholds]",
+            &format!("[execution]\npartitions = 4\n{execution}\n[thresholds]"),
+            1,
+        );
+        let mut spec = JobSpec::from_toml(&text, Path::new("/jobs")).unwrap();
+        if mode == Mode::Dedupe {
+            spec.mode = mode;
+            spec.inputs.truncate(1);
+        }
+        spec
+    }
+
+    #[test]
+    fn skewed_partitions_are_cut_into_slices() {
+        let any = "split_min_pairs = 0";
+        // Records per partition of each side's parts; the spec; the partitions split: (partition,
+        // slices).
+        let cases: &[(&[&[&[u64]]], Mode, &str, &[(u32, u32)])] = &[
+            // Record pairs 1000, 1000, 1000, 10000: the mean is 3250, the last over twice that.
+            (
+                &[&[&[5, 5, 5, 50], &[5, 5, 5, 50]], &[&[100, 100, 100, 100]]],
+                Mode::Link,
+                any,
+                &[(3, 4)],
+            ),
+            (
+                &[&[&[10, 10, 10, 100]], &[&[100, 100, 100, 100]]],
+                Mode::Link,
+                "split_min_pairs = 10000",
+                &[],
+            ),
+            (
+                &[&[&[10, 10, 10, 100]], &[&[100, 100, 100, 100]]],
+                Mode::Link,
+                "split_min_pairs = 0\nmax_slices = 3",
+                &[(3, 3)],
+            ),
+            (
+                &[&[&[10, 10, 10, 100]], &[&[100, 100, 100, 100]]],
+                Mode::Link,
+                "split_min_pairs = 0\nmax_slices = 1",
+                &[],
+            ),
+            (
+                &[&[&[10, 10, 10, 100]], &[&[100, 100, 100, 100]]],
+                Mode::Link,
+                "split_min_pairs = 0\nsplit_above = 4.0",
+                &[],
+            ),
+            // Not more slices than left records.
+            (
+                &[&[&[1, 1, 1, 1]], &[&[10, 10, 10, 1000]]],
+                Mode::Link,
+                any,
+                &[],
+            ),
+            (
+                &[&[&[3, 1, 1, 1]], &[&[10, 10, 10, 1000]]],
+                Mode::Link,
+                any,
+                &[],
+            ),
+            (
+                &[&[&[1, 1, 1, 3]], &[&[10, 10, 10, 1000]]],
+                Mode::Link,
+                any,
+                &[(3, 3)],
+            ),
+            // Dedupe: 6, 6, 6, 780 record pairs, the mean 199.5.
+            (&[&[&[4, 4, 4, 40]]], Mode::Dedupe, any, &[(3, 4)]),
+            (
+                &[&[&[2, 0, 4, 4], &[2, 4, 0, 36]]],
+                Mode::Dedupe,
+                any,
+                &[(3, 4)],
+            ),
+            (&[&[&[40, 40, 40, 40]]], Mode::Dedupe, any, &[]),
+            // split_above = 0 cuts every partition with pairs in two (at least).
+            (
+                &[&[&[10, 10, 0, 10]], &[&[10, 10, 10, 10]]],
+                Mode::Link,
+                "split_min_pairs = 0\nsplit_above = 0.0",
+                &[(0, 2), (1, 2), (3, 2)],
+            ),
+            // Parts without counts (committed before they were recorded): nothing to weigh.
+            (&[&[&[]], &[&[]]], Mode::Link, any, &[]),
+            // The defaults: only partitions of more than 10 million record pairs are split.
+            (
+                &[&[&[1000, 1000, 1000, 9000]], &[&[1000, 1000, 1000, 1000]]],
+                Mode::Link,
+                "",
+                &[],
+            ),
+            (
+                &[&[&[1000, 1000, 1000, 11000]], &[&[1000, 1000, 1000, 1000]]],
+                Mode::Link,
+                "",
+                &[(3, 4)],
+            ),
+        ];
+        for (sides, mode, execution, expected) in cases {
+            let spec = spec(*mode, execution);
+            let sides: Vec<Vec<Part>> = sides
+                .iter()
+                .map(|parts| {
+                    parts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, counts)| part(i as u32, counts))
+                        .collect()
+                })
+                .collect();
+            let skew = plan_slices(&spec, &sides);
+            let split: Vec<(u32, u32)> =
+                skew.split.iter().map(|s| (s.partition, s.slices)).collect();
+            assert_eq!(&split, expected, "{sides:?} {execution}");
+        }
+    }
+
+    /// The compare and score stages are cut into the same slices, from the committed parts only.
+    #[test]
+    fn compare_and_score_are_cut_the_same_way() {
+        let spec = spec(Mode::Link, "split_min_pairs = 0");
+        let planner = Planner {
+            spec: spec.clone(),
+            files: vec![vec!["a0".into(), "a1".into()], vec!["b0".into()]],
+        };
+        let ids = || {
+            Output::Ids(Ids {
+                duplicates_file: "d".into(),
+                duplicates: 0,
+                keys_file: Some("k".into()),
+            })
+        };
+        let mut done = vec![
+            vec![
+                Output::Standardised(part(0, &[5, 5, 5, 50])),
+                Output::Standardised(part(1, &[5, 5, 5, 50])),
+            ],
+            vec![ids()],
+            vec![Output::Standardised(part(0, &[100, 100, 100, 100]))],
+            vec![ids()],
+        ];
+        let cut = |plan: &StagePlan| -> Vec<(u32, Slice)> {
+            plan.tasks
+                .iter()
+                .map(|t| match &t.work {
+                    Work::Compare {
+                        partition,
+                        slice,
+                        sides,
+                    }
+                    | Work::Score {
+                        partition,
+                        slice,
+                        sides,
+                        ..
+                    } => {
+                        // The counts are for planning: the tasks do not carry them.
+                        assert!(
+                            sides
+                                .iter()
+                                .flat_map(|s| &s.parts)
+                                .all(|p| p.partition_records.is_empty())
+                        );
+                        (*partition, *slice)
+                    }
+                    _ => panic!("not a partition task"),
+                })
+                .collect()
+        };
+        let compare = planner.next(&done).unwrap().unwrap();
+        assert_eq!(compare.name, "compare");
+        let slices = cut(&compare);
+        let whole = |p| (p, Slice::WHOLE);
+        let of4 = |index| (3, Slice { index, count: 4 });
+        assert_eq!(
+            slices,
+            [whole(0), whole(1), whole(2), of4(0), of4(1), of4(2), of4(3)]
+        );
+        done.push(vec![Output::Compared(Compared::default()); slices.len()]);
+        done.push(vec![Output::Trained(Trained {
+            model_file: "m".into(),
+            tf_file: "t".into(),
+        })]);
+        let score = planner.next(&done).unwrap().unwrap();
+        assert_eq!(score.name, "score");
+        assert_eq!(cut(&score), slices);
+        done.push(
+            slices
+                .iter()
+                .map(|&(partition, _)| {
+                    Output::Scored(ScoredPart {
+                        partition,
+                        pairs: 0,
+                        pairs_file: "s".into(),
+                    })
+                })
+                .collect(),
+        );
+        let write = planner.next(&done).unwrap().unwrap();
+        match &write.tasks[0].work {
+            Work::Write { skew, .. } => assert_eq!(
+                skew,
+                &Skew {
+                    mean_record_pairs: 3250,
+                    split: vec![SplitPartition {
+                        partition: 3,
+                        slices: 4,
+                        record_pairs: 10_000
+                    }],
+                }
+            ),
+            _ => panic!("not the write task"),
+        }
+    }
 }

@@ -229,7 +229,7 @@ mod tests {
     fn skewed(q: usize, r: usize) -> Option<u32> {
         match q {
             0 if r % 13 == 5 => None,
-            0 if r % 2 == 0 => Some(0),
+            0 if r.is_multiple_of(2) => Some(0),
             0 => Some(1 + r as u32 / 4),
             _ => Some(r as u32 / 10),
         }

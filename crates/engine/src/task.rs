@@ -1244,7 +1244,8 @@ mod tests {
         let any = "split_min_pairs = 0";
         // Records per partition of each side's parts; the spec; the partitions split: (partition,
         // slices).
-        let cases: &[(&[&[&[u64]]], Mode, &str, &[(u32, u32)])] = &[
+        type Case<'a> = (&'a [&'a [&'a [u64]]], Mode, &'a str, &'a [(u32, u32)]);
+        let cases: &[Case] = &[
             // Record pairs 1000, 1000, 1000, 10000: the mean is 3250, the last over twice that.
             (
                 &[&[&[5, 5, 5, 50], &[5, 5, 5, 50]], &[&[100, 100, 100, 100]]],

@@ -1063,15 +1063,18 @@ fn new_task(plan: TaskPlan) -> Task {
     }
 }
 
-/// Ids name scratch directories: short, and safe in a path.
-fn check_id(field: &str, id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && !id.starts_with('.')
+/// 1 to `max` of A-Z a-z 0-9 . _ -
+fn id_chars(id: &str, max: usize) -> bool {
+    !id.is_empty()
+        && id.len() <= max
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Ids name scratch directories: short, and safe in a path.
+fn check_id(field: &str, id: &str) -> Result<()> {
+    if id_chars(id, 64) && !id.starts_with('.') {
         Ok(())
     } else {
         Err(Error::invalid(
@@ -1084,12 +1087,7 @@ fn check_id(field: &str, id: &str) -> Result<()> {
 /// Request ids are chosen by clients: 1 to 128 of the characters of an id. Public so that the
 /// coordinator can refuse a bad one before it plans anything.
 pub fn check_request_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
+    if id_chars(id, 128) {
         Ok(())
     } else {
         Err(Error::invalid(

@@ -254,7 +254,12 @@ pub fn evaluate(truth: &Path, output: &Path) -> Result<Report, EngineError> {
     let entity_hash = |e: &str| crate::hash::hash_str(e);
     let mut sizes: Vec<u64> = Vec::new();
     for_each_batch(&output.join("clusters"), |batch| {
-        sizes.extend(strings(batch, "entity_id")?.into_iter().flatten().map(entity_hash));
+        sizes.extend(
+            strings(batch, "entity_id")?
+                .into_iter()
+                .flatten()
+                .map(entity_hash),
+        );
         Ok(())
     })?;
     sizes.sort_unstable();

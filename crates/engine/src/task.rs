@@ -684,7 +684,8 @@ fn repeated_ids(parts: &[Part], hashes_per_pass: u64) -> Result<Vec<(u64, u32)>,
     let range_of = |h: u64| ((u128::from(h) * u128::from(passes)) >> 64) as u64;
     let mut repeated_hashes: Vec<u64> = Vec::new();
     for pass in 0..passes {
-        let mut hashes: Vec<u64> = Vec::with_capacity((total / passes + total / passes / 8) as usize);
+        let mut hashes: Vec<u64> =
+            Vec::with_capacity((total / passes + total / passes / 8) as usize);
         for part in parts {
             for batch in hashes_of(part)? {
                 let h = u64_column(&batch, "hash")?;

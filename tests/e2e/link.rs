@@ -291,3 +291,60 @@ fn bad_records_are_rejected_with_a_reason_and_counted() {
         "{reasons:?}"
     );
 }
+
+#[test]
+fn ids_repeated_across_files_are_rejected_once_per_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data, 2_000, 200, Format::Csv);
+    // A second file per side: a copy of the first file's first record (its id again) and a record of
+    // its own (the second record under a new id).
+    let mut repeated = Vec::new();
+    for source in ["civil_servants", "population"] {
+        let text = std::fs::read_to_string(data.join(source).join("part-00000.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let id = lines[1].split(',').next().unwrap().to_owned();
+        let second = format!("X{}", lines[2]);
+        std::fs::write(
+            data.join(source).join("part-00001.csv"),
+            [lines[0], lines[1], second.as_str()].join("\n") + "\n",
+        )
+        .unwrap();
+        repeated.push((source, id, lines.len() as u64 - 1));
+    }
+
+    let output = dir.path().join("out");
+    let summary = run_job(&job(&data, &output, 0), &Silent).unwrap();
+    for (s, input) in summary.sources.iter().zip([202, 2_002]) {
+        assert_eq!(s.input, input, "{s:?}");
+        assert_eq!(s.accepted + s.rejected, s.input, "{s:?}");
+    }
+    let rejects = read_parquet_dir(&output.join("rejects"), "part-");
+    let reasons = strings(&rejects, "reason");
+    let (sources, ids) = (strings(&rejects, "source"), strings(&rejects, "record_id"));
+    let rows: Vec<u64> = rejects
+        .iter()
+        .flat_map(|b| {
+            let rows = b.column_by_name("row").unwrap();
+            let rows = rows
+                .as_any()
+                .downcast_ref::<arrow::array::UInt64Array>()
+                .unwrap();
+            rows.values().to_vec()
+        })
+        .collect();
+    for (source, id, row) in repeated {
+        let found: Vec<usize> = (0..reasons.len())
+            .filter(|&i| {
+                sources[i].as_deref() == Some(source)
+                    && reasons[i]
+                        .as_deref()
+                        .is_some_and(|r| r.contains("duplicate record id"))
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{source}: {found:?}");
+        assert_eq!(ids[found[0]].as_deref(), Some(id.as_str()), "{source}");
+        // The copy in the second file is the one rejected: rows count across the side's files.
+        assert_eq!(rows[found[0]], row, "{source}");
+    }
+}

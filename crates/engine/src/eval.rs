@@ -62,25 +62,43 @@ pub struct Report {
     pub no_counterpart: BTreeMap<String, u64>,
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<RecordBatch>, EngineError> {
-    let err = |e: String| EngineError::Input {
-        source_name: dir.display().to_string(),
-        message: e,
-    };
+/// The Parquet files of a dataset directory, sorted.
+fn parquet_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, EngineError> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| EngineError::Input {
+            source_name: dir.display().to_string(),
+            message: e.to_string(),
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .collect();
     paths.sort();
-    let mut batches = Vec::new();
-    for path in paths {
-        let file = File::open(&path).map_err(|e| err(e.to_string()))?;
+    Ok(paths)
+}
+
+/// Calls `each` with every batch of the Parquet files in `dir`, one batch in memory at a time (a
+/// national truth table has 100 M rows).
+fn for_each_batch(
+    dir: &Path,
+    mut each: impl FnMut(&RecordBatch) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    for path in parquet_files(dir)? {
+        let file = File::open(&path).map_err(|e| EngineError::Input {
+            source_name: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
-            batches.push(batch?);
+            each(&batch?)?;
         }
     }
-    Ok(batches)
+    Ok(())
+}
+
+fn person_ids(batch: &RecordBatch) -> Result<&arrow::array::UInt64Array, EngineError> {
+    batch
+        .column_by_name("person_id")
+        .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+        .ok_or_else(|| EngineError::Other("truth: `person_id` missing".into()))
 }
 
 fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<Vec<Option<&'a str>>, EngineError> {
@@ -114,18 +132,47 @@ pub fn evaluate(truth: &Path, output: &Path) -> Result<Report, EngineError> {
         .unwrap_or_default();
     let dedupe = sources.len() == 1;
 
-    // Truth: (source, record) -> person, and each record's corruption classes.
-    let truth_batches = read_dir(truth)?;
+    // The people whose records can form a true pair: in a link job those with a record in the first
+    // source (the few), in a dedupe job those with more than one record. Only their records are held
+    // below, so the truth of a national population never is.
+    let first = sources.first().cloned().unwrap_or_default();
+    let mut of_interest: HashSet<u64> = HashSet::new();
+    let mut all_persons: Vec<u64> = Vec::new();
+    for_each_batch(truth, |batch| {
+        let (source, persons) = (strings(batch, "source")?, person_ids(batch)?);
+        for (i, s) in source.iter().enumerate() {
+            match s {
+                Some(s) if dedupe && sources.iter().any(|x| x == s) => {
+                    all_persons.push(persons.value(i))
+                }
+                Some(s) if !dedupe && *s == first => {
+                    of_interest.insert(persons.value(i));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })?;
+    if dedupe {
+        all_persons.sort_unstable();
+        of_interest.extend(
+            all_persons
+                .chunk_by(|a, b| a == b)
+                .filter(|run| run.len() > 1)
+                .map(|run| run[0]),
+        );
+    }
+    drop(all_persons);
+
+    // Truth of those people: (source, record) -> person, and each record's corruption classes. Records
+    // of other people are the same person as no record outside their own, so they are left out.
     let mut person: HashMap<(String, String), u64> = HashMap::new();
     let mut classes: HashMap<(String, String), Vec<String>> = HashMap::new();
     let mut by_person: HashMap<u64, Vec<(String, String)>> = HashMap::new();
-    for batch in &truth_batches {
+    for_each_batch(truth, |batch| {
         let source = strings(batch, "source")?;
         let record = strings(batch, "record_id")?;
-        let persons = batch
-            .column_by_name("person_id")
-            .and_then(|c| c.as_primitive_opt::<UInt64Type>())
-            .ok_or_else(|| EngineError::Other("truth: `person_id` missing".into()))?;
+        let persons = person_ids(batch)?;
         let lists = batch
             .column_by_name("corruptions")
             .and_then(|c| c.as_list_opt::<i32>());
@@ -133,11 +180,11 @@ pub fn evaluate(truth: &Path, output: &Path) -> Result<Report, EngineError> {
             let (Some(s), Some(r)) = (source[i], record[i]) else {
                 continue;
             };
-            if !sources.iter().any(|x| x == s) {
+            let p = persons.value(i);
+            if !sources.iter().any(|x| x == s) || !of_interest.contains(&p) {
                 continue;
             }
             let key = (s.to_owned(), r.to_owned());
-            let p = persons.value(i);
             person.insert(key.clone(), p);
             by_person.entry(p).or_default().push(key.clone());
             if let Some(lists) = lists {
@@ -151,7 +198,8 @@ pub fn evaluate(truth: &Path, output: &Path) -> Result<Report, EngineError> {
                 );
             }
         }
-    }
+        Ok(())
+    })?;
     // True pairs, normalised (left source first; within a source, smaller id first).
     let order =
         |a: &(String, String), b: &(String, String)| -> ((String, String), (String, String)) {
@@ -176,12 +224,12 @@ pub fn evaluate(truth: &Path, output: &Path) -> Result<Report, EngineError> {
 
     // Predicted pairs.
     let mut predicted: HashSet<((String, String), (String, String))> = HashSet::new();
-    for batch in read_dir(&output.join("pairs"))? {
+    for_each_batch(&output.join("pairs"), |batch| {
         let (ls, li, rs, ri) = (
-            strings(&batch, "left_source")?,
-            strings(&batch, "left_id")?,
-            strings(&batch, "right_source")?,
-            strings(&batch, "right_id")?,
+            strings(batch, "left_source")?,
+            strings(batch, "left_id")?,
+            strings(batch, "right_source")?,
+            strings(batch, "right_id")?,
         );
         let probability = batch
             .column_by_name("match_probability")
@@ -195,27 +243,52 @@ pub fn evaluate(truth: &Path, output: &Path) -> Result<Report, EngineError> {
                 predicted.insert(order(&(ls.into(), li.into()), &(rs.into(), ri.into())));
             }
         }
-    }
+        Ok(())
+    })?;
     let tp = predicted.intersection(&true_pairs).count() as u64;
     let pairs = Metrics::new(true_pairs.len() as u64, predicted.len() as u64, tp);
 
-    // Cluster pairs: every two records of one entity.
-    let mut entities: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for batch in read_dir(&output.join("clusters"))? {
+    // Cluster pairs: every two records of one entity. Most entities are one record (every kept record
+    // of the large side is in `clusters/`): the entities with several are found first, by a hash of
+    // their id, and only their members are held.
+    let entity_hash = |e: &str| crate::hash::hash_str(e);
+    let mut sizes: Vec<u64> = Vec::new();
+    for_each_batch(&output.join("clusters"), |batch| {
+        sizes.extend(
+            strings(batch, "entity_id")?
+                .into_iter()
+                .flatten()
+                .map(entity_hash),
+        );
+        Ok(())
+    })?;
+    sizes.sort_unstable();
+    let several: HashSet<u64> = sizes
+        .chunk_by(|a, b| a == b)
+        .filter(|run| run.len() > 1)
+        .map(|run| run[0])
+        .collect();
+    drop(sizes);
+    let mut entities: HashMap<u64, Vec<(String, String)>> = HashMap::new();
+    for_each_batch(&output.join("clusters"), |batch| {
         let (s, r, e) = (
-            strings(&batch, "source")?,
-            strings(&batch, "record_id")?,
-            strings(&batch, "entity_id")?,
+            strings(batch, "source")?,
+            strings(batch, "record_id")?,
+            strings(batch, "entity_id")?,
         );
         for i in 0..batch.num_rows() {
             if let (Some(s), Some(r), Some(e)) = (s[i], r[i], e[i]) {
-                entities
-                    .entry(e.to_owned())
-                    .or_default()
-                    .push((s.to_owned(), r.to_owned()));
+                let h = entity_hash(e);
+                if several.contains(&h) {
+                    entities
+                        .entry(h)
+                        .or_default()
+                        .push((s.to_owned(), r.to_owned()));
+                }
             }
         }
-    }
+        Ok(())
+    })?;
     let mut cluster_pairs = 0u64;
     let mut cluster_tp = 0u64;
     for members in entities.values() {
@@ -256,8 +329,8 @@ pub fn evaluate(truth: &Path, output: &Path) -> Result<Report, EngineError> {
 
     let mut no_counterpart = BTreeMap::new();
     if !dedupe && output.join("reconciliation").is_dir() {
-        for batch in read_dir(&output.join("reconciliation"))? {
-            let (ids, statuses) = (strings(&batch, "left_id")?, strings(&batch, "status")?);
+        for_each_batch(&output.join("reconciliation"), |batch| {
+            let (ids, statuses) = (strings(batch, "left_id")?, strings(batch, "status")?);
             for i in 0..batch.num_rows() {
                 let (Some(id), Some(status)) = (ids[i], statuses[i]) else {
                     continue;
@@ -270,7 +343,8 @@ pub fn evaluate(truth: &Path, output: &Path) -> Result<Report, EngineError> {
                     *no_counterpart.entry(status.to_owned()).or_default() += 1;
                 }
             }
-        }
+            Ok(())
+        })?;
     }
 
     Ok(Report {

@@ -181,9 +181,29 @@ pub struct IpcFile {
 
 impl IpcFile {
     pub fn open(path: &Path) -> Result<IpcFile, EngineError> {
+        Self::open_projected(path, None)
+    }
+
+    /// The file with only the columns at `projection` (of the file's schema) decoded.
+    fn open_projected(path: &Path, projection: Option<Vec<usize>>) -> Result<IpcFile, EngineError> {
         let file = File::open(path).map_err(io(path))?;
-        let reader = FileReader::try_new(std::io::BufReader::with_capacity(1 << 20, file), None)?;
+        let reader =
+            FileReader::try_new(std::io::BufReader::with_capacity(1 << 20, file), projection)?;
         Ok(IpcFile { reader })
+    }
+
+    /// The file opened to decode only the columns `names` of `schema` (the file's schema), the
+    /// others skipped.
+    pub fn open_columns(
+        path: &Path,
+        schema: &Schema,
+        names: &[&str],
+    ) -> Result<IpcFile, EngineError> {
+        let projection = names
+            .iter()
+            .map(|n| schema.index_of(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::open_projected(path, Some(projection))
     }
 
     pub fn batches(&self) -> usize {
@@ -204,6 +224,16 @@ impl IpcFile {
     /// Every batch of the file, in order.
     pub fn all(path: &Path) -> Result<Vec<RecordBatch>, EngineError> {
         let mut file = IpcFile::open(path)?;
+        (0..file.batches()).map(|i| file.batch(i)).collect()
+    }
+
+    /// Every batch of the file, in order, with only the columns `names` of `schema`.
+    pub fn all_columns(
+        path: &Path,
+        schema: &Schema,
+        names: &[&str],
+    ) -> Result<Vec<RecordBatch>, EngineError> {
+        let mut file = IpcFile::open_columns(path, schema, names)?;
         (0..file.batches()).map(|i| file.batch(i)).collect()
     }
 }

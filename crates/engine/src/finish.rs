@@ -22,7 +22,7 @@ use crate::hash::hash_str;
 use crate::job::{RuleSummary, Skew, SourceSummary, Summary};
 use crate::output::{write_dataset, write_json};
 use crate::spec::JobSpec;
-use crate::standardise::Reject;
+use crate::standardise::{Reject, Strings};
 use crate::task::{
     Compared, ScoredPart, Side, Trained, kept_records, load_trained, split_record_number,
 };
@@ -44,7 +44,7 @@ struct Scored {
 struct Records {
     source: String,
     rows: Vec<u64>,
-    ids: Vec<String>,
+    ids: Strings,
 }
 
 impl Records {
@@ -392,9 +392,9 @@ fn pairs_batches<'a>(
         let mut rule = StringBuilder::with_capacity(n, n * 8);
         for s in chunk {
             ls.append_value(&left.source);
-            li.append_value(&left.ids[s.left as usize]);
+            li.append_value(left.ids.get(s.left as usize));
             rs.append_value(&right.source);
-            ri.append_value(&right.ids[s.right as usize]);
+            ri.append_value(right.ids.get(s.right as usize));
             w.append_value(s.weight);
             p.append_value(s.probability);
             for (i, g) in gammas.iter_mut().enumerate() {
@@ -436,12 +436,10 @@ fn clusters_batches<'a>(
             (right.unwrap_or(left), i - left.len())
         }
     };
+    const CHUNK: usize = 128 * 1024;
     (0..roots.len())
-        .collect::<Vec<_>>()
-        .chunks(128 * 1024)
-        .map(|c| c.to_vec())
-        .collect::<Vec<_>>()
-        .into_iter()
+        .step_by(CHUNK)
+        .map(move |start| start..(start + CHUNK).min(roots.len()))
         .map(move |chunk| {
             let n = chunk.len();
             let mut source = StringBuilder::with_capacity(n, n * 8);
@@ -450,9 +448,9 @@ fn clusters_batches<'a>(
             for i in chunk {
                 let (t, r) = node(i);
                 source.append_value(&t.source);
-                id.append_value(&t.ids[r]);
+                id.append_value(t.ids.get(r));
                 let (rt, rr) = node(roots[i] as usize);
-                let h = hash_str(&format!("{}\u{0}{}", rt.source, rt.ids[rr]));
+                let h = hash_str(&format!("{}\u{0}{}", rt.source, rt.ids.get(rr)));
                 entity.append_value(format!("E{h:016x}"));
             }
             RecordBatch::try_new(
@@ -535,13 +533,13 @@ fn reconciliation(
             _ => "unmatched",
         };
         *counts.entry(state.to_owned()).or_default() += 1;
-        left_id.append_value(&left.ids[l]);
+        left_id.append_value(left.ids.get(l));
         status.append_value(state);
         matches.append_value(above_match as u32);
         let shown = best.filter(|b| b.probability >= review_t);
         match shown {
             Some(b) => {
-                right_id.append_value(&right.ids[b.right as usize]);
+                right_id.append_value(right.ids.get(b.right as usize));
                 probability.append_value(b.probability);
                 let (columns, row) = (&right_values[b.at.0 as usize], b.at.1 as usize);
                 for (c, column) in columns.iter().enumerate() {

@@ -20,7 +20,7 @@
 //! earlier stages it names): never on which attempt, worker or thread count ran it. Records are
 //! numbered by `file_index << 40 | row in file`, which orders them as the input does.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +28,7 @@ use arrow::array::{
     ArrayRef, RecordBatch, StringBuilder, UInt8Builder, UInt64Array, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
@@ -42,7 +43,7 @@ use crate::model::{Model, TfTable, probability};
 use crate::output::write_json;
 use crate::scan::input_files;
 use crate::spec::{JobSpec, Level, Mode};
-use crate::standardise::{Plan, SourceCounts, Table, standardise_input};
+use crate::standardise::{Plan, SourceCounts, Strings, Table, standardise_input};
 
 /// Bits of a record number that hold its row within its file.
 const ROW_BITS: u32 = 40;
@@ -772,28 +773,73 @@ fn duplicates_schema() -> SchemaRef {
     ]))
 }
 
+/// Id hashes the `ids` task holds at once (8 bytes each: 256 MiB): a side with more is checked in
+/// several passes over its ids files, each over one range of hashes, so that its memory does not grow
+/// with the side (100 M records would otherwise take 2.4 GB).
+const HASHES_PER_PASS: u64 = 32 << 20;
+
+/// Records whose id an earlier record (in record order) of another file has: (record number, position
+/// of its part in `parts`), sorted; about `hashes_per_pass` hashes are held at once. A hash seen at an
+/// earlier record number is a repeated id (a false repeat needs a 64-bit collision); parts were each
+/// checked on their own already.
+fn repeated_ids(parts: &[Part], hashes_per_pass: u64) -> Result<Vec<(u64, u32)>, EngineError> {
+    let hashes_of = |part: &Part| -> Result<Vec<RecordBatch>, EngineError> {
+        IpcFile::all_columns(&part.ids_file, &ids_schema(), &["row", "hash"])
+    };
+    let total: u64 = parts.iter().map(|p| p.counts.accepted).sum();
+    let passes = total.div_ceil(hashes_per_pass.max(1)).max(1);
+    // Pass `k` takes the k-th of `passes` equal ranges of hash values.
+    let range_of = |h: u64| ((u128::from(h) * u128::from(passes)) >> 64) as u64;
+    let mut repeated_hashes: Vec<u64> = Vec::new();
+    for pass in 0..passes {
+        let mut hashes: Vec<u64> =
+            Vec::with_capacity((total / passes + total / passes / 8) as usize);
+        for part in parts {
+            for batch in hashes_of(part)? {
+                let h = u64_column(&batch, "hash")?;
+                hashes.extend(h.into_iter().filter(|&h| range_of(h) == pass));
+            }
+        }
+        hashes.par_sort_unstable();
+        repeated_hashes.extend(
+            hashes
+                .chunk_by(|a, b| a == b)
+                .filter(|run| run.len() > 1)
+                .map(|run| run[0]),
+        );
+    }
+    if repeated_hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The few records with a repeated hash: all but the first of each hash are repeats.
+    let mut runs: Vec<(u64, u64, u32)> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        for batch in hashes_of(part)? {
+            let (rows, h) = (u64_column(&batch, "row")?, u64_column(&batch, "hash")?);
+            runs.extend(
+                h.into_iter()
+                    .zip(rows)
+                    .filter(|(h, _)| repeated_hashes.binary_search(h).is_ok())
+                    .map(|(h, r)| (h, r, i as u32)),
+            );
+        }
+    }
+    runs.sort_unstable();
+    let mut repeated: Vec<(u64, u32)> = runs
+        .chunk_by(|a, b| a.0 == b.0)
+        .flat_map(|run| run[1..].iter().map(|&(_, row, part)| (row, part)))
+        .collect();
+    repeated.sort_unstable();
+    Ok(repeated)
+}
+
 fn ids(
     spec: &JobSpec,
     parts: &[Part],
     keys: bool,
     file: &dyn Fn(&str) -> PathBuf,
 ) -> Result<Ids, EngineError> {
-    // Every accepted record's id hash; a hash seen at an earlier record number is a repeated id (a
-    // false repeat needs a 64-bit collision). Parts were each checked on their own already.
-    let mut hashes: Vec<(u64, u64, u32)> = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        for batch in IpcFile::all(&part.ids_file)? {
-            let (rows, h) = (u64_column(&batch, "row")?, u64_column(&batch, "hash")?);
-            hashes.extend(h.into_iter().zip(rows).map(|(h, r)| (h, r, i as u32)));
-        }
-    }
-    hashes.sort_unstable();
-    let mut repeated: Vec<(u64, u32)> = hashes
-        .chunk_by(|a, b| a.0 == b.0)
-        .flat_map(|run| run[1..].iter().map(|&(_, row, part)| (row, part)))
-        .collect();
-    drop(hashes);
-    repeated.sort_unstable();
+    let repeated = repeated_ids(parts, HASHES_PER_PASS)?;
     let mut out = (UInt64Builder::new(), StringBuilder::new());
     for (part, rows) in repeated.chunk_by(|a, b| a.1 == b.1).map(|c| (c[0].1, c)) {
         let batch = IpcFile::all(&parts[part as usize].ids_file)?;
@@ -895,6 +941,53 @@ fn load_side(spec: &JobSpec, side: &Side, batch: usize) -> Result<Table, EngineE
                 .collect();
             table.append(t.select(&rows));
         }
+    }
+    Ok(table)
+}
+
+/// A side's training sample, in record order: of the records its parts kept for sampling (the last
+/// batch of each partitions file), those among the [`SAMPLE_RECORDS`] smallest id hashes of the side
+/// under a seed of [`sample_seeds`], as `job::train` draws them. The ids are read first and the chosen
+/// records after, so the task never holds every part's sample (191 parts of up to 20,000 records at
+/// 100 M records).
+fn load_sample(spec: &JobSpec, side: &Side) -> Result<Table, EngineError> {
+    let input = &spec.inputs[side.input];
+    let batch = spec.execution.partitions as usize;
+    let schema = table_schema(spec, input);
+    let seeds = sample_seeds(spec);
+    let repeated = repeated_rows(side)?;
+    let mut parts: Vec<&Part> = side.parts.iter().collect();
+    parts.sort_by_key(|p| p.file_index);
+    let mut samples: Vec<BottomK> = seeds.iter().map(|_| BottomK::new(SAMPLE_RECORDS)).collect();
+    for part in &parts {
+        let b = IpcFile::open_columns(&part.partitions_file, &schema, &["_row", "_id"])?
+            .batch(batch)?;
+        let (rows, ids) = (u64_column(&b, "_row")?, text_column(&b, "_id")?);
+        for (r, row) in rows.iter().enumerate() {
+            if repeated.binary_search(row).is_err() {
+                for (sample, seed) in samples.iter_mut().zip(&seeds) {
+                    sample.offer(sample_hash(*seed, ids.get(r)));
+                }
+            }
+        }
+    }
+    let mut table = Plan::new(spec, input).empty_table();
+    for part in parts {
+        let t = batch_to_table(
+            spec,
+            input,
+            &IpcFile::open(&part.partitions_file)?.batch(batch)?,
+        )?;
+        let rows: Vec<usize> = (0..t.len())
+            .filter(|&r| {
+                repeated.binary_search(&t.rows[r]).is_err()
+                    && samples
+                        .iter()
+                        .zip(&seeds)
+                        .any(|(s, seed)| s.holds(sample_hash(*seed, t.ids.get(r))))
+            })
+            .collect();
+        table.append(t.select(&rows));
     }
     Ok(table)
 }
@@ -1032,7 +1125,7 @@ fn train_task(
     }
     let samples: Vec<Table> = sides
         .iter()
-        .map(|s| load_side(spec, s, spec.execution.partitions as usize))
+        .map(|s| load_sample(spec, s))
         .collect::<Result<_, _>>()?;
     let total_pairs = match sides {
         [one] => {
@@ -1181,13 +1274,13 @@ fn score(
 
 /// Every record kept on a side (accepted, not a repeated id, and for a pruned side sharing a key):
 /// record numbers in order and ids.
-pub(crate) fn kept_records(side: &Side) -> Result<(Vec<u64>, Vec<String>), EngineError> {
-    let repeated: HashSet<u64> = repeated_rows(side)?.into_iter().collect();
+pub(crate) fn kept_records(side: &Side) -> Result<(Vec<u64>, Strings), EngineError> {
+    let repeated = repeated_rows(side)?;
     let mut parts: Vec<&Part> = side.parts.iter().collect();
     parts.sort_by_key(|p| p.file_index);
-    let (mut rows, mut ids) = (Vec::new(), Vec::new());
+    let (mut rows, mut ids) = (Vec::new(), Strings::default());
     for part in parts {
-        for batch in IpcFile::all(&part.ids_file)? {
+        for batch in IpcFile::all_columns(&part.ids_file, &ids_schema(), &["row", "id", "kept"])? {
             let (r, i) = (u64_column(&batch, "row")?, text_column(&batch, "id")?);
             let kept = batch
                 .column_by_name("kept")
@@ -1198,9 +1291,9 @@ pub(crate) fn kept_records(side: &Side) -> Result<(Vec<u64>, Vec<String>), Engin
                 })
                 .ok_or_else(|| EngineError::Other("ids file: no column `kept`".into()))?;
             for (at, row) in r.into_iter().enumerate() {
-                if kept.value(at) == 1 && !repeated.contains(&row) {
+                if kept.value(at) == 1 && repeated.binary_search(&row).is_err() {
                     rows.push(row);
-                    ids.push(i.get(at).to_owned());
+                    ids.push(i.get(at));
                 }
             }
         }
@@ -1442,6 +1535,61 @@ mod tests {
                 }
             ),
             _ => panic!("not the write task"),
+        }
+    }
+
+    #[test]
+    fn ids_repeated_across_files_are_found_in_one_pass_or_several() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: [&[&str]; 3] = [&["a", "b", "c"], &["d", "a", "e"], &["b", "f", "a", "g"]];
+        let parts: Vec<Part> = files
+            .iter()
+            .enumerate()
+            .map(|(f, ids)| {
+                let ids_file = dir.path().join(format!("{f}.ids.arrow"));
+                let rows: Vec<u64> = (0..ids.len() as u64)
+                    .map(|r| record_number(f as u32, r))
+                    .collect();
+                let batch = RecordBatch::try_new(
+                    ids_schema(),
+                    vec![
+                        Arc::new(UInt64Array::from(rows)) as ArrayRef,
+                        Arc::new(UInt64Array::from_iter_values(
+                            ids.iter().map(|id| hash_str(id)),
+                        )),
+                        Arc::new(arrow::array::StringArray::from(ids.to_vec())),
+                        Arc::new(arrow::array::UInt8Array::from(vec![1u8; ids.len()])),
+                    ],
+                )
+                .unwrap();
+                write_ipc(&ids_file, &ids_schema(), [Ok(batch)]).unwrap();
+                Part {
+                    file_index: f as u32,
+                    records: ids.len() as u64,
+                    counts: SourceCounts {
+                        accepted: ids.len() as u64,
+                        ..SourceCounts::default()
+                    },
+                    partitions_file: PathBuf::new(),
+                    ids_file,
+                    rejects_file: PathBuf::new(),
+                    tf_file: PathBuf::new(),
+                    partition_records: Vec::new(),
+                }
+            })
+            .collect();
+        // The second `a` and `b`, and the third `a`: the first record of each id is the one kept.
+        let expected = vec![
+            (record_number(1, 1), 1),
+            (record_number(2, 0), 2),
+            (record_number(2, 2), 2),
+        ];
+        for per_pass in [1, 2, 3, 1_000] {
+            assert_eq!(
+                repeated_ids(&parts, per_pass).unwrap(),
+                expected,
+                "{per_pass} hashes per pass"
+            );
         }
     }
 }

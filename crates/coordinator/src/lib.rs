@@ -60,6 +60,9 @@ pub struct Config {
     pub settings: Settings,
 }
 
+/// How long open connections may finish their calls after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs a coordinator until `shutdown` resolves.
 pub async fn serve(
     cfg: Config,
@@ -105,24 +108,48 @@ pub async fn serve(
             Ok(request)
         };
     tracing::info!(id = cfg.id, listen = %cfg.listen, "coordinator serving");
-    let served = Server::builder()
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(
-            JobServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
-        )
-        .add_service(
-            ClusterServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
-        )
-        .add_service(
-            WorkerServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
-        )
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            transport, peers_only,
-        ))
-        .serve_with_shutdown(cfg.listen, shutdown)
-        .await
-        .map_err(|e| format!("serving on {}: {e}", cfg.listen));
+    // Graceful shutdown waits for every connection to close, and the other coordinators' Raft
+    // streams never do: after the signal, open connections get SHUTDOWN_GRACE, then are dropped.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listen = cfg.listen;
+    let mut server = tokio::spawn(
+        Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(
+                JobServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(
+                ClusterServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(
+                WorkerServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                transport, peers_only,
+            ))
+            .serve_with_shutdown(listen, async {
+                let _ = stopped.await;
+            }),
+    );
+    let joined = tokio::select! {
+        joined = &mut server => joined,
+        () = shutdown => {
+            let _ = stop.send(());
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    tracing::info!("connections still open after the grace period: closing them");
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    let served = match joined {
+        Ok(r) => r.map_err(|e| format!("serving on {listen}: {e}")),
+        Err(e) => Err(format!("serving on {listen}: {e}")),
+    };
     leader_loop.abort();
     if let Some(joiner) = joiner {
         joiner.abort();

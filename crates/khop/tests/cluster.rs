@@ -711,6 +711,34 @@ fn coordinators_are_added_led_and_removed_from_the_cli() {
     assert_same_outputs(&output);
 }
 
+/// SIGTERM stops a coordinator within seconds, although its peers keep their Raft streams to it open
+/// (a graceful shutdown alone would wait for them forever).
+#[test]
+fn a_coordinator_stops_on_sigterm_while_its_peers_run() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, None);
+    let leader = cluster.leader().unwrap();
+    let id = *cluster.coordinators.keys().find(|&&i| i != leader).unwrap();
+    let mut child = cluster.coordinators.remove(&id).unwrap();
+    let asked = Instant::now();
+    run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if asked.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("coordinator {id} still running 10 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "coordinator {id} exited with {status:?}");
+    eprintln!(
+        "coordinator {id} stopped {:.2} s after SIGTERM",
+        asked.elapsed().as_secs_f64()
+    );
+}
+
 #[test]
 fn bad_requests_are_refused_and_nothing_crashes() {
     use khop_proto::v1;

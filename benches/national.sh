@@ -29,15 +29,8 @@ data_root="${DATA:-${TMPDIR:-/tmp}/khop-national}"
 [ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) is needed for peak memory: apt-get install time"
 command -v python3 >/dev/null || die "python3 is needed to read the summary"
 
-if [ -n "${KHOP:-}" ]; then
-  khop="$KHOP"
-else
-  echo "national: building khop (waits if another cargo holds the lock)" >&2
-  cargo build --release --locked -p khop >&2 || die "cargo build failed"
-  khop="${CARGO_TARGET_DIR:-target}/release/khop"
-fi
-[[ "$khop" = /* ]] || khop="$(pwd)/$khop"
-[ -x "$khop" ] || die "$khop not found"
+source benches/lib.sh
+khop=$(khop_binary national) || exit 1
 
 mkdir -p "$data_root"
 data_root=$(cd "$data_root" && pwd)

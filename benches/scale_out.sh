@@ -17,7 +17,6 @@
 # Everything between tasks (polls, Raft commits, planning, the CLI) counts as overhead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 
 die() { echo "scale_out: $*" >&2; exit 1; }
 is_count() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
@@ -35,15 +34,8 @@ port="${PORT:-17400}"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-if [ -n "${KHOP:-}" ]; then
-  khop="$KHOP"
-else
-  echo "scale_out: building khop (waits if another cargo holds the lock)" >&2
-  cargo build --release --locked -p khop >&2 || die "cargo build failed"
-  khop="${CARGO_TARGET_DIR:-target}/release/khop"
-  [[ "$khop" = /* ]] || khop="$root/$khop"
-fi
-[ -x "$khop" ] || die "$khop not found after the build"
+source benches/lib.sh
+khop=$(khop_binary scale_out) || exit 1
 
 data="$out/data-$pop-$cs-$seed"
 if [ "${REUSE_DATA:-0}" != 1 ] || [ ! -f "$data/job.toml" ]; then

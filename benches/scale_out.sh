@@ -124,7 +124,7 @@ print(sum(c["role"] in ("leader", "follower") for c in s["coordinators"]) if s.g
   done
   [ "$voters" = 3 ] || die "the 3 coordinators did not form a cluster: $run/coordinator-*.log"
   for i in $(seq "$w"); do
-    /usr/bin/time -v -o "$run/worker-$i.time" "$khop" worker --slots 1 --threads "$threads" \
+    /usr/bin/time -v -o "$run/worker-$i.time" "$khop" worker --slots "$threads" --threads "$threads" \
       --name "w$i" 2>"$run/worker-$i.log" &
     pids+=($!)
   done

@@ -249,6 +249,61 @@ fn a_dedupe_job_with_partitions_cut_into_slices_gives_the_same_files() {
     );
 }
 
+/// Rewrites a Parquet file with row groups of `rows` rows.
+fn rewrite_with_row_groups(path: &Path, rows: usize) {
+    let batches = read_parquet_dir(path.parent().unwrap(), "part-");
+    let schema = batches[0].schema();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(rows))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+    for b in &batches {
+        writer.write(b).unwrap();
+    }
+    writer.close().unwrap();
+}
+
+/// A large file is cut into standardise tasks of whole row groups (`execution.task_rows`), so that
+/// it spreads across workers: the same files as when each file is one task.
+#[test]
+fn a_file_cut_into_row_group_tasks_gives_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data, 40_000, 2_000, Format::Parquet);
+    let population = data.join("population/part-00000.parquet");
+    rewrite_with_row_groups(&population, 3_000);
+    let (whole, cut) = (dir.path().join("whole"), dir.path().join("cut"));
+    let mut spec = job(&data, &whole, 0);
+    spec.execution.task_rows = 1 << 40;
+    let standardise_tasks = |spec: &JobSpec| {
+        let planner = khop_engine::task::Planner::new(spec.clone()).unwrap();
+        let first = planner.next(&[]).unwrap().unwrap();
+        first.tasks.len()
+    };
+    assert_eq!(standardise_tasks(&spec), 1);
+    let whole_summary = run_job(&spec, &Silent).unwrap();
+    let mut pieces = job(&data, &cut, 0);
+    pieces.execution.task_rows = 7_000; // two row groups of 3,000 a task
+    // The population is the second side, planned after the first side's stages: look at it through
+    // a dedupe of the population alone.
+    let mut population_only = pieces.clone();
+    population_only.inputs.remove(0);
+    population_only.mode = khop_engine::spec::Mode::Dedupe;
+    assert_eq!(standardise_tasks(&population_only), 7); // 14 row groups, 2 a task
+    let cut_summary = run_job(&pieces, &Silent).unwrap();
+    assert_same_outputs(&whole, &cut, "when a file is cut into row-group tasks");
+    assert_eq!(whole_summary.sources.len(), cut_summary.sources.len());
+    for (a, b) in whole_summary.sources.iter().zip(&cut_summary.sources) {
+        assert_eq!(
+            (a.input, a.accepted, a.rejected, a.pruned),
+            (b.input, b.accepted, b.rejected, b.pruned),
+            "{}",
+            a.name
+        );
+    }
+}
+
 #[test]
 fn bad_records_are_rejected_with_a_reason_and_counted() {
     let dir = tempfile::tempdir().unwrap();

@@ -191,6 +191,7 @@ impl job_service_server::JobService for Api {
         let id = request.into_inner().job_id;
         let first = get_job(&self.0, id.clone()).await?;
         let core = Arc::clone(&self.0);
+        let mut changes = core.changes.subscribe();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut last = first;
@@ -204,7 +205,12 @@ impl job_service_server::JobService for Api {
                 return;
             }
             while !job_is_over(&last) {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                // At each committed change (at most every 50 ms), and every 500 ms in any case.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    () = tokio::time::sleep(Duration::from_millis(450)) => {}
+                }
                 let job = match get_job(&core, id.clone()).await {
                     Ok(job) => job,
                     Err(status) => {
@@ -503,9 +509,12 @@ impl worker_service_server::WorkerService for Api {
             running,
             now_ms: now_ms(),
         };
+        // Subscribed before the first poll, so that a change committed meanwhile still wakes it.
+        let mut changes = self.0.changes.subscribe();
         let mut reply = self.0.propose(poll(running.clone())).await?;
         // Long poll: a worker with free slots waits here (reads only, no log entries) until a task is
-        // runnable or poll_ms has passed.
+        // runnable or poll_ms has passed. It looks again as soon as a change is committed (a stage
+        // planned, a lease expired, a task failed), and every 250 ms in any case.
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.0.settings.poll_ms);
         loop {
             let idle = matches!(&reply, Reply::Polled { assignments, cancel, drain }
@@ -513,7 +522,11 @@ impl worker_service_server::WorkerService for Api {
             if !idle || req.free_slots == 0 || tokio::time::Instant::now() >= deadline {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            let recheck = (tokio::time::Instant::now() + Duration::from_millis(250)).min(deadline);
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep_until(recheck) => {}
+            }
             if self.0.read(|m| m.runnable_count()).await? > 0 {
                 reply = self.0.propose(poll(running.clone())).await?;
             }

@@ -17,6 +17,11 @@ pub(crate) struct Core {
     pub(crate) raft: RaftHandle<SchedulerSm>,
     pub(crate) tokens: Tokens,
     pub(crate) settings: Settings,
+    /// Bumped after every command this node committed that can give someone something to do: a
+    /// stage to plan or a job to finish (the leader loop), tasks to lease (long polls), progress to
+    /// show (watchers). Idle polls and lease sweeps that expired nothing do not bump it, so waiting on
+    /// it never spins. Only the leader proposes, so only the leader's counter moves.
+    pub(crate) changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// The tunables a coordinator is started with.
@@ -53,7 +58,12 @@ impl Core {
         let bytes = self.raft.propose(command.to_bytes()).await?;
         match Reply::from_bytes(&bytes)? {
             Reply::Error { code, message } => Err(Error::Refused { code, message }),
-            reply => Ok(reply),
+            reply => {
+                if changes_something(&command, &reply) {
+                    self.changes.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                Ok(reply)
+            }
         }
     }
 
@@ -76,6 +86,29 @@ pub(crate) fn store_spec(spec: &JobSpec) -> Result<String, Error> {
         return Err(Error::Internal("the spec does not survive TOML".into()));
     }
     Ok(text)
+}
+
+/// Whether a committed command can give the leader loop, a long poll or a watcher something new.
+fn changes_something(command: &Command, reply: &Reply) -> bool {
+    match (command, reply) {
+        (
+            Command::Poll { .. },
+            Reply::Polled {
+                assignments,
+                cancel,
+                drain,
+            },
+        ) => !assignments.is_empty() || !cancel.is_empty() || *drain,
+        (
+            Command::ExpireLeases { .. },
+            Reply::Expired {
+                attempts,
+                workers_lost,
+            },
+        ) => !attempts.is_empty() || !workers_lost.is_empty(),
+        (Command::Poll { .. } | Command::ExpireLeases { .. }, _) => false,
+        _ => true,
+    }
 }
 
 pub(crate) fn load_spec(text: &str) -> Result<JobSpec, Error> {

@@ -204,8 +204,14 @@ pub(crate) async fn run(core: Arc<Core>) {
     let mut tick = tokio::time::interval(Duration::from_millis(core.settings.tick_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut configured_in_term = 0;
+    // Woken by the tick (lease expiry) or at once by a committed change: a stage's last report, a
+    // submit, a cancel; so a job moves on to its next stage without waiting for the tick.
+    let mut changes = core.changes.subscribe();
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = changes.changed() => {}
+        }
         let status = core.raft.status();
         if status.role != RaftRole::Leader {
             continue;

@@ -86,6 +86,7 @@ pub async fn serve(
         raft: raft.clone(),
         tokens: cfg.tokens.clone(),
         settings: cfg.settings.clone(),
+        changes: tokio::sync::watch::Sender::new(0),
     });
     let leader_loop = tokio::spawn(leader::run(Arc::clone(&core)));
     let joiner = (cfg.bootstrap && fresh)

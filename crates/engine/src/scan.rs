@@ -9,8 +9,16 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
 use crate::spec::{Input, InputFormat};
@@ -81,20 +89,78 @@ pub struct Scanned {
     pub bad: Vec<BadRow>,
 }
 
-/// Reads the job's columns of `files` (some of [`input_files`]), in file order, calling `each` per
-/// batch; record numbers count from 0 at the first file. Parquet goes through DataFusion (on a small
-/// runtime of its own); CSV through [`CsvRecords`], so that a malformed line becomes a rejected record
-/// instead of failing the whole scan.
+/// A run of whole row groups of one Parquet file: a `standardise` task's share of its input when the
+/// file is larger than `execution.task_rows` (see [`pieces`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Piece {
+    /// Row groups `first_group .. first_group + groups` of the file.
+    pub first_group: usize,
+    pub groups: usize,
+    /// The file's row where the piece starts, and the piece's rows.
+    pub first_row: u64,
+    pub rows: u64,
+    /// Rows of the whole input (every file of the side): the piece's share of it bounds the sample
+    /// the task keeps.
+    pub input_rows: u64,
+}
+
+/// Rows per row group of a Parquet file, from its footer.
+pub fn row_groups(input: &Input, file: &str) -> Result<Vec<u64>, EngineError> {
+    let error = |message: String| EngineError::Input {
+        source_name: input.name.clone(),
+        message: format!("{file}: {message}"),
+    };
+    let reader = std::fs::File::open(file).map_err(|e| error(e.to_string()))?;
+    let metadata = ArrowReaderMetadata::load(&reader, ArrowReaderOptions::default())
+        .map_err(|e| error(e.to_string()))?;
+    Ok(metadata
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
+        .collect())
+}
+
+/// Cuts a file of row groups (rows per group) into pieces of at most `task_rows` rows, each a run of
+/// whole row groups (a larger group is a piece alone). `input_rows` is left 0 for the caller.
+pub fn pieces(groups: &[u64], task_rows: u64) -> Vec<Piece> {
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut row = 0u64;
+    for (g, &rows) in groups.iter().enumerate() {
+        match pieces.last_mut() {
+            Some(p) if p.rows + rows <= task_rows => {
+                p.groups += 1;
+                p.rows += rows;
+            }
+            _ => pieces.push(Piece {
+                first_group: g,
+                groups: 1,
+                first_row: row,
+                rows,
+                input_rows: 0,
+            }),
+        }
+        row += rows;
+    }
+    pieces
+}
+
+/// Reads the job's columns of `file` (of `input`), or of its `piece`, in row order, calling `each`
+/// per batch; record numbers are the rows of the file (from `piece.first_row`). Parquet goes through
+/// DataFusion (on a small runtime of its own), reading only the piece's row groups; CSV through
+/// [`CsvRecords`], so that a malformed line becomes a rejected record instead of failing the whole
+/// scan (a CSV file is never cut into pieces).
 pub fn scan(
     input: &Input,
-    files: &[String],
+    file: &str,
+    piece: Option<&Piece>,
     batch_rows: usize,
     mut each: impl FnMut(Scanned) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
     let wanted = columns_of(input);
     if input.format == InputFormat::Csv {
         let mut next_row = 0u64;
-        for file in files {
+        {
             let reader = std::fs::File::open(file).map_err(|e| EngineError::Input {
                 source_name: input.name.clone(),
                 message: format!("{file}: {e}"),
@@ -191,47 +257,67 @@ pub fn scan(
         }
         return Ok(());
     }
-    let mut next_row = 0u64;
     let error = |message: String| EngineError::Input {
         source_name: input.name.clone(),
-        message,
+        message: format!("{file}: {message}"),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
+    let path = std::fs::canonicalize(file).map_err(|e| error(e.to_string()))?;
+    let reader = std::fs::File::open(&path).map_err(|e| error(e.to_string()))?;
+    let size = reader.metadata().map_err(|e| error(e.to_string()))?.len();
+    let metadata = ArrowReaderMetadata::load(&reader, ArrowReaderOptions::default())
         .map_err(|e| error(e.to_string()))?;
-    runtime.block_on(async {
-        // One partition per file keeps the order of records deterministic (file order, row order).
-        let config = SessionConfig::new()
-            .with_batch_size(batch_rows)
-            .with_target_partitions(1);
-        let ctx = SessionContext::new_with_config(config);
-        let frame = ctx
-            .read_parquet(files.to_vec(), ParquetReadOptions::default())
-            .await
-            .map_err(|e| error(e.to_string()))?;
-        let available: Vec<String> = frame
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        for column in &wanted {
-            if !available.contains(column) {
+    let file_schema = metadata.schema().clone();
+    let groups = metadata.metadata().num_row_groups();
+    let mut projection = Vec::with_capacity(wanted.len());
+    for column in &wanted {
+        match file_schema.index_of(column) {
+            Ok(i) => projection.push(i),
+            Err(_) => {
+                let available: Vec<&str> = file_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
                 return Err(error(format!(
                     "column `{column}` not found (columns: {})",
                     available.join(", ")
                 )));
             }
         }
-        let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
-        let frame = frame
-            .select_columns(&names)
-            .map_err(|e| error(e.to_string()))?;
-        let mut stream = frame
-            .execute_stream()
-            .await
+    }
+    let mut access = ParquetAccessPlan::new_none(groups);
+    let (first, count) = piece.map_or((0, groups), |p| (p.first_group, p.groups));
+    if first + count > groups {
+        return Err(error(format!(
+            "row groups {first}..{} asked, the file has {groups}",
+            first + count
+        )));
+    }
+    for g in first..first + count {
+        access.scan(g);
+    }
+    let mut next_row = piece.map_or(0, |p| p.first_row);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| error(e.to_string()))?;
+    runtime.block_on(async {
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_batch_size(batch_rows));
+        let source = ParquetSource::new(file_schema.clone());
+        let partitioned =
+            PartitionedFile::new(path.to_string_lossy().into_owned(), size).with_extension(access);
+        let config =
+            FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+                .with_file(partitioned)
+                .with_batch_size(Some(batch_rows))
+                .with_projection_indices(Some(projection))
+                .map_err(|e| error(e.to_string()))?
+                .build();
+        // One file in one partition: rows come in file order.
+        let exec = DataSourceExec::from_data_source(config);
+        let mut stream = exec
+            .execute(0, ctx.task_ctx())
             .map_err(|e| error(e.to_string()))?;
         let schema = Arc::new(Schema::new(
             wanted
@@ -339,6 +425,27 @@ impl<R: std::io::BufRead> CsvRecords<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_are_cut_into_runs_of_whole_row_groups() {
+        let cut = |groups: &[u64], task_rows| -> Vec<(usize, usize, u64, u64)> {
+            pieces(groups, task_rows)
+                .iter()
+                .map(|p| (p.first_group, p.groups, p.first_row, p.rows))
+                .collect()
+        };
+        assert_eq!(
+            cut(&[10, 10, 10, 10, 5], 20),
+            [(0, 2, 0, 20), (2, 2, 20, 20), (4, 1, 40, 5)]
+        );
+        // A group larger than a task is a task alone; one that fits goes with its neighbours.
+        assert_eq!(
+            cut(&[5, 50, 5, 5], 20),
+            [(0, 1, 0, 5), (1, 1, 5, 50), (2, 2, 55, 10)]
+        );
+        assert_eq!(cut(&[7, 7, 7], 1 << 40), [(0, 3, 0, 21)]);
+        assert!(cut(&[], 10).is_empty());
+    }
 
     #[test]
     fn csv_records() {

@@ -268,6 +268,11 @@ pub struct Execution {
     /// The most slices a partition is split into; 1 never splits.
     #[serde(default = "default_max_slices")]
     pub max_slices: u32,
+    /// The most rows a `standardise` task reads: a Parquet file with more is cut into runs of whole
+    /// row groups, one task each, so that a large file spreads across workers. A row group larger
+    /// than this is one task. CSV files are one task each.
+    #[serde(default = "default_task_rows")]
+    pub task_rows: u64,
     /// Worker threads for CPU work; 0 uses every core. Does not change the results.
     #[serde(default)]
     pub threads: usize,
@@ -296,6 +301,9 @@ fn default_split_min_pairs() -> u64 {
 fn default_max_slices() -> u32 {
     16
 }
+fn default_task_rows() -> u64 {
+    262_144
+}
 
 impl Default for Execution {
     fn default() -> Self {
@@ -306,6 +314,7 @@ impl Default for Execution {
             split_above: default_split_above(),
             split_min_pairs: default_split_min_pairs(),
             max_slices: default_max_slices(),
+            task_rows: default_task_rows(),
             threads: 0,
             scratch: None,
         }
@@ -638,6 +647,9 @@ impl JobSpec {
                 "must be a number at least 0",
             ));
         }
+        if e.task_rows == 0 {
+            return Err(invalid("execution.task_rows", "must be positive"));
+        }
         if e.max_slices == 0 || e.max_slices > 1024 {
             return Err(invalid(
                 "execution.max_slices",
@@ -774,6 +786,11 @@ review = 0.5
                 "[thresholds]",
                 "[execution]\nmax_slices = \"many\"\n[thresholds]",
                 "execution.max_slices",
+            ),
+            (
+                "[thresholds]",
+                "[execution]\ntask_rows = 0\n[thresholds]",
+                "execution.task_rows",
             ),
             ("[thresholds]", "[extra]\n[thresholds]", "extra"),
             ("dob = \"date\"", "dob = \"datum\"", "fields.dob"),

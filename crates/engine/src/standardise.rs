@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::EngineError;
 use crate::hash::{KeyHasher, hash_str};
-use crate::scan::{Scanned, text};
+use crate::scan::{Piece, Scanned, text};
 use crate::spec::{Input, JobSpec, Standardiser};
 
 /// Many strings in one buffer: a column of text without a heap allocation per value. An empty string
@@ -661,13 +661,14 @@ pub struct Standardised {
     pub counts: SourceCounts,
 }
 
-/// Scans and standardises one input. Rows are processed in parallel chunks and put back in input
-/// order, so the table is the same whatever the thread count. `keep` may drop accepted records that
-/// cannot meet the other side (link jobs prune the large side by the small side's keys).
+/// Scans and standardises one file of an input, or a piece of it. Rows are processed in parallel
+/// chunks and put back in input order, so the table is the same whatever the thread count. `keep` may
+/// drop accepted records that cannot meet the other side (link jobs prune the large side by the small
+/// side's keys).
 pub fn standardise_input(
     spec: &JobSpec,
     input: &Input,
-    files: &[String],
+    (file, piece): (&str, Option<&Piece>),
     mut keep: Option<&mut Keep>,
     mut progress: impl FnMut(u64),
 ) -> Result<Standardised, EngineError> {
@@ -680,7 +681,7 @@ pub fn standardise_input(
     // 2^32 ids) and a fraction of the memory of the ids themselves at national scale.
     let mut seen_ids: std::collections::HashSet<u64> = std::collections::HashSet::new();
     const CHUNK: usize = 8192;
-    crate::scan::scan(input, files, 65_536, |scanned| {
+    crate::scan::scan(input, file, piece, 65_536, |scanned| {
         let Scanned {
             batch,
             rows: numbers,

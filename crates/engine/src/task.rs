@@ -4,7 +4,8 @@
 //! committed so far.
 //!
 //! Stages of a link job (a dedupe job has one side, so no steps 3–4):
-//! 1. `standardise <left>`: one task per input file: standardised records written as one Arrow batch
+//! 1. `standardise <left>`: one task per input file, or per run of whole row groups of a Parquet file
+//!    over `execution.task_rows` (a [`Piece`]): standardised records written as one Arrow batch
 //!    per partition of their blocking keys (a record goes to each partition one of its keys falls in),
 //!    plus a per-file sample for training, the ids of accepted records, rejects and term frequencies;
 //! 2. `ids <left>`: ids repeated across files become rejects; the left keys, for pruning;
@@ -41,8 +42,8 @@ use crate::hash::{hash_str, partition_of};
 use crate::job::{SAMPLE_RECORDS, Skew, SplitPartition, Summary, sample_hash, train};
 use crate::model::{Model, TfTable, probability};
 use crate::output::write_json;
-use crate::scan::input_files;
-use crate::spec::{JobSpec, Level, Mode};
+use crate::scan::{Piece, input_files, pieces, row_groups};
+use crate::spec::{InputFormat, JobSpec, Level, Mode};
 use crate::standardise::{Plan, SourceCounts, Strings, Table, standardise_input};
 
 /// Bits of a record number that hold its row within its file.
@@ -78,6 +79,10 @@ pub enum Work {
         side: usize,
         file_index: u32,
         file: String,
+        /// The row groups to read when the file is cut into several tasks (`execution.task_rows`);
+        /// `None`: the whole file.
+        #[serde(default)]
+        piece: Option<Piece>,
         /// The other side's keys (link jobs, large side): records sharing none are pruned.
         prune_by: Option<PathBuf>,
     },
@@ -238,6 +243,37 @@ impl Planner {
         &self.spec
     }
 
+    /// The standardise tasks' shares of a side: each file, a Parquet file over `execution.task_rows`
+    /// cut into runs of row groups (read from the files' footers). `(file index, file, piece)`.
+    fn pieces(&self, side: usize) -> Result<Vec<(u32, String, Option<Piece>)>, EngineError> {
+        let input = &self.spec.inputs[side];
+        let files = &self.files[side];
+        if input.format == InputFormat::Csv {
+            return Ok(files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (i as u32, f.clone(), None))
+                .collect());
+        }
+        let groups = files
+            .iter()
+            .map(|f| row_groups(input, f))
+            .collect::<Result<Vec<_>, _>>()?;
+        let input_rows: u64 = groups.iter().flatten().sum();
+        let mut out = Vec::new();
+        for (i, (file, groups)) in files.iter().zip(&groups).enumerate() {
+            for mut piece in pieces(groups, self.spec.execution.task_rows) {
+                piece.input_rows = input_rows;
+                out.push((i as u32, file.clone(), Some(piece)));
+            }
+            if groups.is_empty() {
+                // A file without rows is still read, so that its schema is checked.
+                out.push((i as u32, file.clone(), None));
+            }
+        }
+        Ok(out)
+    }
+
     /// The stage after those in `done` (the committed outputs of every earlier stage, in task
     /// order), or `None` when the job is complete.
     pub fn next(&self, done: &[Vec<Output>]) -> Result<Option<StagePlan>, EngineError> {
@@ -282,18 +318,19 @@ impl Planner {
                 .collect(),
             name,
         };
-        let standardise = |side: usize, prune_by: Option<PathBuf>| {
-            let works = self.files[side]
-                .iter()
-                .enumerate()
-                .map(|(i, file)| Work::Standardise {
+        let standardise = |side: usize, prune_by: Option<PathBuf>| -> Result<_, EngineError> {
+            let works = self
+                .pieces(side)?
+                .into_iter()
+                .map(|(file_index, file, piece)| Work::Standardise {
                     side,
-                    file_index: i as u32,
-                    file: file.clone(),
+                    file_index,
+                    file,
+                    piece,
                     prune_by: prune_by.clone(),
                 })
                 .collect();
-            plan(format!("standardise {}", name_of(side)), works)
+            Ok(plan(format!("standardise {}", name_of(side)), works))
         };
         let ids = |side: usize, std_stage: usize| -> Result<StagePlan, EngineError> {
             Ok(plan(
@@ -326,14 +363,14 @@ impl Planner {
                 .collect()
         };
         Ok(Some(match (stage, stage.checked_sub(first_shared)) {
-            (0, _) => standardise(0, None),
+            (0, _) => standardise(0, None)?,
             (1, _) => ids(0, 0)?,
             (2, None) => {
                 let left = one(&done[1], |o| match o {
                     Output::Ids(i) => i.keys_file.clone(),
                     _ => None,
                 })?;
-                standardise(1, Some(left))
+                standardise(1, Some(left))?
             }
             (3, None) => ids(1, 2)?,
             (_, Some(0)) => {
@@ -513,12 +550,12 @@ pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
             side,
             file_index,
             file: input_file,
+            piece,
             prune_by,
         } => standardise(
             spec,
             *side,
-            *file_index,
-            input_file,
+            (*file_index, input_file, piece.as_ref()),
             prune_by.as_deref(),
             &file,
         )
@@ -630,11 +667,24 @@ fn partitions_of(table: &Table, row: usize, partitions: u32, out: &mut Vec<u32>)
     }
 }
 
+/// The sample a standardise task keeps for training: the whole sample (`SAMPLE_RECORDS`) for a whole
+/// file, but for a piece of a large input only what its share of the input can hold of the input's
+/// sample, with a wide margin: twice the expected share plus 256 (the chance that a piece holds more
+/// of the input's sample than that is negligible; if it did, the sample would be a slightly
+/// different one, still the same in every run). Without the bound, hundreds of pieces would each keep
+/// a whole sample.
+fn piece_sample(piece: Option<&Piece>) -> usize {
+    let whole = SAMPLE_RECORDS as u64;
+    let bound = piece.map_or(whole, |p| {
+        (2 * whole * p.rows).div_ceil(p.input_rows.max(1)) + 256
+    });
+    bound.min(whole) as usize
+}
+
 fn standardise(
     spec: &JobSpec,
     side: usize,
-    file_index: u32,
-    input_file: &str,
+    (file_index, input_file, piece): (u32, &str, Option<&Piece>),
     prune_by: Option<&Path>,
     file: &dyn Fn(&str) -> PathBuf,
 ) -> Result<Part, EngineError> {
@@ -642,7 +692,10 @@ fn standardise(
     let comparisons = compile(spec);
     let other_keys = prune_by.map(keys_of).transpose()?;
     let seeds = sample_seeds(spec);
-    let mut samples: Vec<BottomK> = seeds.iter().map(|_| BottomK::new(SAMPLE_RECORDS)).collect();
+    let mut samples: Vec<BottomK> = seeds
+        .iter()
+        .map(|_| BottomK::new(piece_sample(piece)))
+        .collect();
     let mut tf: Vec<TfTable> = comparisons.iter().map(|_| TfTable::default()).collect();
     let mut accepted = (
         UInt64Builder::new(),
@@ -683,8 +736,7 @@ fn standardise(
         }
         shared || sampled
     };
-    let files = [input_file.to_owned()];
-    let result = standardise_input(spec, input, &files, Some(&mut keep), |_| {})?;
+    let result = standardise_input(spec, input, (input_file, piece), Some(&mut keep), |_| {})?;
     let mut table = result.table;
     for row in table.rows.iter_mut() {
         *row = record_number(file_index, *row);

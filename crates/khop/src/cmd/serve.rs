@@ -136,9 +136,11 @@ pub struct WorkerArgs {
     /// Coordinator addresses, comma-separated [default: KHOP_COORDINATORS].
     #[arg(long, value_delimiter = ',')]
     coordinators: Vec<String>,
-    /// Tasks run side by side.
-    #[arg(long, default_value_t = 1)]
-    slots: u32,
+    /// Tasks run side by side [default: --threads, or every core]. A compare or score task uses one
+    /// thread, a standardise, train or write task the whole pool: one slot per thread keeps every
+    /// core busy in every stage.
+    #[arg(long)]
+    slots: Option<u32>,
     /// A name for people [default: the host name].
     #[arg(long)]
     name: Option<String>,
@@ -162,7 +164,11 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     });
     let cfg = khop_worker::Config {
         coordinators: super::remote::addresses(&args.coordinators)?,
-        slots: args.slots.max(1),
+        slots: args
+            .slots
+            .or(args.threads.and_then(|t| u32::try_from(t).ok()))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+            .max(1),
         name,
         token: khop_client::token_from_env(),
         task_delay: std::time::Duration::from_millis(

@@ -21,6 +21,8 @@ use crate::error::Error;
 
 /// The largest spec accepted.
 const MAX_SPEC_BYTES: usize = 1 << 20;
+/// A worker queues at most this many tasks beyond its free slots.
+const MAX_QUEUE_SLOTS: u32 = 4;
 
 #[derive(Clone)]
 pub(crate) struct Api(pub(crate) Arc<Core>);
@@ -508,6 +510,7 @@ impl worker_service_server::WorkerService for Api {
             free_slots: req.free_slots,
             running,
             now_ms: now_ms(),
+            queue_slots: req.queue_slots.min(MAX_QUEUE_SLOTS),
         };
         // Subscribed before the first poll, so that a change committed meanwhile still wakes it.
         let mut changes = self.0.changes.subscribe();

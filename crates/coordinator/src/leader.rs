@@ -460,6 +460,7 @@ mod tests {
                 free_slots: 2,
                 running: vec![],
                 now_ms: 2_000,
+                queue_slots: 0,
             },
         ) else {
             panic!("poll");

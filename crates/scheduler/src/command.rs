@@ -95,6 +95,11 @@ pub enum Command {
         free_slots: u32,
         running: Vec<AttemptId>,
         now_ms: u64,
+        /// Tasks to lease beyond `free_slots`, for the worker to queue; granted only while more tasks
+        /// are runnable than all active workers have slots (`cores`), so no worker waits for work
+        /// queued at another.
+        #[serde(default)]
+        queue_slots: u32,
     },
     /// `term` is the one the attempt was leased in (from its assignment).
     ReportTask {

@@ -174,7 +174,14 @@ impl Machine {
                 free_slots,
                 running,
                 now_ms,
-            } => self.poll(&worker_id, term, free_slots, &running, now_ms),
+                queue_slots,
+            } => self.poll(
+                &worker_id,
+                term,
+                (free_slots, queue_slots),
+                &running,
+                now_ms,
+            ),
             Command::ReportTask {
                 worker_id,
                 attempt_id,
@@ -534,7 +541,7 @@ impl Machine {
         &mut self,
         worker_id: &str,
         term: u64,
-        free_slots: u32,
+        (free_slots, queue_slots): (u32, u32),
         running: &[AttemptId],
         now_ms: u64,
     ) -> Result<Reply> {
@@ -559,7 +566,8 @@ impl Machine {
             }
         }
         let assignments = if active {
-            self.lease(worker_id, term, free_slots as usize, now_ms)
+            let slots = free_slots as usize + self.queue_granted(queue_slots);
+            self.lease(worker_id, term, slots, now_ms)
         } else {
             Vec::new()
         };
@@ -570,6 +578,27 @@ impl Machine {
             cancel: cancel.into_iter().collect(),
             drain,
         })
+    }
+
+    /// Of `queue_slots` asked, those granted: all while more tasks are runnable than the active
+    /// workers have slots in all (so that queueing never leaves a worker idle while another holds
+    /// queued work), none otherwise.
+    fn queue_granted(&self, queue_slots: u32) -> usize {
+        if queue_slots == 0 {
+            return 0;
+        }
+        let slots: u64 = self
+            .state
+            .workers
+            .values()
+            .filter(|w| w.state == WorkerState::Active)
+            .map(|w| u64::from(w.cores))
+            .sum();
+        if self.runnable_count() as u64 > slots {
+            queue_slots as usize
+        } else {
+            0
+        }
     }
 
     fn drain_worker(&mut self, worker_id: &str) -> Result<Reply> {

@@ -7,6 +7,10 @@
 //! task ends, independent of the poll loop, and the attempt stays in the heartbeat's `running` list
 //! until the report is answered, so its lease never lapses while the worker is alive.
 //!
+//! Each poll also asks for one task more than the free slots (`queue_slots`), which the leader grants
+//! while there is more work than all workers' slots: it waits in the worker until a slot frees, so the
+//! next task starts the moment one ends instead of after a report and a poll have gone through Raft.
+//!
 //! Orders from the poll reply: `cancel` drops attempts (their threads may run on; the result is not
 //! reported), `drain` ends the worker once it holds nothing.
 //!
@@ -22,7 +26,7 @@ use khop_client::Coordinators;
 use khop_engine::EngineError;
 use khop_engine::task::{Task, run_task};
 use khop_proto::v1;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tonic::Code;
 
 /// How to start a worker.
@@ -80,6 +84,7 @@ pub async fn run(
 ) -> Result<(), String> {
     let coordinators = Arc::new(Coordinators::new(&cfg.coordinators, cfg.token.as_deref())?);
     let state: Shared = Arc::default();
+    let slots = Arc::new(Semaphore::new(cfg.slots.max(1) as usize));
     let wake = Arc::new(Notify::new());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let reporter = tokio::spawn(report_loop(
@@ -89,7 +94,7 @@ pub async fn run(
         done_rx,
     ));
     let result = tokio::select! {
-        r = work(&cfg, &coordinators, &state, &wake, done_tx) => r,
+        r = work(&cfg, &coordinators, (&state, &slots), &wake, done_tx) => r,
         () = shutdown => {
             tracing::info!("worker stopping");
             Ok(())
@@ -140,7 +145,7 @@ async fn register(
 async fn work(
     cfg: &Config,
     coordinators: &Coordinators,
-    state: &Shared,
+    (state, slots): (&Shared, &Arc<Semaphore>),
     wake: &Notify,
     done_tx: mpsc::UnboundedSender<Finished>,
 ) -> Result<(), String> {
@@ -157,15 +162,19 @@ async fn work(
         let lease = Duration::from_millis(registered.lease_ms.max(100));
         tracing::info!(worker = %worker_id, slots = cfg.slots, "worker registered");
         loop {
-            let (running, free) = {
+            let (running, free, queue) = {
                 let s = lock(state);
-                let free = cfg.slots.saturating_sub(s.held.len() as u32);
-                (s.held.keys().cloned().collect::<Vec<String>>(), free)
+                let held = s.held.len() as u32;
+                let free = cfg.slots.saturating_sub(held);
+                // Room for one queued task beyond the slots.
+                let queue = u32::from(held <= cfg.slots);
+                (s.held.keys().cloned().collect::<Vec<String>>(), free, queue)
             };
             let request = v1::PollTasksRequest {
                 worker_id: worker_id.clone(),
                 free_slots: free,
                 running,
+                queue_slots: queue,
             };
             let polled = coordinators
                 .call(lease, |c| {
@@ -192,8 +201,8 @@ async fn work(
                     for task in reply.tasks {
                         start(
                             task,
-                            generation,
-                            worker_id.clone(),
+                            (generation, worker_id.clone()),
+                            (Arc::clone(state), Arc::clone(slots)),
                             cfg.task_delay,
                             done_tx.clone(),
                         );
@@ -226,13 +235,36 @@ async fn work(
     }
 }
 
-/// Runs a task on a thread of its own (never on the runtime that heartbeats).
+/// Runs a task on a thread of its own (never on the runtime that heartbeats) once a slot is free; a
+/// queued attempt cancelled meanwhile never starts.
 fn start(
+    task: v1::TaskAssignment,
+    (generation, worker_id): (u64, String),
+    (state, slots): (Shared, Arc<Semaphore>),
+    delay: Duration,
+    done: mpsc::UnboundedSender<Finished>,
+) {
+    tokio::spawn(async move {
+        let Ok(slot) = slots.acquire_owned().await else {
+            return;
+        };
+        let held = {
+            let s = lock(&state);
+            s.generation == generation && s.held.contains_key(&task.attempt_id)
+        };
+        if held {
+            run_on_thread(task, generation, worker_id, delay, done, slot);
+        }
+    });
+}
+
+fn run_on_thread(
     task: v1::TaskAssignment,
     generation: u64,
     worker_id: String,
     delay: Duration,
     done: mpsc::UnboundedSender<Finished>,
+    slot: OwnedSemaphorePermit,
 ) {
     let attempt_id = task.attempt_id.clone();
     tracing::info!(job = %task.job_id, stage = %task.stage, task = task.task_index, attempt = %attempt_id, "task started");
@@ -249,6 +281,7 @@ fn start(
                     })
                 });
             let elapsed = started.elapsed();
+            drop(slot);
             let ok = matches!(outcome, v1::report_task_request::Outcome::Succeeded(_));
             tracing::info!(job = %task.job_id, stage = %task.stage, task = task.task_index, attempt = %task.attempt_id, ok, seconds = elapsed.as_secs_f64(), "task ended");
             let _ = done.send(Finished {

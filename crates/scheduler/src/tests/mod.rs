@@ -93,6 +93,7 @@ impl Harness {
             free_slots,
             running: running.to_vec(),
             now_ms: self.now,
+            queue_slots: 0,
         }
     }
 

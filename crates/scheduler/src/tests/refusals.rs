@@ -166,6 +166,7 @@ fn refused_commands_change_nothing() {
         free_slots: 1,
         running: vec![],
         now_ms: 0,
+        queue_slots: 0,
     };
     let lost = WorkerState::Lost;
     let removed = WorkerState::Removed;

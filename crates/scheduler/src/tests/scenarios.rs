@@ -919,3 +919,48 @@ fn apply_answers_undecodable_commands_with_an_error_reply() {
     let reply = Reply::from_bytes(&m.apply(2, &register("w1", 0).to_bytes())).unwrap();
     assert!(matches!(reply, Reply::WorkerRegistered { .. }), "{reply:?}");
 }
+
+/// A worker may queue a task beyond its free slots only while more tasks are runnable than every
+/// active worker has slots: queueing never leaves another worker idle.
+#[test]
+fn queued_tasks_are_granted_only_while_work_exceeds_all_slots() {
+    let poll = |h: &mut Harness, worker: &str, free: u32, queue: u32| -> usize {
+        let mut command = h.poll_cmd(worker, free, &[]);
+        if let Command::Poll { queue_slots, .. } = &mut command {
+            *queue_slots = queue;
+        }
+        match h.ok(command) {
+            Reply::Polled { assignments, .. } => assignments.len(),
+            other => panic!("poll replied {other:?}"),
+        }
+    };
+    // One worker of 4 slots, 6 tasks: 4 for the slots and 1 queued.
+    let mut h = Harness::new();
+    h.register("w1");
+    h.submit("j1", one_stage(6));
+    assert_eq!(poll(&mut h, "w1", 4, 1), 5);
+    // One task left, not more than the 4 slots of the one worker: nothing to queue.
+    assert_eq!(poll(&mut h, "w1", 0, 1), 0);
+    assert_eq!(h.m.runnable_count(), 1);
+
+    // Two workers of 4 slots and 6 tasks: the work fits the slots, so no queueing.
+    let mut h = Harness::new();
+    h.register("w1");
+    h.register("w2");
+    h.submit("j1", one_stage(6));
+    assert_eq!(poll(&mut h, "w1", 4, 1), 4);
+    assert_eq!(poll(&mut h, "w2", 4, 1), 2);
+
+    // Nine tasks, two workers: the first poll may queue one, the second finds 4 left for its 4 slots.
+    let mut h = Harness::new();
+    h.register("w1");
+    h.register("w2");
+    h.submit("j1", one_stage(9));
+    assert_eq!(poll(&mut h, "w1", 4, 1), 5);
+    assert_eq!(poll(&mut h, "w2", 4, 1), 4);
+    // Without asking, never more than the free slots.
+    let mut h = Harness::new();
+    h.register("w1");
+    h.submit("j1", one_stage(9));
+    assert_eq!(poll(&mut h, "w1", 4, 0), 4);
+}

@@ -148,7 +148,8 @@ def load(con: duckdb.DuckDBPyConnection, mode: str, data: Path) -> list[str]:
 
 
 def blocking_rules(mode: str) -> list:
-    # khop: pin, cmnd, phone, dob_names (date_of_birth.sorted + surname + given), year_all_names.
+    # khop: pin, cmnd, phone, dob_names (date_of_birth.sorted + surname + given), and birth year + all
+    # names, with the place of birth in the link job (year_names_birthplace) but not in dedupe.toml.
     rules = [block_on("pin")]
     if mode == "link":
         # The civil servants' `pin` column sometimes holds the old 9-digit ID: l = civil servants.
@@ -158,12 +159,12 @@ def blocking_rules(mode: str) -> list:
     rules += [
         block_on("phone"),
         block_on("dob", "surname", "given"),
-        block_on("dob_year", "full_name_key"),
+        block_on("dob_year", "full_name_key", *(["place_of_birth"] if mode == "link" else [])),
     ]
     return rules
 
 
-def comparisons() -> list:
+def comparisons(mode: str) -> list:
     dob = cl.CustomComparison(
         output_column_name="date_of_birth",
         comparison_levels=[
@@ -190,7 +191,8 @@ def comparisons() -> list:
                 "pin_l = pin_r OR cmnd_l = cmnd_r OR pin_l = cmnd_r OR cmnd_l = pin_r", "an ID equal"
             ),
             cll.LevenshteinLevel("pin", 1),
-            cll.LevenshteinLevel("pin", 2),
+            # The link job has no `two_digits` level (dedupe.toml has).
+            *([] if mode == "link" else [cll.LevenshteinLevel("pin", 2)]),
             cll.ElseLevel(),
         ],
     )
@@ -206,7 +208,10 @@ def comparisons() -> list:
     )
     return [
         cl.JaroWinklerAtThresholds("surname", [0.88]).configure(term_frequency_adjustments=True),
-        cl.JaroWinklerAtThresholds("middle", [0.85]),
+        # The link job weighs middle names by term frequency (Văn, Thị), dedupe.toml does not.
+        cl.JaroWinklerAtThresholds("middle", [0.85]).configure(
+            term_frequency_adjustments=mode == "link"
+        ),
         given,
         dob,
         ids,
@@ -249,7 +254,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         link_type=link_type(args.mode),
         unique_id_column_name="record_id",
         blocking_rules_to_generate_predictions=blocking_rules(args.mode),
-        comparisons=comparisons(),
+        comparisons=comparisons(args.mode),
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
     )

@@ -13,7 +13,8 @@
 //!    (`crates/datagen/src/job.toml`) and `gamma_vector` for all 9, on pairs of standardised records
 //!    (half true matches written differently, half other people).
 //! 3. `standardise`: `parse_name` + `name_key` of the three parts (per name, by written form),
-//!    `parse_date`, `parse_id`, `resolve_province`, per value.
+//!    `parse_date`, `parse_id`, `resolve_province`, per value; `record/*`: whole records of either
+//!    source through the engine's `standardise_batch` (every field and the blocking keys), per record.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -480,6 +481,29 @@ fn standardisers(c: &mut Criterion) {
                     .map(|s| part_keys(s).iter().map(String::len).sum::<usize>())
                     .sum::<usize>()
             })
+        });
+    }
+
+    // Whole records as the engine standardises them (every field and the blocking keys), from the
+    // same generated people the gamma benchmarks use.
+    let text = include_str!("../../crates/datagen/src/job.toml").replace("{format}", "csv");
+    let spec = JobSpec::from_toml(&text, Path::new("/nonexistent")).expect("job spec");
+    let mut records_rng = Rng(5);
+    let records_people = people(N, &mut records_rng);
+    for (id, input, batch) in [
+        (
+            "record/civil_servant",
+            0,
+            civil_servants(&records_people, &mut records_rng),
+        ),
+        (
+            "record/population",
+            1,
+            population(&records_people, &mut records_rng),
+        ),
+    ] {
+        group.bench_function(id, |b| {
+            b.iter(|| standardise_batch(&spec, &spec.inputs[input], black_box(&batch)).len())
         });
     }
 

@@ -41,9 +41,65 @@ pub fn slice_of(record: u64, slices: u32) -> u32 {
     partition_of(mix64(record) | 1, slices)
 }
 
+/// A set of key hashes answering membership with one probe (open addressing, linear probing): pruning
+/// asks it of every key of every record of the large side, against the small side's keys. A binary
+/// search of a sorted vector costs a cache miss per step once the small side has millions of keys.
+pub struct KeySet {
+    /// Twice as many slots as keys, at least, so probes are short and always end; 0 is an empty slot.
+    slots: Vec<u64>,
+    shift: u32,
+}
+
+impl KeySet {
+    /// The set of `keys`; 0 ("no key") is never a member.
+    pub fn new(keys: &[u64]) -> KeySet {
+        let capacity = (keys.len() * 2).next_power_of_two().max(2);
+        let mut set = KeySet {
+            slots: vec![0; capacity],
+            shift: 64 - capacity.trailing_zeros(),
+        };
+        for &key in keys.iter().filter(|&&k| k != 0) {
+            let at = set.probe(key);
+            set.slots[at] = key;
+        }
+        set
+    }
+
+    /// The slot holding `key`, or the empty slot where it would go.
+    fn probe(&self, key: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        // Keys are hashes already; the multiply only guards against keys that are not.
+        let mut at = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize;
+        while self.slots[at] != 0 && self.slots[at] != key {
+            at = (at + 1) & mask;
+        }
+        at
+    }
+
+    pub fn contains(&self, key: u64) -> bool {
+        key != 0 && self.slots[self.probe(key)] == key
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_sets_hold_exactly_their_keys() {
+        for n in [0u64, 1, 2, 3, 1000] {
+            // Duplicates and the "no key" 0 among the keys; small values, as no real hash is.
+            let keys: Vec<u64> = (0..n).chain(0..n / 2).chain([0]).collect();
+            let set = KeySet::new(&keys);
+            for k in 0..3 * n + 3 {
+                assert_eq!(set.contains(k), k != 0 && k < n, "n {n}, key {k}");
+            }
+            let hashed: Vec<u64> = (0..n).map(|i| hash_str(&i.to_string())).collect();
+            let set = KeySet::new(&hashed);
+            assert!(hashed.iter().all(|&k| set.contains(k)));
+            assert!((n..2 * n).all(|i| !set.contains(hash_str(&i.to_string()))));
+        }
+    }
 
     #[test]
     fn hashes_are_stable_and_nonzero() {

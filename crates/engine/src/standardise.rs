@@ -521,10 +521,55 @@ pub fn standardise_batch(spec: &JobSpec, input: &Input, batch: &RecordBatch) -> 
         .0
 }
 
-/// Per-task memo of values that repeat a lot (provinces, sexes), so they are resolved once.
+/// Memo of values that repeat a lot, so each distinct raw text is standardised once per thread of a
+/// task: provinces, and full names (a few hundred thousand distinct names make up most of a national
+/// register, and a name costs about a microsecond to parse and key). Values are pure functions of the
+/// raw text, so what is cached never changes a result.
 #[derive(Default)]
 struct Caches {
     provinces: HashMap<String, (u8, u8)>,
+    names: HashMap<Box<str>, NameParts>,
+}
+
+impl Caches {
+    /// Entries each memo holds at most: it is emptied when full (about 150 bytes a name entry).
+    const MAX_ENTRIES: usize = 1 << 17;
+    /// Longer raw names are not cached: rare, and they would make entries unbounded.
+    const MAX_NAME_BYTES: usize = 96;
+}
+
+/// A name as it is stored: canonical surname, middle and given name, then their keys.
+fn name_parts(raw: &str) -> [String; 6] {
+    let p = parse_name(raw).unwrap_or_default();
+    let [sk, mk, gk] = [&p.surname, &p.middle, &p.given].map(|part| name_key(part));
+    [p.surname, p.middle, p.given, sk, mk, gk]
+}
+
+/// [`name_parts`] in one buffer, for the memo.
+struct NameParts {
+    text: Box<str>,
+    ends: [u16; 6],
+}
+
+impl NameParts {
+    /// None when the parts do not fit the buffer's offsets (never for names under `MAX_NAME_BYTES`).
+    fn new(parts: &[String; 6]) -> Option<NameParts> {
+        let mut text = String::new();
+        let mut ends = [0u16; 6];
+        for (end, part) in ends.iter_mut().zip(parts) {
+            text.push_str(part);
+            *end = u16::try_from(text.len()).ok()?;
+        }
+        Some(NameParts {
+            text: text.into_boxed_str(),
+            ends,
+        })
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[usize::from(start)..usize::from(self.ends[i])]
+    }
 }
 
 /// Standardises one field value from its raw column texts; false when present but not understood.
@@ -547,15 +592,27 @@ fn standardise_value(
                 given_key,
             },
         ) => {
-            let parsed = parse_name(first);
-            let p = parsed.unwrap_or_default();
-            surname.push(&p.surname);
-            middle.push(&p.middle);
-            given.push(&p.given);
-            surname_key.push(&name_key(&p.surname));
-            middle_key.push(&name_key(&p.middle));
-            given_key.push(&name_key(&p.given));
-            first.is_empty() || !p.given.is_empty()
+            let columns = [surname, middle, given, surname_key, middle_key, given_key];
+            let cacheable = first.len() <= Caches::MAX_NAME_BYTES;
+            let has_given = if let Some(parts) = caches.names.get(first).filter(|_| cacheable) {
+                for (i, column) in columns.into_iter().enumerate() {
+                    column.push(parts.get(i));
+                }
+                !parts.get(2).is_empty()
+            } else {
+                let parts = name_parts(first);
+                for (column, part) in columns.into_iter().zip(&parts) {
+                    column.push(part);
+                }
+                if cacheable && let Some(entry) = NameParts::new(&parts) {
+                    if caches.names.len() >= Caches::MAX_ENTRIES {
+                        caches.names.clear();
+                    }
+                    caches.names.insert(first.into(), entry);
+                }
+                !parts[2].is_empty()
+            };
+            first.is_empty() || has_given
         }
         (Standardiser::Date, FieldValues::Date(dates)) => match parse_date(first) {
             Ok(d) => {
@@ -589,7 +646,7 @@ fn standardise_value(
                     let v = resolve_province(first)
                         .map(|p| (p.new_code, p.old_nso_code.unwrap_or(0)))
                         .unwrap_or((0, 0));
-                    if caches.provinces.len() < 100_000 {
+                    if caches.provinces.len() < Caches::MAX_ENTRIES {
                         caches.provinces.insert(first.to_owned(), v);
                     }
                     v
@@ -681,6 +738,11 @@ pub fn standardise_input(
     // 2^32 ids) and a fraction of the memory of the ids themselves at national scale.
     let mut seen_ids: std::collections::HashSet<u64> = std::collections::HashSet::new();
     const CHUNK: usize = 8192;
+    // One memo per thread of the pool, kept across batches (rayon may run a thread's chunks in any
+    // order; a memo only ever saves work) and dropped with the task.
+    let caches: Vec<std::sync::Mutex<Caches>> = (0..rayon::current_num_threads())
+        .map(|_| Default::default())
+        .collect();
     crate::scan::scan(input, file, piece, 65_536, |scanned| {
         let Scanned {
             batch,
@@ -696,9 +758,14 @@ pub fn standardise_input(
         let n = batch.num_rows();
         let chunks: Vec<_> = (0..n.div_ceil(CHUNK))
             .into_par_iter()
-            .map_init(Caches::default, |caches, c| {
+            .map(|c| {
                 let range = c * CHUNK..((c + 1) * CHUNK).min(n);
-                plan.standardise_rows(&batch, range, &numbers, caches)
+                let slot = rayon::current_thread_index().unwrap_or(0) % caches.len();
+                // Only this thread locks its slot; a poisoned memo is still a valid memo.
+                let mut caches = caches[slot]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                plan.standardise_rows(&batch, range, &numbers, &mut caches)
             })
             .collect();
         for (part, part_rejects, part_invalid) in chunks {

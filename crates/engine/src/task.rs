@@ -39,7 +39,7 @@ use crate::compare::{Compiled, Scratch, compile, gamma_at, gamma_vector};
 use crate::exchange::{
     IpcFile, batch_to_table, table_schema, table_to_batch, text_column, u64_column, write_ipc,
 };
-use crate::hash::{hash_str, partition_of};
+use crate::hash::{KeySet, hash_str, partition_of};
 use crate::job::{
     SAMPLE_RECORDS, Skew, SplitPartition, Summary, add_counts, sample_hash, train, u_counts,
     u_share,
@@ -699,7 +699,10 @@ fn standardise(
 ) -> Result<Part, EngineError> {
     let input = &spec.inputs[side];
     let comparisons = compile(spec);
-    let other_keys = prune_by.map(keys_of).transpose()?;
+    let other_keys: Option<Vec<KeySet>> = prune_by
+        .map(keys_of)
+        .transpose()?
+        .map(|rules| rules.iter().map(|keys| KeySet::new(keys)).collect());
     let seeds = sample_seeds(spec);
     let mut samples: Vec<BottomK> = seeds
         .iter()
@@ -732,7 +735,7 @@ fn standardise(
             other
                 .iter()
                 .zip(&t.keys)
-                .any(|(set, keys)| keys[r] != 0 && set.binary_search(&keys[r]).is_ok())
+                .any(|(set, keys)| set.contains(keys[r]))
         });
         accepted
             .0

@@ -164,81 +164,57 @@ pub fn remove_scratch(spec: &JobSpec) {
     }
 }
 
-/// The share of the u sample's random pairs that `part` of `parts` counts: pair numbers
-/// `part * u_pairs / parts .. (part + 1) * u_pairs / parts`. The compare tasks count one share each
-/// (so u sampling spreads across workers with them) and `train` adds the shares up: the sum is the
-/// count over all `u_pairs` pairs, however the range is cut.
-pub(crate) fn u_share(spec: &JobSpec, part: u64, parts: u64) -> std::ops::Range<u64> {
-    let pairs = spec.training.u_pairs;
-    let parts = parts.max(1);
-    part * pairs / parts..(part + 1) * pairs / parts
-}
-
-/// Level counts per comparison over the random pairs numbered `range` of the two samples (u).
-pub(crate) fn u_counts(
-    spec: &JobSpec,
-    comparisons: &[Compiled],
-    (left, right): (&Table, &Table),
-    range: std::ops::Range<u64>,
-) -> Vec<Vec<u64>> {
-    let seed = spec.training.seed;
-    let dedupe = spec.mode == Mode::Dedupe;
-    let mut counts: Vec<Vec<u64>> = comparisons.iter().map(|c| vec![0; c.gammas()]).collect();
-    // The samples are those kept while reading (see `task::sample_seeds`): each side's smallest id
-    // hashes under `seed`; a dedupe job draws its two samples from one side, the second under another
-    // seed. Records kept for other reasons (a pruned side's look-alikes of the left) never enter them.
-    let left_sample = sample_rows(left, seed);
-    let right_sample = sample_rows(right, if dedupe { seed ^ 0x5eed } else { seed });
-    if left_sample.is_empty() || right_sample.is_empty() {
-        return counts;
-    }
-    let mut scratch = Scratch::default();
-    for i in range {
-        let h = mix64(seed ^ mix64(i.wrapping_add(0x75)));
-        let l = left_sample[(h % left_sample.len() as u64) as usize];
-        let r = right_sample[((h >> 32) % right_sample.len() as u64) as usize];
-        if dedupe && l == r {
-            continue;
-        }
-        let g = gamma_vector(comparisons, left, l, right, r, &mut scratch);
-        for (c, counts) in counts.iter_mut().enumerate() {
-            counts[usize::from(gamma_at(g, c))] += 1;
-        }
-    }
-    counts
-}
-
-/// Adds level counts `b` into `a` (either may be empty: no counts).
-pub(crate) fn add_counts(a: &mut Vec<Vec<u64>>, b: &[Vec<u64>]) {
-    if a.is_empty() {
-        *a = b.to_vec();
-        return;
-    }
-    for (a, b) in a.iter_mut().zip(b) {
-        for (x, y) in a.iter_mut().zip(b) {
-            *x += y;
-        }
-    }
-}
-
-/// u from the level counts of the random pairs (see [`u_counts`]), m by EM, and the prior.
+/// u from random pairs of the two samples, m by EM, and the prior.
 pub(crate) fn train(
     spec: &JobSpec,
     comparisons: &[Compiled],
-    u_counts: &[Vec<u64>],
+    (left, right): (&Table, &Table),
     (patterns, sessions): (&BTreeMap<u64, u64>, &[BTreeMap<u64, u64>]),
     (prior_rule, prior_pairs, candidate_pairs, total_pairs): (Option<usize>, u64, u64, f64),
     tf_tables: &[TfTable],
 ) -> Model {
+    let seed = spec.training.seed;
+    let dedupe = spec.mode == Mode::Dedupe;
+    let left_sample = sample_rows(left, seed);
+    // The samples are those kept while reading (see `task::sample_seeds`): each side's smallest id
+    // hashes under `seed`; a dedupe job draws its two samples from one side, the second under another
+    // seed. Records kept for other reasons (a pruned side's look-alikes of the left) never enter them.
+    let right_sample = sample_rows(right, if dedupe { seed ^ 0x5eed } else { seed });
     let pairs = spec.training.u_pairs;
-    let empty: Vec<Vec<u64>>;
-    let u_counts = if u_counts.is_empty() {
-        empty = comparisons.iter().map(|c| vec![0; c.gammas()]).collect();
-        &empty
-    } else {
-        u_counts
-    };
-    let u = model::u_from_counts(comparisons, u_counts);
+    let chunks = 64u64;
+    let counts: Vec<Vec<Vec<u64>>> = (0..chunks)
+        .into_par_iter()
+        .map_init(Scratch::default, |scratch, chunk| {
+            let mut counts: Vec<Vec<u64>> =
+                comparisons.iter().map(|c| vec![0; c.gammas()]).collect();
+            if left_sample.is_empty() || right_sample.is_empty() {
+                return counts;
+            }
+            let range = chunk * pairs / chunks..(chunk + 1) * pairs / chunks;
+            for i in range {
+                let h = mix64(seed ^ mix64(i.wrapping_add(0x75)));
+                let l = left_sample[(h % left_sample.len() as u64) as usize];
+                let r = right_sample[((h >> 32) % right_sample.len() as u64) as usize];
+                if dedupe && l == r {
+                    continue;
+                }
+                let g = gamma_vector(comparisons, left, l, right, r, scratch);
+                for (c, counts) in counts.iter_mut().enumerate() {
+                    counts[usize::from(gamma_at(g, c))] += 1;
+                }
+            }
+            counts
+        })
+        .collect();
+    let mut total: Vec<Vec<u64>> = comparisons.iter().map(|c| vec![0; c.gammas()]).collect();
+    for chunk in counts {
+        for (a, b) in total.iter_mut().zip(chunk) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+    }
+    let u = model::u_from_counts(comparisons, &total);
     // One EM session per blocking rule, over the pairs that agree on its keys, without the
     // comparisons of the rule's own fields (those pairs agree on them by construction, which would
     // teach EM that "match" means "same blocking key"). Sessions run in file order, and a comparison's

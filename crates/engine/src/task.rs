@@ -12,9 +12,8 @@
 //! 3. `standardise <right>`: as 1, keeping only records that share a key with the left (pruning);
 //! 4. `ids <right>`;
 //! 5. `compare`: one task per partition (per slice of a skewed partition, see [`plan_slices`]):
-//!    gamma pattern counts for training, and the level counts of one share of the u sample's random
-//!    pairs (so that u sampling spreads across workers too);
-//! 6. `train`: u from the summed counts, m by EM over the pattern counts, term-frequency tables;
+//!    gamma pattern counts for training;
+//! 6. `train`: u from the samples, m by EM over the pattern counts, term-frequency tables;
 //! 7. `score`: one task per partition or slice, cut as `compare` is: scored pairs;
 //! 8. `write`: clusters, reconciliation and every output file (see [`crate::finish`]).
 //!
@@ -40,10 +39,7 @@ use crate::exchange::{
     IpcFile, batch_to_table, table_schema, table_to_batch, text_column, u64_column, write_ipc,
 };
 use crate::hash::{KeySet, hash_str, partition_of};
-use crate::job::{
-    SAMPLE_RECORDS, Skew, SplitPartition, Summary, add_counts, sample_hash, train, u_counts,
-    u_share,
-};
+use crate::job::{SAMPLE_RECORDS, Skew, SplitPartition, Summary, sample_hash, train};
 use crate::model::{Model, TfTable, probability};
 use crate::output::write_json;
 use crate::scan::{Piece, input_files, pieces, row_groups};
@@ -189,11 +185,6 @@ pub struct Compared {
     pub per_rule: Vec<u64>,
     pub prior_pairs: u64,
     pub oversized: Vec<Oversized>,
-    /// Level counts per comparison over this partition's share of the u sample's random pairs
-    /// ([`crate::job::u_share`]; counted by the first slice of a partition only; empty when the job
-    /// loads a saved model). `train` adds them up.
-    #[serde(default)]
-    pub u_counts: Vec<Vec<u64>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -1141,32 +1132,12 @@ fn compare(
         v.sort_unstable();
         v
     };
-    let u_counts = if slice.index == 0 && spec.training.model.is_none() {
-        let samples: Vec<Table> = sides
-            .iter()
-            .map(|s| load_sample(spec, s))
-            .collect::<Result<_, _>>()?;
-        let range = u_share(
-            spec,
-            u64::from(partition),
-            u64::from(spec.execution.partitions),
-        );
-        u_counts(
-            spec,
-            &comparisons,
-            (&samples[0], samples.last().unwrap_or(&samples[0])),
-            range,
-        )
-    } else {
-        Vec::new()
-    };
     Ok(Compared {
         patterns: sorted(patterns),
         sessions: sessions.into_iter().map(sorted).collect(),
         per_rule,
         prior_pairs,
         oversized,
-        u_counts,
     })
 }
 
@@ -1185,9 +1156,7 @@ fn train_task(
     let mut patterns: BTreeMap<u64, u64> = BTreeMap::new();
     let mut sessions: Vec<BTreeMap<u64, u64>> = vec![BTreeMap::new(); spec.blocking.len()];
     let (mut candidate_pairs, mut prior_pairs) = (0, 0);
-    let mut u_counts: Vec<Vec<u64>> = Vec::new();
     for c in compared {
-        add_counts(&mut u_counts, &c.u_counts);
         for &(g, n) in &c.patterns {
             *patterns.entry(g).or_default() += n;
         }
@@ -1209,6 +1178,10 @@ fn train_task(
             a.merge(b);
         }
     }
+    let samples: Vec<Table> = sides
+        .iter()
+        .map(|s| load_sample(spec, s))
+        .collect::<Result<_, _>>()?;
     let total_pairs = match sides {
         [one] => {
             let n = accepted(one) as f64;
@@ -1221,7 +1194,7 @@ fn train_task(
         None => train(
             spec,
             &comparisons,
-            &u_counts,
+            (&samples[0], samples.last().unwrap_or(&samples[0])),
             (&patterns, &sessions),
             (
                 prior_rule(spec),

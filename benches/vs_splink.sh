@@ -9,14 +9,15 @@
 #
 # Environment: REPEATS (default 1; medians are reported), OUT (default /tmp/khop-bench), SEED (7),
 # REUSE_DATA=1 (keep generated data from an earlier run of the same sizes), KEEP=1 (keep data and outputs),
-# XDG_CACHE_HOME (the Splink venv lives in $XDG_CACHE_HOME/khop/splink-venv), PYTHON (python3).
+# XDG_CACHE_HOME (the Splink venv lives in $XDG_CACHE_HOME/khop/splink-venv), PYTHON (python3),
+# KHOP (a khop binary to use instead of building the release one).
 # Details and caveats: benches/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 die() { echo "vs_splink: $*" >&2; exit 1; }
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 is_count() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
 
 scenario="${1:-all}"
@@ -52,11 +53,8 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 # --- khop --------------------------------------------------------------------------------------------
-echo "vs_splink: building khop (waits if another cargo holds the lock)" >&2
-cargo build --release --locked -p khop >&2 || die "cargo build failed"
-khop="${CARGO_TARGET_DIR:-target}/release/khop"
-[[ "$khop" = /* ]] || khop="$root/$khop"
-[ -x "$khop" ] || die "$khop not found after the build"
+source benches/lib.sh
+khop=$(khop_binary vs_splink) || exit 1
 
 # --- the Splink venv, with the exact pins --------------------------------------------------------------
 venv_ok() {

@@ -63,7 +63,7 @@ fn plan_submission(req: &v1::SubmitJobRequest) -> Result<(JobSpec, Plan), Error>
             spec.execution
                 .scratch
                 .iter()
-                .map(|s| ("execution.scratch", s.display().to_string())),
+                .map(|s| ("execution.scratch", s.clone())),
         )
         .find(|(_, p)| !p.contains("://") && Path::new(p).is_relative());
     if let Some((field, path)) = relative {

@@ -174,9 +174,15 @@ pub fn write_ipc(
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// What an IPC file is read from: a local file, or an object fetched by ranges
+/// ([`crate::storage::ObjectReader`]).
+pub trait ReadSeek: std::io::Read + std::io::Seek + Send {}
+
+impl<T: std::io::Read + std::io::Seek + Send> ReadSeek for T {}
+
 /// An Arrow IPC file open for reading single batches.
 pub struct IpcFile {
-    reader: FileReader<std::io::BufReader<File>>,
+    reader: FileReader<Box<dyn ReadSeek>>,
 }
 
 impl IpcFile {
@@ -185,25 +191,25 @@ impl IpcFile {
     }
 
     /// The file with only the columns at `projection` (of the file's schema) decoded.
-    fn open_projected(path: &Path, projection: Option<Vec<usize>>) -> Result<IpcFile, EngineError> {
+    pub(crate) fn open_projected(
+        path: &Path,
+        projection: Option<Vec<usize>>,
+    ) -> Result<IpcFile, EngineError> {
         let file = File::open(path).map_err(io(path))?;
-        let reader =
-            FileReader::try_new(std::io::BufReader::with_capacity(1 << 20, file), projection)?;
-        Ok(IpcFile { reader })
+        Self::from_reader(
+            Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+            projection,
+        )
     }
 
-    /// The file opened to decode only the columns `names` of `schema` (the file's schema), the
-    /// others skipped.
-    pub fn open_columns(
-        path: &Path,
-        schema: &Schema,
-        names: &[&str],
+    /// The file read from `reader`, with only the columns at `projection` decoded.
+    pub(crate) fn from_reader(
+        reader: Box<dyn ReadSeek>,
+        projection: Option<Vec<usize>>,
     ) -> Result<IpcFile, EngineError> {
-        let projection = names
-            .iter()
-            .map(|n| schema.index_of(n))
-            .collect::<Result<Vec<_>, _>>()?;
-        Self::open_projected(path, Some(projection))
+        Ok(IpcFile {
+            reader: FileReader::try_new(reader, projection)?,
+        })
     }
 
     pub fn batches(&self) -> usize {
@@ -222,19 +228,8 @@ impl IpcFile {
     }
 
     /// Every batch of the file, in order.
-    pub fn all(path: &Path) -> Result<Vec<RecordBatch>, EngineError> {
-        let mut file = IpcFile::open(path)?;
-        (0..file.batches()).map(|i| file.batch(i)).collect()
-    }
-
-    /// Every batch of the file, in order, with only the columns `names` of `schema`.
-    pub fn all_columns(
-        path: &Path,
-        schema: &Schema,
-        names: &[&str],
-    ) -> Result<Vec<RecordBatch>, EngineError> {
-        let mut file = IpcFile::open_columns(path, schema, names)?;
-        (0..file.batches()).map(|i| file.batch(i)).collect()
+    pub fn read_all(mut self) -> Result<Vec<RecordBatch>, EngineError> {
+        (0..self.batches()).map(|i| self.batch(i)).collect()
     }
 }
 

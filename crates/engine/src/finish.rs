@@ -17,12 +17,13 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt64Type
 
 use crate::EngineError;
 use crate::compare::{Compiled, NULL, compile, gamma_at};
-use crate::exchange::{IpcFile, text_column, u64_column};
+use crate::exchange::{text_column, u64_column};
 use crate::hash::hash_str;
 use crate::job::{RuleSummary, Skew, SourceSummary, Summary};
 use crate::output::{write_dataset, write_json};
 use crate::spec::JobSpec;
 use crate::standardise::{Reject, Strings};
+use crate::storage::ScratchFiles;
 use crate::task::{
     Compared, ScoredPart, Side, Trained, kept_records, load_trained, split_record_number,
 };
@@ -48,8 +49,8 @@ struct Records {
 }
 
 impl Records {
-    fn load(spec: &JobSpec, side: &Side) -> Result<Records, EngineError> {
-        let (rows, ids) = kept_records(side)?;
+    fn load(spec: &JobSpec, files: &ScratchFiles, side: &Side) -> Result<Records, EngineError> {
+        let (rows, ids) = kept_records(files, side)?;
         Ok(Records {
             source: spec.inputs[side.input].name.clone(),
             rows,
@@ -75,6 +76,7 @@ impl Records {
 /// returns the job's summary (without timings: the runner adds them and writes `summary.json`).
 pub fn write(
     spec: &JobSpec,
+    files: &ScratchFiles,
     sides: &[Side],
     compared: &[Compared],
     trained: &Trained,
@@ -83,11 +85,11 @@ pub fn write(
 ) -> Result<Summary, EngineError> {
     let comparisons = compile(spec);
     let dedupe = sides.len() == 1;
-    let left = Records::load(spec, &sides[0])?;
+    let left = Records::load(spec, files, &sides[0])?;
     let right = if dedupe {
         None
     } else {
-        Some(Records::load(spec, &sides[1])?)
+        Some(Records::load(spec, files, &sides[1])?)
     };
     let right_records = right.as_ref().unwrap_or(&left);
 
@@ -95,7 +97,7 @@ pub fn write(
     let mut shown = Vec::new();
     let mut scored = Vec::new();
     for part in scored_parts {
-        for batch in IpcFile::all(&part.pairs_file)? {
+        for batch in files.ipc(&part.pairs_file)?.read_all()? {
             let b = shown.len() as u32;
             let (l, r) = (
                 u64_column(&batch, "left_row")?,
@@ -172,14 +174,18 @@ pub fn write(
     let mut rejects: Vec<(&str, Reject)> = Vec::new();
     for side in sides {
         let name = spec.inputs[side.input].name.as_str();
-        rejects.extend(side_rejects(spec, side)?.into_iter().map(|r| (name, r)));
+        rejects.extend(
+            side_rejects(spec, files, side)?
+                .into_iter()
+                .map(|r| (name, r)),
+        );
     }
     write_dataset(
         &out_dir.join("rejects"),
         rejects_schema(),
         [rejects_batch(&rejects)?],
     )?;
-    let (model, _) = load_trained(trained, &comparisons)?;
+    let (model, _) = load_trained(files, trained, &comparisons)?;
     write_json(&out_dir.join("model.json"), &model)?;
 
     let mut warnings = Vec::new();
@@ -268,7 +274,11 @@ pub fn write(
 
 /// A side's rejects in input order, rows counted across its files: those of each file, and the
 /// records whose id an earlier file already had.
-fn side_rejects(spec: &JobSpec, side: &Side) -> Result<Vec<Reject>, EngineError> {
+fn side_rejects(
+    spec: &JobSpec,
+    files: &ScratchFiles,
+    side: &Side,
+) -> Result<Vec<Reject>, EngineError> {
     let mut parts: Vec<_> = side.parts.iter().collect();
     parts.sort_by_key(|p| p.file_index);
     let mut base = BTreeMap::new();
@@ -284,7 +294,7 @@ fn side_rejects(spec: &JobSpec, side: &Side) -> Result<Vec<Reject>, EngineError>
     let mut rejects = Vec::new();
     for p in &parts {
         let offset = base[&p.file_index];
-        for batch in IpcFile::all(&p.rejects_file)? {
+        for batch in files.ipc(&p.rejects_file)?.read_all()? {
             let (ids, rows, reasons) = (
                 text_column(&batch, "record_id")?,
                 u64_column(&batch, "row")?,
@@ -300,7 +310,7 @@ fn side_rejects(spec: &JobSpec, side: &Side) -> Result<Vec<Reject>, EngineError>
         }
     }
     let id_column = &spec.inputs[side.input].id;
-    for batch in IpcFile::all(&side.ids.duplicates_file)? {
+    for batch in files.ipc(&side.ids.duplicates_file)?.read_all()? {
         let (rows, ids) = (u64_column(&batch, "row")?, text_column(&batch, "id")?);
         for (i, row) in rows.into_iter().enumerate() {
             rejects.push(Reject {

@@ -156,11 +156,8 @@ pub fn write_summary(
 
 /// Removes a finished job's scratch files; what cannot be removed is left with a warning.
 pub fn remove_scratch(spec: &JobSpec) {
-    let scratch = spec.scratch_dir();
-    if let Err(e) = std::fs::remove_dir_all(&scratch)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!("scratch {}: {e}", scratch.display());
+    if let Err(e) = crate::storage::ScratchFiles::of(spec).and_then(|f| f.remove_all()) {
+        tracing::warn!("scratch files left: {e}");
     }
 }
 

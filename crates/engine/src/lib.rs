@@ -28,6 +28,7 @@ pub mod output;
 pub mod scan;
 pub mod spec;
 pub mod standardise;
+pub mod storage;
 pub mod task;
 
 pub use job::{Summary, run_job};

@@ -286,9 +286,15 @@ impl Model {
             path: "training.model".into(),
             message: format!("{}: {e}", path.display()),
         })?;
-        let model: Model = serde_json::from_str(&text).map_err(|e| EngineError::Spec {
+        Self::parse(&text, &path.display().to_string(), comparisons)
+    }
+
+    /// A model from its JSON text (`origin` names where it came from, for errors), checked against
+    /// the job's comparisons.
+    pub fn parse(text: &str, origin: &str, comparisons: &[Compiled]) -> Result<Model, EngineError> {
+        let model: Model = serde_json::from_str(text).map_err(|e| EngineError::Spec {
             path: "training.model".into(),
-            message: format!("{}: {e}", path.display()),
+            message: format!("{origin}: {e}"),
         })?;
         let matches = model.comparisons.len() == comparisons.len()
             && model

@@ -18,10 +18,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::file::metadata::ParquetMetaDataReader;
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
 use crate::spec::{Input, InputFormat};
+use crate::storage::{self, Object};
 
 /// The columns of one input a job reads, in a fixed order: the id first.
 pub fn columns_of(input: &Input) -> Vec<String> {
@@ -36,8 +38,8 @@ pub fn columns_of(input: &Input) -> Vec<String> {
     columns
 }
 
-/// The files of an input, sorted: a directory is read whole (its files of the input's format); an empty
-/// match is a clear error rather than an empty table.
+/// The files of an input, sorted: a directory (or an object-store prefix) is read whole (its files
+/// of the input's format); an empty match is a clear error rather than an empty table.
 pub fn input_files(input: &Input) -> Result<Vec<String>, EngineError> {
     let path = input.path.as_str();
     let extension = match input.format {
@@ -45,7 +47,20 @@ pub fn input_files(input: &Input) -> Result<Vec<String>, EngineError> {
         InputFormat::Csv => "csv",
     };
     let local = std::path::Path::new(path);
-    let files: Vec<String> = if local.is_dir() {
+    let files: Vec<String> = if storage::is_url(path) {
+        let error = |e: EngineError| EngineError::Input {
+            source_name: input.name.clone(),
+            message: e.to_string(),
+        };
+        let prefix = Object::at(path).map_err(error)?;
+        let listed = prefix.list().map_err(error)?;
+        let exact = listed.iter().any(|(o, _)| o.path == prefix.path);
+        listed
+            .into_iter()
+            .filter(|(o, _)| exact || o.path.extension() == Some(extension))
+            .map(|(o, _)| o.to_string())
+            .collect()
+    } else if local.is_dir() {
         let mut files: Vec<String> = std::fs::read_dir(local)
             .map_err(|e| EngineError::Input {
                 source_name: input.name.clone(),
@@ -110,9 +125,15 @@ pub fn row_groups(input: &Input, file: &str) -> Result<Vec<u64>, EngineError> {
         source_name: input.name.clone(),
         message: format!("{file}: {message}"),
     };
-    let reader = std::fs::File::open(file).map_err(|e| error(e.to_string()))?;
-    let metadata = ArrowReaderMetadata::load(&reader, ArrowReaderOptions::default())
-        .map_err(|e| error(e.to_string()))?;
+    let metadata = if storage::is_url(file) {
+        let object = Object::at(file).map_err(|e| error(e.to_string()))?;
+        storage::block_on(async move { parquet_footer(&object).await })
+            .map_err(|e| error(e.to_string()))?
+    } else {
+        let reader = std::fs::File::open(file).map_err(|e| error(e.to_string()))?;
+        ArrowReaderMetadata::load(&reader, ArrowReaderOptions::default())
+            .map_err(|e| error(e.to_string()))?
+    };
     Ok(metadata
         .metadata()
         .row_groups()
@@ -161,10 +182,21 @@ pub fn scan(
     if input.format == InputFormat::Csv {
         let mut next_row = 0u64;
         {
-            let reader = std::fs::File::open(file).map_err(|e| EngineError::Input {
-                source_name: input.name.clone(),
-                message: format!("{file}: {e}"),
-            })?;
+            let reader: Box<dyn std::io::Read> = if storage::is_url(file) {
+                Box::new(
+                    Object::at(file)
+                        .and_then(|o| o.sequential_reader())
+                        .map_err(|e| EngineError::Input {
+                            source_name: input.name.clone(),
+                            message: e.to_string(),
+                        })?,
+                )
+            } else {
+                Box::new(std::fs::File::open(file).map_err(|e| EngineError::Input {
+                    source_name: input.name.clone(),
+                    message: format!("{file}: {e}"),
+                })?)
+            };
             let mut records = CsvRecords::new(std::io::BufReader::with_capacity(1 << 20, reader));
             let header = records.next_record().map_err(|e| EngineError::Input {
                 source_name: input.name.clone(),
@@ -261,11 +293,41 @@ pub fn scan(
         source_name: input.name.clone(),
         message: format!("{file}: {message}"),
     };
-    let path = std::fs::canonicalize(file).map_err(|e| error(e.to_string()))?;
-    let reader = std::fs::File::open(&path).map_err(|e| error(e.to_string()))?;
-    let size = reader.metadata().map_err(|e| error(e.to_string()))?.len();
-    let metadata = ArrowReaderMetadata::load(&reader, ArrowReaderOptions::default())
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
         .map_err(|e| error(e.to_string()))?;
+    // Where DataFusion reads the file from: the local file system, or the object's bucket in a
+    // store of this scan's own (its connections belong to this scan's runtime).
+    let (store_url, object, location, size, metadata) = if storage::is_url(file) {
+        let object = Object::at_with_own_store(file).map_err(|e| error(e.to_string()))?;
+        let (size, metadata) = runtime
+            .block_on(async { Ok((object.head().await?, parquet_footer(&object).await?)) })
+            .map_err(|e: EngineError| error(e.to_string()))?;
+        let location = object.path.to_string();
+        (
+            object.bucket.clone(),
+            Some(object),
+            location,
+            size,
+            metadata,
+        )
+    } else {
+        let path = std::fs::canonicalize(file).map_err(|e| error(e.to_string()))?;
+        let reader = std::fs::File::open(&path).map_err(|e| error(e.to_string()))?;
+        let size = reader.metadata().map_err(|e| error(e.to_string()))?.len();
+        let metadata = ArrowReaderMetadata::load(&reader, ArrowReaderOptions::default())
+            .map_err(|e| error(e.to_string()))?;
+        let location = path.to_string_lossy().into_owned();
+        (
+            ObjectStoreUrl::local_filesystem(),
+            None,
+            location,
+            size,
+            metadata,
+        )
+    };
     let file_schema = metadata.schema().clone();
     let groups = metadata.metadata().num_row_groups();
     let mut projection = Vec::with_capacity(wanted.len());
@@ -297,23 +359,19 @@ pub fn scan(
         access.scan(g);
     }
     let mut next_row = piece.map_or(0, |p| p.first_row);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| error(e.to_string()))?;
     runtime.block_on(async {
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_batch_size(batch_rows));
+        if let Some(object) = &object {
+            ctx.register_object_store(store_url.as_ref(), object.store.clone());
+        }
         let source = ParquetSource::new(file_schema.clone());
-        let partitioned =
-            PartitionedFile::new(path.to_string_lossy().into_owned(), size).with_extension(access);
-        let config =
-            FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
-                .with_file(partitioned)
-                .with_batch_size(Some(batch_rows))
-                .with_projection_indices(Some(projection))
-                .map_err(|e| error(e.to_string()))?
-                .build();
+        let partitioned = PartitionedFile::new(location, size).with_extension(access);
+        let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
+            .with_file(partitioned)
+            .with_batch_size(Some(batch_rows))
+            .with_projection_indices(Some(projection))
+            .map_err(|e| error(e.to_string()))?
+            .build();
         // One file in one partition: rows come in file order.
         let exec = DataSourceExec::from_data_source(config);
         let mut stream = exec
@@ -351,6 +409,28 @@ pub fn scan(
         }
         Ok(())
     })
+}
+
+/// The metadata in a Parquet object's footer, fetched by two ranged reads: the footer's length, then
+/// the footer.
+async fn parquet_footer(object: &Object) -> Result<ArrowReaderMetadata, EngineError> {
+    let bad = |m: &dyn std::fmt::Display| EngineError::Other(format!("{object}: {m}"));
+    let size = object.head().await?;
+    if size < 12 {
+        return Err(bad(&"too short for a Parquet file"));
+    }
+    let tail = object.get_range(size - 8..size).await?;
+    if &tail[4..] != b"PAR1" {
+        return Err(bad(&"not a Parquet file (no PAR1 at its end)"));
+    }
+    let length = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if length + 12 > size {
+        return Err(bad(&"a Parquet footer longer than the file"));
+    }
+    let footer = object.get_range(size - 8 - length..size - 8).await?;
+    let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| bad(&e))?;
+    ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::default())
+        .map_err(|e| bad(&e))
 }
 
 /// A text column of a scanned batch.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
+use crate::storage;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,7 +49,9 @@ impl Columns {
 pub struct Input {
     /// The source's name in every output (`source`, `left_source`, `right_source`).
     pub name: String,
-    /// A file, a directory of files, or a glob. Relative paths are relative to the spec file.
+    /// A file or a directory of files (those of the input's format), or the same in an object store:
+    /// `s3://bucket/key` or `s3://bucket/prefix` (see [`crate::storage`]). Relative paths are
+    /// relative to the spec file.
     pub path: String,
     pub format: InputFormat,
     /// The column holding each record's unique id.
@@ -277,10 +280,11 @@ pub struct Execution {
     #[serde(default)]
     pub threads: usize,
     /// Where tasks hand their files to each other (standardised records by partition, scored pairs):
-    /// a directory every worker can read and write. Default: `.khop-scratch` under the output; removed
-    /// when the job succeeds. Relative paths are relative to the spec file.
+    /// a directory every worker can read and write, or an object-store prefix `s3://bucket/prefix`
+    /// (see [`crate::storage`]). Default: `.khop-scratch` under the output; removed when the job
+    /// ends. Relative paths are relative to the spec file.
     #[serde(default)]
-    pub scratch: Option<PathBuf>,
+    pub scratch: Option<String>,
 }
 
 fn default_partitions() -> u32 {
@@ -409,8 +413,7 @@ impl JobSpec {
             self.output = base.join(&self.output);
         }
         for input in &mut self.inputs {
-            let looks_remote = input.path.contains("://");
-            if !looks_remote && std::path::Path::new(&input.path).is_relative() {
+            if !storage::is_url(&input.path) && std::path::Path::new(&input.path).is_relative() {
                 input.path = base.join(&input.path).to_string_lossy().into_owned();
             }
         }
@@ -420,18 +423,11 @@ impl JobSpec {
             *model = base.join(&*model);
         }
         if let Some(scratch) = &mut self.execution.scratch
-            && scratch.is_relative()
+            && !storage::is_url(scratch)
+            && std::path::Path::new(scratch).is_relative()
         {
-            *scratch = base.join(&*scratch);
+            *scratch = base.join(&*scratch).to_string_lossy().into_owned();
         }
-    }
-
-    /// The scratch directory of this job (see [`Execution::scratch`]).
-    pub fn scratch_dir(&self) -> PathBuf {
-        self.execution
-            .scratch
-            .clone()
-            .unwrap_or_else(|| self.output.join(".khop-scratch"))
     }
 
     /// The standardiser of a field reference `field` or `field.part`.
@@ -448,6 +444,27 @@ impl JobSpec {
 
     /// Checks every value; the first problem is returned with its path.
     pub fn validate(&self) -> Result<(), EngineError> {
+        // Outputs are files for analysts (and a saved model one for operators): a directory, local
+        // or mounted. Inputs and scratch may be in an object store.
+        if storage::is_url(&self.output.to_string_lossy()) {
+            return Err(invalid(
+                "output",
+                "a directory, not a URL (inputs and execution.scratch may be object-store URLs)",
+            ));
+        }
+        if let Some(model) = &self.training.model
+            && storage::is_url(&model.to_string_lossy())
+        {
+            return Err(invalid("training.model", "a file path, not a URL"));
+        }
+        if let Some(scratch) = &self.execution.scratch {
+            if scratch.trim().is_empty() {
+                return Err(invalid("execution.scratch", "empty"));
+            }
+            if storage::is_url(scratch) {
+                storage::check_url(scratch).map_err(|m| invalid("execution.scratch", m))?;
+            }
+        }
         let expected_inputs = match self.mode {
             Mode::Link => 2,
             Mode::Dedupe => 1,
@@ -467,6 +484,10 @@ impl JobSpec {
             check_name(&format!("inputs[{i}].name"), &input.name)?;
             if input.path.trim().is_empty() {
                 return Err(invalid(format!("inputs[{i}].path"), "empty"));
+            }
+            if storage::is_url(&input.path) {
+                storage::check_url(&input.path)
+                    .map_err(|m| invalid(format!("inputs[{i}].path"), m))?;
             }
             if input.id.trim().is_empty() {
                 return Err(invalid(format!("inputs[{i}].id"), "empty"));
@@ -792,6 +813,22 @@ review = 0.5
                 "[execution]\ntask_rows = 0\n[thresholds]",
                 "execution.task_rows",
             ),
+            (
+                "[thresholds]",
+                "[execution]\nscratch = \"gs://bucket/x\"\n[thresholds]",
+                "execution.scratch",
+            ),
+            (
+                "[thresholds]",
+                "[execution]\nscratch = \"\"\n[thresholds]",
+                "execution.scratch",
+            ),
+            (
+                "path = \"b.csv\"",
+                "path = \"s3:///no-bucket.csv\"",
+                "inputs[1].path",
+            ),
+            ("output = \"out\"", "output = \"s3://bucket/out\"", "output"),
             ("[thresholds]", "[extra]\n[thresholds]", "extra"),
             ("dob = \"date\"", "dob = \"datum\"", "fields.dob"),
         ];
@@ -804,6 +841,27 @@ review = 0.5
                 "{to:?}: expected path {path}, got: {err}"
             );
         }
+    }
+
+    #[test]
+    fn object_store_urls_are_kept_as_they_are() {
+        let text = GOOD
+            .replacen("path = \"b.csv\"", "path = \"s3://census/b/\"", 1)
+            .replacen(
+                "[thresholds]",
+                "[execution]\nscratch = \"s3://scratch/khop\"\n[thresholds]",
+                1,
+            );
+        let spec = parse(&text).unwrap();
+        assert_eq!(spec.inputs[1].path, "s3://census/b/");
+        assert_eq!(spec.execution.scratch.as_deref(), Some("s3://scratch/khop"));
+        let local = parse(&GOOD.replacen(
+            "[thresholds]",
+            "[execution]\nscratch = \"tmp\"\n[thresholds]",
+            1,
+        ))
+        .unwrap();
+        assert_eq!(local.execution.scratch.as_deref(), Some("/jobs/tmp"));
     }
 
     #[test]

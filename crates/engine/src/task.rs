@@ -35,16 +35,14 @@ use serde::{Deserialize, Serialize};
 use crate::EngineError;
 use crate::blocking::{Blocks, Index, Oversized, Slice};
 use crate::compare::{Compiled, Scratch, compile, gamma_at, gamma_vector};
-use crate::exchange::{
-    IpcFile, batch_to_table, table_schema, table_to_batch, text_column, u64_column, write_ipc,
-};
+use crate::exchange::{batch_to_table, table_schema, table_to_batch, text_column, u64_column};
 use crate::hash::{KeySet, hash_str, partition_of};
 use crate::job::{SAMPLE_RECORDS, Skew, SplitPartition, Summary, sample_hash, train};
 use crate::model::{Model, TfTable, probability};
-use crate::output::write_json;
 use crate::scan::{Piece, input_files, pieces, row_groups};
 use crate::spec::{InputFormat, JobSpec, Level, Mode};
 use crate::standardise::{Plan, SourceCounts, Strings, Table, standardise_input};
+use crate::storage::ScratchFiles;
 
 /// Bits of a record number that hold its row within its file.
 const ROW_BITS: u32 = 40;
@@ -533,17 +531,18 @@ fn trained(outputs: &[Output]) -> Result<Trained, EngineError> {
 }
 
 /// Runs one task. `attempt` names this run of it: every file it writes carries it, so two attempts of
-/// one task never write the same file. `scratch` is the job's scratch directory.
+/// one task never write the same file. Files are named by keys relative to the job's scratch
+/// location ([`ScratchFiles`]): `NN-stage/index-attempt.what`.
 pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
     let spec = &task.spec;
-    let base = spec.scratch_dir().join(format!(
+    let files = ScratchFiles::of(spec)?;
+    let files = &files;
+    let base = PathBuf::from(format!(
         "{:02}-{}",
         task.stage,
         task.stage_name
             .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
     ));
-    std::fs::create_dir_all(&base)
-        .map_err(|e| EngineError::Other(format!("scratch {}: {e}", base.display())))?;
     let file = |what: &str| base.join(format!("{:05}-{attempt}.{what}", task.index));
     match &task.work {
         Work::Standardise {
@@ -554,34 +553,35 @@ pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
             prune_by,
         } => standardise(
             spec,
+            files,
             *side,
             (*file_index, input_file, piece.as_ref()),
             prune_by.as_deref(),
             &file,
         )
         .map(Output::Standardised),
-        Work::Ids { parts, keys, .. } => ids(spec, parts, *keys, &file).map(Output::Ids),
+        Work::Ids { parts, keys, .. } => ids(spec, files, parts, *keys, &file).map(Output::Ids),
         Work::Compare {
             partition,
             slice,
             sides,
-        } => compare(spec, *partition, *slice, sides).map(Output::Compared),
+        } => compare(spec, files, *partition, *slice, sides).map(Output::Compared),
         Work::Train { sides, compared } => {
-            train_task(spec, sides, compared, &file).map(Output::Trained)
+            train_task(spec, files, sides, compared, &file).map(Output::Trained)
         }
         Work::Score {
             partition,
             slice,
             sides,
             trained,
-        } => score(spec, (*partition, *slice), sides, trained, &file).map(Output::Scored),
+        } => score(spec, files, (*partition, *slice), sides, trained, &file).map(Output::Scored),
         Work::Write {
             sides,
             compared,
             trained,
             scored,
             skew,
-        } => crate::finish::write(spec, sides, compared, trained, scored, skew)
+        } => crate::finish::write(spec, files, sides, compared, trained, scored, skew)
             .map(|s| Output::Written(Box::new(s))),
     }
 }
@@ -646,8 +646,10 @@ pub(crate) fn rejects_file_schema() -> SchemaRef {
     ]))
 }
 
-fn keys_of(file: &Path) -> Result<Vec<Vec<u64>>, EngineError> {
-    IpcFile::all(file)?
+fn keys_of(files: &ScratchFiles, file: &Path) -> Result<Vec<Vec<u64>>, EngineError> {
+    files
+        .ipc(file)?
+        .read_all()?
         .iter()
         .map(|b| u64_column(b, "key"))
         .collect()
@@ -683,6 +685,7 @@ fn piece_sample(piece: Option<&Piece>) -> usize {
 
 fn standardise(
     spec: &JobSpec,
+    files: &ScratchFiles,
     side: usize,
     (file_index, input_file, piece): (u32, &str, Option<&Piece>),
     prune_by: Option<&Path>,
@@ -691,7 +694,7 @@ fn standardise(
     let input = &spec.inputs[side];
     let comparisons = compile(spec);
     let other_keys: Option<Vec<KeySet>> = prune_by
-        .map(keys_of)
+        .map(|keys| keys_of(files, keys))
         .transpose()?
         .map(|rules| rules.iter().map(|keys| KeySet::new(keys)).collect());
     let seeds = sample_seeds(spec);
@@ -768,7 +771,7 @@ fn standardise(
     }
     let schema = table_schema(spec, input);
     let partitions_file = file("partitions.arrow");
-    write_ipc(
+    files.write_ipc(
         &partitions_file,
         &schema,
         by_partition
@@ -786,7 +789,7 @@ fn standardise(
             Arc::new(accepted.3.finish()),
         ],
     )?;
-    write_ipc(&ids_file, &ids_schema(), [Ok(ids_batch)])?;
+    files.write_ipc(&ids_file, &ids_schema(), [Ok(ids_batch)])?;
     let rejects_file = file("rejects.arrow");
     let mut rejects = (
         StringBuilder::new(),
@@ -806,9 +809,9 @@ fn standardise(
             Arc::new(rejects.2.finish()),
         ],
     )?;
-    write_ipc(&rejects_file, &rejects_file_schema(), [Ok(rejects_batch)])?;
+    files.write_ipc(&rejects_file, &rejects_file_schema(), [Ok(rejects_batch)])?;
     let tf_file = file("tf.json");
-    write_json(&tf_file, &tf)?;
+    files.write_json(&tf_file, &tf)?;
     Ok(Part {
         file_index,
         records: result.counts.input,
@@ -837,9 +840,15 @@ const HASHES_PER_PASS: u64 = 32 << 20;
 /// of its part in `parts`), sorted; about `hashes_per_pass` hashes are held at once. A hash seen at an
 /// earlier record number is a repeated id (a false repeat needs a 64-bit collision); parts were each
 /// checked on their own already.
-fn repeated_ids(parts: &[Part], hashes_per_pass: u64) -> Result<Vec<(u64, u32)>, EngineError> {
+fn repeated_ids(
+    files: &ScratchFiles,
+    parts: &[Part],
+    hashes_per_pass: u64,
+) -> Result<Vec<(u64, u32)>, EngineError> {
     let hashes_of = |part: &Part| -> Result<Vec<RecordBatch>, EngineError> {
-        IpcFile::all_columns(&part.ids_file, &ids_schema(), &["row", "hash"])
+        files
+            .ipc_columns(&part.ids_file, &ids_schema(), &["row", "hash"])?
+            .read_all()
     };
     let total: u64 = parts.iter().map(|p| p.counts.accepted).sum();
     let passes = total.div_ceil(hashes_per_pass.max(1)).max(1);
@@ -890,14 +899,15 @@ fn repeated_ids(parts: &[Part], hashes_per_pass: u64) -> Result<Vec<(u64, u32)>,
 
 fn ids(
     spec: &JobSpec,
+    files: &ScratchFiles,
     parts: &[Part],
     keys: bool,
     file: &dyn Fn(&str) -> PathBuf,
 ) -> Result<Ids, EngineError> {
-    let repeated = repeated_ids(parts, HASHES_PER_PASS)?;
+    let repeated = repeated_ids(files, parts, HASHES_PER_PASS)?;
     let mut out = (UInt64Builder::new(), StringBuilder::new());
     for (part, rows) in repeated.chunk_by(|a, b| a.1 == b.1).map(|c| (c[0].1, c)) {
-        let batch = IpcFile::all(&parts[part as usize].ids_file)?;
+        let batch = files.ipc(&parts[part as usize].ids_file)?.read_all()?;
         for b in &batch {
             let (all_rows, ids) = (u64_column(b, "row")?, text_column(b, "id")?);
             for &(row, _) in rows {
@@ -917,14 +927,14 @@ fn ids(
         ],
     )?;
     let duplicates = batch.num_rows() as u64;
-    write_ipc(&duplicates_file, &duplicates_schema(), [Ok(batch)])?;
+    files.write_ipc(&duplicates_file, &duplicates_schema(), [Ok(batch)])?;
     let repeated: Vec<u64> = repeated.into_iter().map(|(r, _)| r).collect();
 
     let keys_file = if keys {
         let rules = spec.blocking.len();
         let mut sets: Vec<Vec<u64>> = vec![Vec::new(); rules];
         for part in parts {
-            let mut f = IpcFile::open(&part.partitions_file)?;
+            let mut f = files.ipc(&part.partitions_file)?;
             for p in 0..spec.execution.partitions as usize {
                 let batch = f.batch(p)?;
                 let rows = u64_column(&batch, "_row")?;
@@ -945,7 +955,7 @@ fn ids(
             false,
         )]));
         let path = file("keys.arrow");
-        write_ipc(
+        files.write_ipc(
             &path,
             &schema,
             sets.into_iter().map(|mut set| {
@@ -969,9 +979,9 @@ fn ids(
 }
 
 /// The record numbers of a side's repeated ids, sorted.
-pub(crate) fn repeated_rows(side: &Side) -> Result<Vec<u64>, EngineError> {
+pub(crate) fn repeated_rows(files: &ScratchFiles, side: &Side) -> Result<Vec<u64>, EngineError> {
     let mut rows = Vec::new();
-    for batch in IpcFile::all(&side.ids.duplicates_file)? {
+    for batch in files.ipc(&side.ids.duplicates_file)?.read_all()? {
         rows.extend(u64_column(&batch, "row")?);
     }
     rows.sort_unstable();
@@ -979,14 +989,19 @@ pub(crate) fn repeated_rows(side: &Side) -> Result<Vec<u64>, EngineError> {
 }
 
 /// Batch `batch` of every part of a side, as one table in record order, without repeated ids.
-fn load_side(spec: &JobSpec, side: &Side, batch: usize) -> Result<Table, EngineError> {
+fn load_side(
+    spec: &JobSpec,
+    files: &ScratchFiles,
+    side: &Side,
+    batch: usize,
+) -> Result<Table, EngineError> {
     let input = &spec.inputs[side.input];
-    let repeated = repeated_rows(side)?;
+    let repeated = repeated_rows(files, side)?;
     let mut table = Plan::new(spec, input).empty_table();
     let mut parts: Vec<&Part> = side.parts.iter().collect();
     parts.sort_by_key(|p| p.file_index);
     for part in parts {
-        let b = IpcFile::open(&part.partitions_file)?.batch(batch)?;
+        let b = files.ipc(&part.partitions_file)?.batch(batch)?;
         let t = batch_to_table(spec, input, &b)?;
         if repeated.is_empty() {
             table.append(t);
@@ -1005,17 +1020,18 @@ fn load_side(spec: &JobSpec, side: &Side, batch: usize) -> Result<Table, EngineE
 /// under a seed of [`sample_seeds`], as `job::train` draws them. The ids are read first and the chosen
 /// records after, so the task never holds every part's sample (191 parts of up to 20,000 records at
 /// 100 M records).
-fn load_sample(spec: &JobSpec, side: &Side) -> Result<Table, EngineError> {
+fn load_sample(spec: &JobSpec, files: &ScratchFiles, side: &Side) -> Result<Table, EngineError> {
     let input = &spec.inputs[side.input];
     let batch = spec.execution.partitions as usize;
     let schema = table_schema(spec, input);
     let seeds = sample_seeds(spec);
-    let repeated = repeated_rows(side)?;
+    let repeated = repeated_rows(files, side)?;
     let mut parts: Vec<&Part> = side.parts.iter().collect();
     parts.sort_by_key(|p| p.file_index);
     let mut samples: Vec<BottomK> = seeds.iter().map(|_| BottomK::new(SAMPLE_RECORDS)).collect();
     for part in &parts {
-        let b = IpcFile::open_columns(&part.partitions_file, &schema, &["_row", "_id"])?
+        let b = files
+            .ipc_columns(&part.partitions_file, &schema, &["_row", "_id"])?
             .batch(batch)?;
         let (rows, ids) = (u64_column(&b, "_row")?, text_column(&b, "_id")?);
         for (r, row) in rows.iter().enumerate() {
@@ -1031,7 +1047,7 @@ fn load_sample(spec: &JobSpec, side: &Side) -> Result<Table, EngineError> {
         let t = batch_to_table(
             spec,
             input,
-            &IpcFile::open(&part.partitions_file)?.batch(batch)?,
+            &files.ipc(&part.partitions_file)?.batch(batch)?,
         )?;
         let rows: Vec<usize> = (0..t.len())
             .filter(|&r| {
@@ -1054,12 +1070,17 @@ struct Loaded {
 }
 
 impl Loaded {
-    fn new(spec: &JobSpec, sides: &[Side], batch: usize) -> Result<Loaded, EngineError> {
+    fn new(
+        spec: &JobSpec,
+        files: &ScratchFiles,
+        sides: &[Side],
+        batch: usize,
+    ) -> Result<Loaded, EngineError> {
         Ok(Loaded {
-            left: load_side(spec, &sides[0], batch)?,
+            left: load_side(spec, files, &sides[0], batch)?,
             right: sides
                 .get(1)
-                .map(|s| load_side(spec, s, batch))
+                .map(|s| load_side(spec, files, s, batch))
                 .transpose()?,
         })
     }
@@ -1099,11 +1120,12 @@ fn prior_rule(spec: &JobSpec) -> Option<usize> {
 
 fn compare(
     spec: &JobSpec,
+    files: &ScratchFiles,
     partition: u32,
     slice: Slice,
     sides: &[Side],
 ) -> Result<Compared, EngineError> {
-    let loaded = Loaded::new(spec, sides, partition as usize)?;
+    let loaded = Loaded::new(spec, files, sides, partition as usize)?;
     let comparisons = compile(spec);
     let prior_rule = prior_rule(spec);
     let rules = spec.blocking.len();
@@ -1148,6 +1170,7 @@ fn accepted(side: &Side) -> u64 {
 
 fn train_task(
     spec: &JobSpec,
+    files: &ScratchFiles,
     sides: &[Side],
     compared: &[Compared],
     file: &dyn Fn(&str) -> PathBuf,
@@ -1170,8 +1193,7 @@ fn train_task(
     }
     let mut tf: Vec<TfTable> = comparisons.iter().map(|_| TfTable::default()).collect();
     for part in sides.iter().flat_map(|s| &s.parts) {
-        let text = std::fs::read_to_string(&part.tf_file)
-            .map_err(|e| EngineError::Other(format!("{}: {e}", part.tf_file.display())))?;
+        let text = files.read_to_string(&part.tf_file)?;
         let tables: Vec<TfTable> = serde_json::from_str(&text)
             .map_err(|e| EngineError::Other(format!("{}: {e}", part.tf_file.display())))?;
         for (a, b) in tf.iter_mut().zip(tables) {
@@ -1180,7 +1202,7 @@ fn train_task(
     }
     let samples: Vec<Table> = sides
         .iter()
-        .map(|s| load_sample(spec, s))
+        .map(|s| load_sample(spec, files, s))
         .collect::<Result<_, _>>()?;
     let total_pairs = match sides {
         [one] => {
@@ -1206,8 +1228,8 @@ fn train_task(
         ),
     };
     let (model_file, tf_file) = (file("model.json"), file("tf.json"));
-    write_json(&model_file, &model)?;
-    write_json(&tf_file, &tf)?;
+    files.write_json(&model_file, &model)?;
+    files.write_json(&tf_file, &tf)?;
     Ok(Trained {
         model_file,
         tf_file,
@@ -1216,12 +1238,16 @@ fn train_task(
 
 /// The trained model and term-frequency tables.
 pub(crate) fn load_trained(
+    files: &ScratchFiles,
     trained: &Trained,
     comparisons: &[Compiled],
 ) -> Result<(Model, Vec<TfTable>), EngineError> {
-    let model = Model::load(&trained.model_file, comparisons)?;
-    let text = std::fs::read_to_string(&trained.tf_file)
-        .map_err(|e| EngineError::Other(format!("{}: {e}", trained.tf_file.display())))?;
+    let model = Model::parse(
+        &files.read_to_string(&trained.model_file)?,
+        &trained.model_file.display().to_string(),
+        comparisons,
+    )?;
+    let text = files.read_to_string(&trained.tf_file)?;
     let tf = serde_json::from_str(&text)
         .map_err(|e| EngineError::Other(format!("{}: {e}", trained.tf_file.display())))?;
     Ok((model, tf))
@@ -1246,14 +1272,15 @@ pub(crate) fn pairs_file_schema(comparisons: &[Compiled]) -> SchemaRef {
 
 fn score(
     spec: &JobSpec,
+    files: &ScratchFiles,
     (partition, slice): (u32, Slice),
     sides: &[Side],
     trained: &Trained,
     file: &dyn Fn(&str) -> PathBuf,
 ) -> Result<ScoredPart, EngineError> {
     let comparisons = compile(spec);
-    let (model, tf_tables) = load_trained(trained, &comparisons)?;
-    let loaded = Loaded::new(spec, sides, partition as usize)?;
+    let (model, tf_tables) = load_trained(files, trained, &comparisons)?;
+    let loaded = Loaded::new(spec, files, sides, partition as usize)?;
     let (left, right) = (&loaded.left, loaded.right());
     let weights = model.weights();
     let prior_weight = model.prior_weight();
@@ -1319,7 +1346,7 @@ fn score(
     let schema = pairs_file_schema(&comparisons);
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let pairs_file = file("pairs.arrow");
-    write_ipc(&pairs_file, &schema, [Ok(batch)])?;
+    files.write_ipc(&pairs_file, &schema, [Ok(batch)])?;
     Ok(ScoredPart {
         partition,
         pairs,
@@ -1329,13 +1356,19 @@ fn score(
 
 /// Every record kept on a side (accepted, not a repeated id, and for a pruned side sharing a key):
 /// record numbers in order and ids.
-pub(crate) fn kept_records(side: &Side) -> Result<(Vec<u64>, Strings), EngineError> {
-    let repeated = repeated_rows(side)?;
+pub(crate) fn kept_records(
+    files: &ScratchFiles,
+    side: &Side,
+) -> Result<(Vec<u64>, Strings), EngineError> {
+    let repeated = repeated_rows(files, side)?;
     let mut parts: Vec<&Part> = side.parts.iter().collect();
     parts.sort_by_key(|p| p.file_index);
     let (mut rows, mut ids) = (Vec::new(), Strings::default());
     for part in parts {
-        for batch in IpcFile::all_columns(&part.ids_file, &ids_schema(), &["row", "id", "kept"])? {
+        for batch in files
+            .ipc_columns(&part.ids_file, &ids_schema(), &["row", "id", "kept"])?
+            .read_all()?
+        {
             let (r, i) = (u64_column(&batch, "row")?, text_column(&batch, "id")?);
             let kept = batch
                 .column_by_name("kept")
@@ -1359,6 +1392,7 @@ pub(crate) fn kept_records(side: &Side) -> Result<(Vec<u64>, Strings), EngineErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::write_ipc;
 
     fn part(file_index: u32, partition_records: &[u64]) -> Part {
         Part {
@@ -1641,7 +1675,7 @@ mod tests {
         ];
         for per_pass in [1, 2, 3, 1_000] {
             assert_eq!(
-                repeated_ids(&parts, per_pass).unwrap(),
+                repeated_ids(&ScratchFiles::Dir(dir.path().into()), &parts, per_pass).unwrap(),
                 expected,
                 "{per_pass} hashes per pass"
             );

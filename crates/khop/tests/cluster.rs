@@ -17,6 +17,13 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/s3.rs"]
+mod s3;
+use process::run_ok;
+use s3::{BUCKET, S3Server};
+
 const TOKEN: &str = "test-token-all-roles-0001";
 const KHOP: &str = env!("CARGO_BIN_EXE_khop");
 
@@ -78,17 +85,6 @@ fn reference() -> &'static Reference {
             output,
         }
     })
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// Every row of the Parquet files in `dir`, each as its values joined by `|`, sorted.
@@ -164,11 +160,17 @@ struct Cluster {
     auth: Option<PathBuf>,
     /// The token the CLI sends.
     token: String,
+    /// Environment of every coordinator and worker (an object store's endpoint and keys).
+    env: Vec<(&'static str, String)>,
 }
 
 impl Cluster {
     /// `n` coordinators (1 bootstraps and adds the others), no workers yet.
     fn start(n: u64, auth: Option<&str>) -> Cluster {
+        Self::start_with_env(n, auth, Vec::new())
+    }
+
+    fn start_with_env(n: u64, auth: Option<&str>, env: Vec<(&'static str, String)>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let listen = (1..=n)
             .map(|id| {
@@ -189,6 +191,7 @@ impl Cluster {
             workers: Vec::new(),
             auth,
             token: TOKEN.to_string(),
+            env,
         };
         let started = Instant::now();
         for id in 1..=n {
@@ -241,6 +244,7 @@ impl Cluster {
             ])
             .env("KHOP_TOKEN", TOKEN)
             .env("KHOP_LOG", "info,raft=warn")
+            .envs(self.env.clone())
             .stdout(Stdio::null())
             .stderr(self.log(&format!("coordinator-{id}")));
         if id == 1 {
@@ -260,6 +264,7 @@ impl Cluster {
             .args(["--coordinators", &self.addresses()])
             .env("KHOP_TOKEN", &self.token)
             .env("KHOP_LOG", "info")
+            .envs(self.env.clone())
             .stdout(Stdio::null())
             .stderr(self.log(&format!("worker-{n}")));
         if let Some(delay) = delay_ms {
@@ -320,8 +325,16 @@ impl Cluster {
     }
 
     fn submit(&self, output: &Path) -> String {
-        let job = reference().job.to_str().unwrap().to_string();
-        let id = self.cli_ok(&["submit", &job, "--output", output.to_str().unwrap()]);
+        self.submit_job(&reference().job, output)
+    }
+
+    fn submit_job(&self, job: &Path, output: &Path) -> String {
+        let id = self.cli_ok(&[
+            "submit",
+            job.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ]);
         id.trim().to_string()
     }
 
@@ -470,6 +483,51 @@ fn three_coordinators_and_three_workers_run_a_job() {
         .collect();
     names.sort();
     assert_eq!(names, ["worker-0", "worker-1", "worker-2"]);
+}
+
+/// The reference job with its inputs and scratch files in an object store (a real S3 server): the
+/// coordinator lists and cuts the inputs there, workers read them and hand files to each other
+/// there, and the job's end removes its scratch objects.
+#[test]
+fn a_job_with_inputs_and_scratch_on_an_object_store() {
+    let _serial = serial();
+    let reference = reference();
+    let server = S3Server::start();
+    let data = reference.job.parent().unwrap();
+    for side in ["population", "civil_servants"] {
+        server.put(
+            &format!("in/{side}/part-00000.parquet"),
+            &data.join(side).join("part-00000.parquet"),
+        );
+    }
+    let text = std::fs::read_to_string(&reference.job).unwrap();
+    let mut remote = text.replace(
+        "[execution]",
+        &format!("[execution]\nscratch = \"s3://{BUCKET}/scratch/cluster\""),
+    );
+    for side in ["population", "civil_servants"] {
+        remote = remote.replace(
+            &format!("path = \"{side}\""),
+            &format!("path = \"s3://{BUCKET}/in/{side}\""),
+        );
+    }
+    assert_eq!(remote.matches("s3://").count(), 3);
+    let job = data.join("job-s3-cluster.toml");
+    std::fs::write(&job, remote).unwrap();
+
+    let mut cluster = Cluster::start_with_env(1, None, server.env());
+    for _ in 0..2 {
+        cluster.start_worker(None);
+    }
+    let output = cluster.output("out");
+    let id = cluster.submit_job(&job, &output);
+    cluster.wait_for_job(&id, Duration::from_secs(120));
+    assert_same_outputs(&output);
+    wait_until(
+        "the scratch objects to be removed",
+        Duration::from_secs(10),
+        || server.keys("scratch/").is_empty(),
+    );
 }
 
 #[test]

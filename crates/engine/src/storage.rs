@@ -1,0 +1,645 @@
+//! Storage: where a job's inputs and scratch files live. A path is a local (or network-mounted)
+//! directory; a URL `s3://bucket/prefix` is an object store: Amazon S3 or any S3-compatible store
+//! (MinIO, Ceph RGW). How to reach a store (endpoint, region, credentials) comes from the
+//! environment of each process that touches it (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`; see docs/operations.md), never from the job spec:
+//! specs travel through the Raft log and into logs, secrets must not.
+//!
+//! **Invariant:** a scratch file is written once under a key of its own (the task attempt is in it)
+//! and appears whole or not at all: a local file is renamed into place, an object is one PUT or one
+//! completed multipart upload. Readers never see half a file and nothing is ever overwritten, so a
+//! reader may fetch any byte range of an object at any time.
+//!
+//! The engine's tasks are synchronous (they run on worker threads and rayon); object-store calls
+//! are async. They run on one small runtime of this module ([`block_on`]), which owns the
+//! connection pools of the stores it caches (one store per bucket per process).
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+
+use crate::EngineError;
+use crate::exchange::{IpcFile, write_ipc};
+use crate::spec::JobSpec;
+
+/// The URL schemes a location may use.
+pub const SCHEMES: &[&str] = &["s3"];
+
+/// Objects up to this size are uploaded with one PUT; larger ones in parts of this size.
+const PART_BYTES: usize = 16 << 20;
+
+/// What a reader of an object fetches at least per request. Random access (an IPC file's footer,
+/// then one batch: its metadata, then its body, read exactly) fetches little beyond what is read, so
+/// that a task reading one partition's batch does not fetch its neighbours; a sequential read (a CSV
+/// file) fetches in large runs, each request costing a round trip.
+const RANDOM_READ_AHEAD: u64 = 64 << 10;
+const SEQUENTIAL_READ_AHEAD: u64 = 8 << 20;
+
+/// Whether a location is a URL rather than a local path.
+pub fn is_url(location: &str) -> bool {
+    location.contains("://")
+}
+
+/// Checks an object-store URL without connecting: a supported scheme and a bucket. The message
+/// names what is wrong, for the spec error that carries the field's path.
+pub fn check_url(location: &str) -> Result<(), String> {
+    let url = url::Url::parse(location).map_err(|e| format!("`{location}`: {e}"))?;
+    if !SCHEMES.contains(&url.scheme()) {
+        return Err(format!(
+            "`{location}`: the scheme `{}` is not supported (use a path, or {})",
+            url.scheme(),
+            SCHEMES
+                .iter()
+                .map(|s| format!("{s}://bucket/prefix"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{location}`: no bucket"));
+    }
+    Ok(())
+}
+
+fn storage_error(location: &impl std::fmt::Display, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Other(format!("{location}: {e}"))
+}
+
+/// The runtime that runs every object-store call of this process.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("khop-storage")
+            .enable_all()
+            .build()
+            .expect("the storage runtime starts")
+    })
+}
+
+/// Runs `f` on the storage runtime and waits for it. Safe from any thread, also one of another
+/// runtime (it waits on a channel, not by entering a runtime).
+pub fn block_on<T: Send + 'static>(
+    f: impl Future<Output = Result<T, EngineError>> + Send + 'static,
+) -> Result<T, EngineError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime().spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv()
+        .map_err(|_| EngineError::Other("an object-store call was dropped".into()))?
+}
+
+/// A bucket's store, built from the environment.
+fn build_store(scheme: &str, bucket: &str) -> Result<Arc<dyn ObjectStore>, EngineError> {
+    match scheme {
+        "s3" => AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(|e| storage_error(&format!("{scheme}://{bucket}"), e)),
+        other => Err(EngineError::Other(format!(
+            "object store `{other}://` is not supported"
+        ))),
+    }
+}
+
+/// An object (or a prefix of objects) in a store.
+#[derive(Clone, Debug)]
+pub struct Object {
+    pub store: Arc<dyn ObjectStore>,
+    /// `scheme://bucket`: what DataFusion registers the store under.
+    pub bucket: ObjectStoreUrl,
+    pub path: ObjectPath,
+}
+
+impl std::fmt::Display for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.bucket.as_str(), self.path)
+    }
+}
+
+impl Object {
+    /// The object a URL names, in the process's store of its bucket (built once, then shared).
+    pub fn at(location: &str) -> Result<Object, EngineError> {
+        Self::open(location, true)
+    }
+
+    /// The same in a store of its own, for code that drives it from a runtime other than this
+    /// module's (a scan's DataFusion session): a shared store's pooled connections belong to the
+    /// runtime that opened them.
+    pub fn at_with_own_store(location: &str) -> Result<Object, EngineError> {
+        Self::open(location, false)
+    }
+
+    fn open(location: &str, shared: bool) -> Result<Object, EngineError> {
+        static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+        check_url(location).map_err(EngineError::Other)?;
+        let url = url::Url::parse(location).map_err(|e| storage_error(&location, e))?;
+        let (scheme, bucket_name) = (url.scheme(), url.host_str().unwrap_or_default());
+        let bucket = ObjectStoreUrl::parse(format!("{scheme}://{bucket_name}"))
+            .map_err(|e| storage_error(&location, e))?;
+        let store = if shared {
+            let mut stores = STORES
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match stores.get(bucket.as_str()) {
+                Some(store) => store.clone(),
+                None => {
+                    let store = build_store(scheme, bucket_name)?;
+                    stores.insert(bucket.as_str().to_owned(), store.clone());
+                    store
+                }
+            }
+        } else {
+            build_store(scheme, bucket_name)?
+        };
+        let path =
+            ObjectPath::from_url_path(url.path()).map_err(|e| storage_error(&location, e))?;
+        Ok(Object {
+            store,
+            bucket,
+            path,
+        })
+    }
+
+    /// The object at `key` (a relative path of plain components) under this prefix.
+    pub fn child(&self, key: &Path) -> Result<Object, EngineError> {
+        let mut path = self.path.clone();
+        for component in key.components() {
+            match component {
+                Component::Normal(part) => {
+                    path = path.clone().join(part.to_string_lossy().as_ref());
+                }
+                _ => {
+                    return Err(EngineError::Other(format!(
+                        "{self}: `{}` is not a relative key",
+                        key.display()
+                    )));
+                }
+            }
+        }
+        Ok(Object {
+            path,
+            ..self.clone()
+        })
+    }
+
+    /// The object's size in bytes.
+    pub fn size(&self) -> Result<u64, EngineError> {
+        let o = self.clone();
+        block_on(async move { o.head().await })
+    }
+
+    /// The object's size, from a runtime the caller drives.
+    pub async fn head(&self) -> Result<u64, EngineError> {
+        self.store
+            .head(&self.path)
+            .await
+            .map(|m| m.size)
+            .map_err(|e| storage_error(self, e))
+    }
+
+    /// Bytes `range` of the object, from a runtime the caller drives.
+    pub async fn get_range(&self, range: Range<u64>) -> Result<Bytes, EngineError> {
+        self.store
+            .get_range(&self.path, range)
+            .await
+            .map_err(|e| storage_error(self, e))
+    }
+
+    /// The objects under this prefix (the prefix itself when it is an object), sorted by path.
+    pub fn list(&self) -> Result<Vec<(Object, u64)>, EngineError> {
+        let o = self.clone();
+        let found = block_on(async move {
+            let mut found: Vec<(ObjectPath, u64)> = Vec::new();
+            let mut listing = o.store.list(Some(&o.path));
+            while let Some(meta) = listing.next().await {
+                let meta = meta.map_err(|e| storage_error(&o, e))?;
+                found.push((meta.location, meta.size));
+            }
+            if found.is_empty()
+                && let Ok(meta) = o.store.head(&o.path).await
+            {
+                found.push((meta.location, meta.size));
+            }
+            Ok(found)
+        })?;
+        let mut found: Vec<(Object, u64)> = found
+            .into_iter()
+            .map(|(path, size)| {
+                (
+                    Object {
+                        path,
+                        ..self.clone()
+                    },
+                    size,
+                )
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.path.as_ref().cmp(b.0.path.as_ref()));
+        Ok(found)
+    }
+
+    /// Uploads bytes as the object, in one PUT.
+    pub fn put(&self, bytes: Vec<u8>) -> Result<(), EngineError> {
+        let o = self.clone();
+        block_on(async move {
+            o.store
+                .put(&o.path, PutPayload::from(bytes))
+                .await
+                .map(|_| ())
+                .map_err(|e| storage_error(&o, e))
+        })
+    }
+
+    /// Uploads a local file as the object: one PUT when small, else a multipart upload, which the
+    /// store makes visible only when complete.
+    pub fn put_file(&self, file: &Path) -> Result<(), EngineError> {
+        let size = std::fs::metadata(file)
+            .map_err(|e| storage_error(&file.display(), e))?
+            .len();
+        if size <= PART_BYTES as u64 {
+            let bytes = std::fs::read(file).map_err(|e| storage_error(&file.display(), e))?;
+            return self.put(bytes);
+        }
+        let (o, file) = (self.clone(), file.to_owned());
+        block_on(async move {
+            let fail = |e: &dyn std::fmt::Display| storage_error(&o, e);
+            let upload = o.store.put_multipart(&o.path).await.map_err(|e| fail(&e))?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            let mut reader = std::fs::File::open(&file).map_err(|e| fail(&e))?;
+            let mut buf = vec![0u8; PART_BYTES];
+            loop {
+                let n = reader.read(&mut buf).map_err(|e| fail(&e))?;
+                if n == 0 {
+                    break;
+                }
+                writer.wait_for_capacity(4).await.map_err(|e| fail(&e))?;
+                writer.write(&buf[..n]);
+            }
+            writer.finish().await.map(|_| ()).map_err(|e| fail(&e))
+        })
+    }
+
+    /// Deletes every object under this prefix.
+    pub fn remove_all(&self) -> Result<u64, EngineError> {
+        let o = self.clone();
+        block_on(async move {
+            let listing = o.store.list(Some(&o.path)).map(|m| m.map(|m| m.location));
+            let mut deleted = o.store.delete_stream(listing.boxed());
+            let mut count = 0;
+            while let Some(done) = deleted.next().await {
+                done.map_err(|e| storage_error(&o, e))?;
+                count += 1;
+            }
+            Ok(count)
+        })
+    }
+
+    /// A reader of the object that fetches byte ranges as it is read and seeks for free, for
+    /// random access.
+    pub fn reader(&self) -> Result<ObjectReader, EngineError> {
+        self.reader_with(RANDOM_READ_AHEAD)
+    }
+
+    /// The same for reading from start to end.
+    pub fn sequential_reader(&self) -> Result<ObjectReader, EngineError> {
+        self.reader_with(SEQUENTIAL_READ_AHEAD)
+    }
+
+    fn reader_with(&self, read_ahead: u64) -> Result<ObjectReader, EngineError> {
+        Ok(ObjectReader {
+            size: self.size()?,
+            object: self.clone(),
+            read_ahead,
+            position: 0,
+            buffer: Bytes::new(),
+            buffer_start: 0,
+        })
+    }
+}
+
+/// `Read + Seek` over an object: each read outside what was last fetched fetches the range from
+/// there: what the read asks for, and at least `read_ahead` bytes. Arrow's IPC reader seeks to the
+/// footer, then to each batch it is asked for, so a task fetches only the batches it needs.
+pub struct ObjectReader {
+    object: Object,
+    size: u64,
+    read_ahead: u64,
+    position: u64,
+    buffer: Bytes,
+    buffer_start: u64,
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.position >= self.size || out.is_empty() {
+            return Ok(0);
+        }
+        let buffered = self.buffer_start..self.buffer_start + self.buffer.len() as u64;
+        if !buffered.contains(&self.position) {
+            let end = (self.position + self.read_ahead.max(out.len() as u64)).min(self.size);
+            let (o, range) = (self.object.clone(), self.position..end);
+            self.buffer =
+                block_on(async move { o.get_range(range).await }).map_err(std::io::Error::other)?;
+            self.buffer_start = self.position;
+        }
+        let offset = (self.position - self.buffer_start) as usize;
+        let n = out.len().min(self.buffer.len() - offset);
+        out[..n].copy_from_slice(&self.buffer[offset..offset + n]);
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for ObjectReader {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.size.checked_add_signed(d),
+            SeekFrom::Current(d) => self.position.checked_add_signed(d),
+        };
+        self.position = target.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+        })?;
+        Ok(self.position)
+    }
+}
+
+/// Where a job's tasks hand files to each other ([`crate::spec::Execution::scratch`]). Tasks name
+/// their files by keys relative to it (`03-compare/00012-a7.pairs.arrow`), so the committed
+/// outputs that carry the keys mean the same on every worker, whatever its mount points.
+#[derive(Clone, Debug)]
+pub enum ScratchFiles {
+    Dir(PathBuf),
+    Objects(Object),
+}
+
+impl ScratchFiles {
+    /// The scratch location of a job: `.khop-scratch` under the output, or under
+    /// `execution.scratch` a directory of the job's own, `job-<hash of the output path>`: many jobs
+    /// may share one scratch location, and removing one job's files must not touch another's (two
+    /// jobs with one output would overwrite each other's outputs anyway).
+    pub fn of(spec: &JobSpec) -> Result<ScratchFiles, EngineError> {
+        let job = format!(
+            "job-{:016x}",
+            crate::hash::hash_str(&spec.output.to_string_lossy())
+        );
+        match &spec.execution.scratch {
+            Some(url) if is_url(url) => Object::at(url)?
+                .child(Path::new(&job))
+                .map(ScratchFiles::Objects),
+            Some(dir) => Ok(ScratchFiles::Dir(Path::new(dir).join(job))),
+            None => Ok(ScratchFiles::Dir(spec.output.join(".khop-scratch"))),
+        }
+    }
+
+    /// The path of a key in a scratch directory. An absolute key is taken as it is (outputs
+    /// committed before keys were relative).
+    fn local(dir: &Path, key: &Path) -> PathBuf {
+        dir.join(key)
+    }
+
+    /// Writes batches as the Arrow IPC file `key`.
+    pub fn write_ipc(
+        &self,
+        key: &Path,
+        schema: &SchemaRef,
+        batches: impl IntoIterator<Item = Result<RecordBatch, EngineError>>,
+    ) -> Result<(), EngineError> {
+        match self {
+            ScratchFiles::Dir(dir) => write_ipc(&Self::local(dir, key), schema, batches),
+            ScratchFiles::Objects(prefix) => {
+                let object = prefix.child(key)?;
+                let spool = tempfile::tempdir().map_err(|e| storage_error(&"spool", e))?;
+                let file = spool.path().join("file.arrow");
+                write_ipc(&file, schema, batches)?;
+                object.put_file(&file)
+            }
+        }
+    }
+
+    /// Writes a JSON document as the file `key`.
+    pub fn write_json(&self, key: &Path, value: &impl serde::Serialize) -> Result<(), EngineError> {
+        match self {
+            ScratchFiles::Dir(dir) => crate::output::write_json(&Self::local(dir, key), value),
+            ScratchFiles::Objects(prefix) => {
+                let object = prefix.child(key)?;
+                let mut text =
+                    serde_json::to_string_pretty(value).map_err(|e| storage_error(&object, e))?;
+                text.push('\n');
+                object.put(text.into_bytes())
+            }
+        }
+    }
+
+    /// The IPC file `key`, open for reading batches.
+    pub fn ipc(&self, key: &Path) -> Result<IpcFile, EngineError> {
+        self.open_ipc(key, None)
+    }
+
+    /// The IPC file `key` with only the columns `names` of `schema` (the file's schema) decoded.
+    pub fn ipc_columns(
+        &self,
+        key: &Path,
+        schema: &Schema,
+        names: &[&str],
+    ) -> Result<IpcFile, EngineError> {
+        let projection = names
+            .iter()
+            .map(|n| schema.index_of(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.open_ipc(key, Some(projection))
+    }
+
+    fn open_ipc(&self, key: &Path, projection: Option<Vec<usize>>) -> Result<IpcFile, EngineError> {
+        match self {
+            ScratchFiles::Dir(dir) => IpcFile::open_projected(&Self::local(dir, key), projection),
+            ScratchFiles::Objects(prefix) => {
+                let reader = prefix.child(key)?.reader()?;
+                IpcFile::from_reader(Box::new(reader), projection)
+            }
+        }
+    }
+
+    /// The text of the file `key`.
+    pub fn read_to_string(&self, key: &Path) -> Result<String, EngineError> {
+        match self {
+            ScratchFiles::Dir(dir) => {
+                let path = Self::local(dir, key);
+                std::fs::read_to_string(&path).map_err(|e| storage_error(&path.display(), e))
+            }
+            ScratchFiles::Objects(prefix) => {
+                let mut text = String::new();
+                let object = prefix.child(key)?;
+                object
+                    .sequential_reader()?
+                    .read_to_string(&mut text)
+                    .map_err(|e| storage_error(&object, e))?;
+                Ok(text)
+            }
+        }
+    }
+
+    /// Removes every scratch file of the job.
+    pub fn remove_all(&self) -> Result<(), EngineError> {
+        match self {
+            ScratchFiles::Dir(dir) => match std::fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(storage_error(&dir.display(), e))
+                }
+                _ => Ok(()),
+            },
+            ScratchFiles::Objects(prefix) => prefix.remove_all().map(|_| ()),
+        }
+    }
+}
+
+impl std::fmt::Display for ScratchFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScratchFiles::Dir(dir) => write!(f, "{}", dir.display()),
+            ScratchFiles::Objects(prefix) => write!(f, "{prefix}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_store_urls_are_checked_without_connecting() {
+        assert!(check_url("s3://bucket/some/prefix").is_ok());
+        assert!(check_url("s3://bucket").is_ok());
+        let refused = |url: &str, why: &str| {
+            let e = check_url(url).unwrap_err();
+            assert!(e.contains(why), "{url}: {e}");
+        };
+        refused("gs://bucket/x", "scheme `gs` is not supported");
+        refused("ftp://host/x", "scheme `ftp` is not supported");
+        refused("s3:///no-bucket", "no bucket");
+        refused("s3//bucket", "relative URL");
+        assert!(is_url("s3://b/k") && !is_url("/data/people.parquet"));
+    }
+
+    fn in_memory(prefix: &str) -> Object {
+        Object {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            bucket: ObjectStoreUrl::parse("memory://").unwrap(),
+            path: ObjectPath::from(prefix),
+        }
+    }
+
+    #[test]
+    fn an_object_reads_like_a_file_whatever_the_seeks() {
+        let object = in_memory("data/blob");
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        object.put(bytes.clone()).unwrap();
+        for read_ahead in [1, 7, 4096, 1 << 20] {
+            let mut reader = object.reader_with(read_ahead).unwrap();
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).unwrap();
+            assert_eq!(all, bytes, "read_ahead {read_ahead}");
+            for (to, at) in [
+                (SeekFrom::Start(9_990), 9_990),
+                (SeekFrom::End(-5_000), 5_000),
+                (SeekFrom::Start(3), 3),
+            ] {
+                assert_eq!(reader.seek(to).unwrap(), at);
+                let mut some = vec![0; 13];
+                let n = reader.read(&mut some).unwrap();
+                assert!(n > 0 && n <= 13);
+                assert_eq!(&some[..n], &bytes[at as usize..at as usize + n]);
+                // Back to where the read began: the same bytes again.
+                assert_eq!(reader.seek(SeekFrom::Current(-(n as i64))).unwrap(), at);
+                let mut again = vec![0; n];
+                reader.read_exact(&mut again).unwrap();
+                assert_eq!(again, some[..n]);
+            }
+            assert!(reader.seek(SeekFrom::Current(-100)).is_err());
+            reader.seek(SeekFrom::End(0)).unwrap();
+            assert_eq!(reader.read(&mut [0; 4]).unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn scratch_files_in_a_store_are_written_whole_read_by_batch_and_removed() {
+        use arrow::array::{ArrayRef, UInt64Array};
+        use arrow::datatypes::{DataType, Field};
+        let files = ScratchFiles::Objects(in_memory("scratch/job-1"));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::UInt64, false),
+            Field::new("b", DataType::UInt64, false),
+        ]));
+        let batch = |from: u64| {
+            let column = |k: u64| {
+                Arc::new(UInt64Array::from_iter_values(
+                    (from..from + 1000).map(|i| i * k),
+                )) as ArrayRef
+            };
+            Ok(RecordBatch::try_new(schema.clone(), vec![column(1), column(3)]).unwrap())
+        };
+        let key = Path::new("03-compare/00001-a2.pairs.arrow");
+        files
+            .write_ipc(key, &schema, (0..5).map(|i| batch(i * 1000)))
+            .unwrap();
+        files
+            .write_json(Path::new("04-train/00000-a3.tf.json"), &[1, 2])
+            .unwrap();
+        let mut file = files.ipc(key).unwrap();
+        assert_eq!(file.batches(), 5);
+        assert_eq!(file.batch(3).unwrap(), batch(3000).unwrap());
+        assert_eq!(file.batch(1).unwrap(), batch(1000).unwrap());
+        let b = files
+            .ipc_columns(key, &schema, &["b"])
+            .unwrap()
+            .read_all()
+            .unwrap();
+        assert_eq!(b.len(), 5);
+        assert_eq!(b[4].num_columns(), 1);
+        assert_eq!(
+            files
+                .read_to_string(Path::new("04-train/00000-a3.tf.json"))
+                .unwrap()
+                .split_whitespace()
+                .collect::<String>(),
+            "[1,2]"
+        );
+        let ScratchFiles::Objects(prefix) = &files else {
+            unreachable!()
+        };
+        assert_eq!(prefix.list().unwrap().len(), 2);
+        files.remove_all().unwrap();
+        assert!(prefix.list().unwrap().is_empty());
+        assert!(files.ipc(key).is_err());
+    }
+
+    #[test]
+    fn keys_under_a_prefix_are_plain_relative_paths() {
+        let prefix = Object::at_with_own_store("s3://bucket/jobs/j1").unwrap();
+        let child = prefix
+            .child(Path::new("03-compare/00012-a7.pairs.arrow"))
+            .unwrap();
+        assert_eq!(
+            child.to_string(),
+            "s3://bucket/jobs/j1/03-compare/00012-a7.pairs.arrow"
+        );
+        assert!(prefix.child(Path::new("/etc/passwd")).is_err());
+        assert!(prefix.child(Path::new("../other")).is_err());
+    }
+}

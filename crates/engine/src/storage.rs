@@ -27,7 +27,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::EngineError;
 use crate::exchange::{IpcFile, write_ipc};
@@ -311,9 +311,32 @@ impl Object {
     }
 
     /// A reader of the object that fetches byte ranges as it is read and seeks for free, for
-    /// random access.
+    /// random access. Its first request fetches the object's tail, which tells its size too (an IPC
+    /// reader reads the footer first): one round trip where a HEAD and a GET would take two.
     pub fn reader(&self) -> Result<ObjectReader, EngineError> {
-        self.reader_with(RANDOM_READ_AHEAD)
+        let o = self.clone();
+        let (size, tail) = block_on(async move {
+            let options = GetOptions {
+                range: Some(GetRange::Suffix(RANDOM_READ_AHEAD)),
+                ..GetOptions::default()
+            };
+            let got = o
+                .store
+                .get_opts(&o.path, options)
+                .await
+                .map_err(|e| storage_error(&o, e))?;
+            let size = got.meta.size;
+            let tail = got.bytes().await.map_err(|e| storage_error(&o, e))?;
+            Ok((size, tail))
+        })?;
+        Ok(ObjectReader {
+            object: self.clone(),
+            size,
+            read_ahead: RANDOM_READ_AHEAD,
+            position: 0,
+            buffer_start: size.saturating_sub(tail.len() as u64),
+            buffer: tail,
+        })
     }
 
     /// The same for reading from start to end.
@@ -548,16 +571,24 @@ mod tests {
     #[test]
     fn an_object_reads_like_a_file_whatever_the_seeks() {
         let object = in_memory("data/blob");
-        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        // Larger than the tail a random-access reader fetches first.
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
         object.put(bytes.clone()).unwrap();
-        for read_ahead in [1, 7, 4096, 1 << 20] {
-            let mut reader = object.reader_with(read_ahead).unwrap();
+        let readers = [
+            object.reader().unwrap(),
+            object.reader_with(1).unwrap(),
+            object.reader_with(7).unwrap(),
+            object.reader_with(4096).unwrap(),
+            object.sequential_reader().unwrap(),
+        ];
+        for (i, mut reader) in readers.into_iter().enumerate() {
             let mut all = Vec::new();
             reader.read_to_end(&mut all).unwrap();
-            assert_eq!(all, bytes, "read_ahead {read_ahead}");
+            assert!(all == bytes, "reader {i}");
             for (to, at) in [
-                (SeekFrom::Start(9_990), 9_990),
-                (SeekFrom::End(-5_000), 5_000),
+                (SeekFrom::Start(199_990), 199_990),
+                (SeekFrom::End(-5_000), 195_000),
+                (SeekFrom::Start(100_000), 100_000),
                 (SeekFrom::Start(3), 3),
             ] {
                 assert_eq!(reader.seek(to).unwrap(), at);

@@ -24,7 +24,8 @@ pub(crate) enum Command {
     Demo(cmd::demo::Args),
     /// Generate a synthetic population database and civil-servant database with ground truth.
     Datagen(cmd::datagen::Args),
-    /// Run a linkage job in-process (the embedded default) and write its outputs.
+    /// Run a linkage job in-process (the embedded default: one coordinator and one worker in this
+    /// process) and write its outputs.
     Link(cmd::link::Args),
     /// Precision, recall and F1 of a job's outputs against a truth table.
     Eval(cmd::eval::Args),
@@ -47,14 +48,20 @@ pub(crate) enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // The long-running roles log what they do; the commands that run a job here show progress bars
+    // and a summary instead (their in-process coordinator and worker only warn).
+    let default_level = match cli.command {
+        Command::Demo(_) | Command::Link(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KHOP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Datagen(args) => cmd::datagen::run(args),

@@ -406,6 +406,42 @@ impl Drop for Cluster {
     }
 }
 
+/// `khop link` runs the cluster's code path in one process; the engine's `run_job` (no Raft, no gRPC,
+/// what the engine's own tests run) runs the same tasks: the same files, byte for byte.
+#[test]
+fn khop_link_writes_what_the_engine_alone_writes() {
+    let reference = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&reference.job).unwrap();
+    let mut spec = khop_engine::JobSpec::from_toml(&text, reference.job.parent().unwrap()).unwrap();
+    spec.output = dir.path().join("engine");
+    khop_engine::run_job(&spec, &khop_engine::Silent).unwrap();
+    let files = |root: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        for d in ["pairs", "clusters", "reconciliation", "rejects"] {
+            for entry in std::fs::read_dir(root.join(d)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                files.push((format!("{d}/{name}"), std::fs::read(&path).unwrap()));
+            }
+        }
+        files.push((
+            "model.json".into(),
+            std::fs::read(root.join("model.json")).unwrap(),
+        ));
+        files.sort();
+        files
+    };
+    let (linked, alone) = (files(&reference.output), files(&spec.output));
+    assert_eq!(
+        linked.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        alone.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for ((name, a), (_, b)) in linked.iter().zip(&alone) {
+        assert!(a == b, "{name}: khop link and run_job differ");
+    }
+}
+
 #[test]
 fn three_coordinators_and_three_workers_run_a_job() {
     let _serial = serial();

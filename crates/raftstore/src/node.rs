@@ -159,6 +159,20 @@ impl<S: StateMachine> Node<S> {
     }
 
     pub(crate) fn run(mut self) {
+        // A sole voter (a fresh seed, `khop link`'s in-process coordinator) would win its election
+        // anyway, after an election timeout of nothing: it campaigns at once, and commits its
+        // term's first entry before anyone sees it lead.
+        if self.conf_state.voters == [self.cfg.id]
+            && self.conf_state.learners.is_empty()
+            && let Err(e) = self
+                .raw
+                .campaign()
+                .map_err(|e| RaftError::Storage(format!("campaign: {e}")))
+                .and_then(|()| self.on_ready())
+        {
+            tracing::warn!(node = self.cfg.id, error = %e, "no campaign at start");
+        }
+        self.publish_status();
         let tick = self.cfg.tick;
         let mut next_tick = Instant::now() + tick;
         'main: loop {

@@ -84,47 +84,57 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("{}", path.display()))
 }
 
-pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
-    let spec_toml = std::fs::read_to_string(&args.job)
-        .with_context(|| format!("reading {}", args.job.display()))?;
-    let job = absolute(&args.job)?;
+/// A job spec file made into a submission: its text, its directory as the base of relative paths,
+/// and the output (absolute paths, which every node resolves the same way).
+pub(crate) fn submission(
+    job: &Path,
+    output: Option<&Path>,
+    name: Option<String>,
+) -> anyhow::Result<v1::SubmitJobRequest> {
+    let spec_toml =
+        std::fs::read_to_string(job).with_context(|| format!("reading {}", job.display()))?;
+    let job = absolute(job)?;
     let base_dir = job
         .parent()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let output = args
-        .output
-        .as_deref()
+    let output = output
         .map(absolute)
         .transpose()?
         .map(|o| o.display().to_string());
-    let name = args.name.unwrap_or_else(|| {
+    let name = name.unwrap_or_else(|| {
         job.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
+    Ok(v1::SubmitJobRequest {
+        spec_toml,
+        output,
+        name,
+        base_dir,
+        // One id for this submit, sent again on every retry: a retry never queues a second job.
+        request_id: Some(khop_client::new_request_id()),
+    })
+}
+
+/// Submits a job; its id.
+pub(crate) async fn submit_job(
+    coordinators: &Coordinators,
+    request: v1::SubmitJobRequest,
+) -> anyhow::Result<String> {
+    let reply = call!(coordinators, jobs, submit_job, request)?;
+    Ok(reply.job_id)
+}
+
+pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
+    let request = submission(&args.job, args.output.as_deref(), args.name)?;
     let coordinators = args.remote.connect()?;
-    // One id for this submit, sent again on every retry: a retry never queues a second job.
-    let request_id = Some(khop_client::new_request_id());
-    let reply = runtime()?.block_on(async {
-        call!(
-            coordinators,
-            jobs,
-            submit_job,
-            v1::SubmitJobRequest {
-                spec_toml,
-                output,
-                name,
-                base_dir,
-                request_id,
-            }
-        )
-    })?;
-    println!("{}", reply.job_id);
+    let id = runtime()?.block_on(submit_job(&coordinators, request))?;
+    println!("{id}");
     Ok(())
 }
 
-fn state_name(state: i32) -> String {
+pub(crate) fn state_name(state: i32) -> String {
     v1::JobState::try_from(state)
         .map(|s| {
             s.as_str_name()
@@ -234,63 +244,70 @@ pub struct JobArgs {
     remote: Remote,
 }
 
+/// Follows a job until it ends, driving a progress bar per stage; the job as it ended.
+pub(crate) async fn follow_job(
+    coordinators: &Coordinators,
+    job_id: &str,
+    bars: &super::progress::Bars,
+) -> anyhow::Result<v1::Job> {
+    use khop_engine::Progress as _;
+    let mut shown: Vec<(String, u32)> = Vec::new();
+    let mut current: Option<String> = None;
+    loop {
+        let request = v1::WatchJobRequest {
+            job_id: job_id.to_string(),
+        };
+        let mut stream = call!(coordinators, jobs, watch_job, request)?;
+        let mut last = None;
+        // A stream that breaks (leader change) is opened again.
+        while let Ok(Some(event)) = stream.message().await {
+            let Some(job) = event.job else { continue };
+            for stage in &job.stages {
+                let started =
+                    stage.tasks_total > 0 && (stage.tasks_done > 0 || stage.tasks_running > 0);
+                if !started && stage.state != v1::JobState::Succeeded as i32 {
+                    continue;
+                }
+                if current.as_deref() != Some(&stage.name)
+                    && !shown.iter().any(|(n, _)| n == &stage.name)
+                {
+                    if let Some(done) = current.take() {
+                        bars.finish(&done);
+                    }
+                    bars.start(&stage.name, Some(u64::from(stage.tasks_total)));
+                    shown.push((stage.name.clone(), 0));
+                    current = Some(stage.name.clone());
+                }
+                if let Some(entry) = shown.iter_mut().find(|(n, _)| n == &stage.name)
+                    && current.as_deref() == Some(&stage.name)
+                    && stage.tasks_done > entry.1
+                {
+                    bars.advance(u64::from(stage.tasks_done - entry.1));
+                    entry.1 = stage.tasks_done;
+                }
+            }
+            last = Some(job);
+        }
+        if let Some(job) = last.filter(|j| {
+            matches!(
+                v1::JobState::try_from(j.state),
+                Ok(v1::JobState::Succeeded | v1::JobState::Failed | v1::JobState::Cancelled)
+            )
+        }) {
+            if let Some(done) = current.take() {
+                bars.finish(&done);
+            }
+            return Ok::<_, anyhow::Error>(job);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Follows a job until it ends: a progress bar per stage. Fails unless the job succeeds.
 pub fn watch(args: JobArgs) -> anyhow::Result<()> {
-    use khop_engine::Progress as _;
     let coordinators = args.remote.connect()?;
     let bars = super::progress::Bars::new();
-    let last = runtime()?.block_on(async {
-        let mut shown: Vec<(String, u32)> = Vec::new();
-        let mut current: Option<String> = None;
-        loop {
-            let request = v1::WatchJobRequest {
-                job_id: args.job.clone(),
-            };
-            let mut stream = call!(coordinators, jobs, watch_job, request)?;
-            let mut last = None;
-            // A stream that breaks (leader change) is opened again.
-            while let Ok(Some(event)) = stream.message().await {
-                let Some(job) = event.job else { continue };
-                for stage in &job.stages {
-                    let started =
-                        stage.tasks_total > 0 && (stage.tasks_done > 0 || stage.tasks_running > 0);
-                    if !started && stage.state != v1::JobState::Succeeded as i32 {
-                        continue;
-                    }
-                    if current.as_deref() != Some(&stage.name)
-                        && !shown.iter().any(|(n, _)| n == &stage.name)
-                    {
-                        if let Some(done) = current.take() {
-                            bars.finish(&done);
-                        }
-                        bars.start(&stage.name, Some(u64::from(stage.tasks_total)));
-                        shown.push((stage.name.clone(), 0));
-                        current = Some(stage.name.clone());
-                    }
-                    if let Some(entry) = shown.iter_mut().find(|(n, _)| n == &stage.name)
-                        && current.as_deref() == Some(&stage.name)
-                        && stage.tasks_done > entry.1
-                    {
-                        bars.advance(u64::from(stage.tasks_done - entry.1));
-                        entry.1 = stage.tasks_done;
-                    }
-                }
-                last = Some(job);
-            }
-            if let Some(job) = last.filter(|j| {
-                matches!(
-                    v1::JobState::try_from(j.state),
-                    Ok(v1::JobState::Succeeded | v1::JobState::Failed | v1::JobState::Cancelled)
-                )
-            }) {
-                if let Some(done) = current.take() {
-                    bars.finish(&done);
-                }
-                return Ok::<_, anyhow::Error>(job);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })?;
+    let last = runtime()?.block_on(follow_job(&coordinators, &args.job, &bars))?;
     print_job(&last);
     if last.state != v1::JobState::Succeeded as i32 {
         bail!("job {} is {}", last.id, state_name(last.state));

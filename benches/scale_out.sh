@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Scale-out: the same link job run embedded (`khop link`) and on a local cluster of 3 coordinators and W
-# workers, for each W. Prints, per run: wall seconds, input records per second, speed-up and efficiency
-# per worker against the 1-worker cluster, peak memory of the busiest process, the scheduling overhead,
-# and whether the outputs equal the embedded run's byte for byte.
+# Scale-out: the same link job run by the engine alone (`khop link --direct`: no Raft, no gRPC; the row
+# labelled `embedded`) and on a local cluster of 3 coordinators and W workers, for each W. Prints, per
+# run: wall seconds, input records per second, speed-up and efficiency per worker against the 1-worker
+# cluster, peak memory of the busiest process, the scheduling overhead, and whether the outputs equal
+# the embedded run's byte for byte.
 #
 #   benches/scale_out.sh [POP] [CS]        default 1,000,000 population and 25,000 civil servants
 #
@@ -69,7 +70,7 @@ peak_mib() { awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); printf "%.
 # --- embedded -----------------------------------------------------------------------------------------
 rm -rf "$out/embedded"
 start=$(date +%s.%N)
-/usr/bin/time -v "$khop" link "$job" --output "$out/embedded" --threads "$threads" \
+/usr/bin/time -v "$khop" link --direct "$job" --output "$out/embedded" --threads "$threads" \
   >"$out/embedded.log" 2>"$out/embedded.time" || die "embedded link failed: $out/embedded.time"
 end=$(date +%s.%N)
 embedded_wall=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }')

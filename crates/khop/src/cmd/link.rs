@@ -23,6 +23,10 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Run the engine's stages directly, without the in-process coordinator and worker (no Raft, no
+    /// gRPC): the same outputs; the baseline benches/scale_out.sh measures scheduling against.
+    #[arg(long)]
+    direct: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -52,21 +56,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     {
         tracing::warn!("--threads {threads}: {e}");
     }
-    let request = super::remote::submission(&args.job, args.output.as_deref(), None)?;
-    let job = run_in_process(request, u32::try_from(threads).unwrap_or(u32::MAX))?;
-    if job.state != v1::JobState::Succeeded as i32 {
-        bail!(
-            "the job is {}: {}",
-            super::remote::state_name(job.state),
-            job.error
-        );
-    }
-    let output = std::path::absolute(&spec.output)?;
-    let summary: Summary = serde_json::from_slice(
-        &std::fs::read(output.join("summary.json"))
-            .with_context(|| format!("reading {}/summary.json", output.display()))?,
-    )
-    .context("summary.json")?;
+    let summary = if args.direct {
+        spec.execution.threads = threads;
+        khop_engine::run_job(&spec, &super::progress::Bars::new())?
+    } else {
+        let request = super::remote::submission(&args.job, args.output.as_deref(), None)?;
+        let job = run_in_process(request, u32::try_from(threads).unwrap_or(u32::MAX))?;
+        if job.state != v1::JobState::Succeeded as i32 {
+            bail!(
+                "the job is {}: {}",
+                super::remote::state_name(job.state),
+                job.error
+            );
+        }
+        let output = std::path::absolute(&spec.output)?;
+        serde_json::from_slice::<Summary>(
+            &std::fs::read(output.join("summary.json"))
+                .with_context(|| format!("reading {}/summary.json", output.display()))?,
+        )
+        .context("summary.json")?
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());

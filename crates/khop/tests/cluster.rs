@@ -407,7 +407,8 @@ impl Drop for Cluster {
 }
 
 /// `khop link` runs the cluster's code path in one process; the engine's `run_job` (no Raft, no gRPC,
-/// what the engine's own tests run) runs the same tasks: the same files, byte for byte.
+/// what the engine's own tests run) runs the same tasks: the same files, byte for byte, with one
+/// in-process worker or three.
 #[test]
 fn khop_link_writes_what_the_engine_alone_writes() {
     let reference = reference();
@@ -432,13 +433,25 @@ fn khop_link_writes_what_the_engine_alone_writes() {
         files.sort();
         files
     };
-    let (linked, alone) = (files(&reference.output), files(&spec.output));
-    assert_eq!(
-        linked.iter().map(|f| &f.0).collect::<Vec<_>>(),
-        alone.iter().map(|f| &f.0).collect::<Vec<_>>()
+    // And with three in-process workers sharing the slots.
+    let three = dir.path().join("three");
+    run_ok(
+        Command::new(KHOP)
+            .arg("link")
+            .arg(&reference.job)
+            .args(["--workers", "3", "--output"])
+            .arg(&three),
     );
-    for ((name, a), (_, b)) in linked.iter().zip(&alone) {
-        assert!(a == b, "{name}: khop link and run_job differ");
+    let alone = files(&spec.output);
+    for (what, root) in [("khop link", &reference.output), ("--workers 3", &three)] {
+        let linked = files(root);
+        assert_eq!(
+            linked.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            alone.iter().map(|f| &f.0).collect::<Vec<_>>()
+        );
+        for ((name, a), (_, b)) in linked.iter().zip(&alone) {
+            assert!(a == b, "{name}: {what} and run_job differ");
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `khop link`: runs a job on the embedded default and prints its summary. The embedded default is the
 //! cluster's own code path in one process: one coordinator (a one-voter Raft group persisted in a
-//! temporary directory) and one worker with a slot per thread, on a 127.0.0.1 port with a token made
+//! temporary directory) and `--workers` workers (one by default) sharing a slot per thread, on a
+//! 127.0.0.1 port with a token made
 //! for the run; the job is submitted and followed over gRPC like any other, so what `khop link` does
 //! is what a cluster does.
 
@@ -23,6 +24,10 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Workers in the process; the threads' slots are shared out among them. The outputs do not
+    /// depend on it.
+    #[arg(long, default_value_t = 1)]
+    workers: u32,
     /// Run the engine's stages directly, without the in-process coordinator and worker (no Raft, no
     /// gRPC): the same outputs; the baseline benches/scale_out.sh measures scheduling against.
     #[arg(long)]
@@ -61,7 +66,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         khop_engine::run_job(&spec, &super::progress::Bars::new())?
     } else {
         let request = super::remote::submission(&args.job, args.output.as_deref(), None)?;
-        let job = run_in_process(request, u32::try_from(threads).unwrap_or(u32::MAX))?;
+        let slots = u32::try_from(threads).unwrap_or(u32::MAX);
+        let job = run_in_process(request, args.workers, slots)?;
         if job.state != v1::JobState::Succeeded as i32 {
             bail!(
                 "the job is {}: {}",
@@ -120,9 +126,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts a coordinator and a worker on this process's runtime, submits the job, follows it to its
-/// end, and stops both.
-fn run_in_process(request: v1::SubmitJobRequest, slots: u32) -> anyhow::Result<v1::Job> {
+/// Starts a coordinator and `workers` workers (`slots` shared out among them) on this process's
+/// runtime, submits the job, follows it to its end, and stops them.
+fn run_in_process(
+    request: v1::SubmitJobRequest,
+    workers: u32,
+    slots: u32,
+) -> anyhow::Result<v1::Job> {
+    if workers == 0 {
+        bail!("--workers: at least 1");
+    }
     let raft_dir = tempfile::tempdir().context("a directory for the Raft log")?;
     let listen = std::net::TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
@@ -138,10 +151,11 @@ fn run_in_process(request: v1::SubmitJobRequest, slots: u32) -> anyhow::Result<v
         tokens: khop_coordinator::Tokens::single(&token),
         settings: khop_coordinator::Settings::default(),
     };
-    let worker = khop_worker::Config {
+    let worker = |n: u32| khop_worker::Config {
         coordinators: vec![address.clone()],
-        slots,
-        name: "embedded".into(),
+        // Worker n gets its share of the slots, the first ones the remainder; each at least one.
+        slots: (slots / workers + u32::from(n < slots % workers)).max(1),
+        name: format!("embedded-{n}"),
         token: Some(token.clone()),
         task_delay: std::time::Duration::ZERO,
     };
@@ -151,28 +165,40 @@ fn run_in_process(request: v1::SubmitJobRequest, slots: u32) -> anyhow::Result<v
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let (stop_coordinator, coordinator_stopped) = tokio::sync::oneshot::channel::<()>();
-        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
         let coordinator = tokio::spawn(khop_coordinator::serve(coordinator, async {
             let _ = coordinator_stopped.await;
         }));
-        let worker = tokio::spawn(khop_worker::run(worker, async {
-            let _ = worker_stopped.await;
-        }));
+        let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+        let running: Vec<_> = (0..workers)
+            .map(|n| {
+                let mut stopped = workers_stopped.clone();
+                tokio::spawn(khop_worker::run(worker(n), async move {
+                    let _ = stopped.wait_for(|&stop| stop).await;
+                }))
+            })
+            .collect();
         let followed = async {
-            let coordinators = khop_client::Coordinators::new(&[address], Some(&token))
-                .map_err(anyhow::Error::msg)?;
+            let coordinators =
+                khop_client::Coordinators::new(std::slice::from_ref(&address), Some(&token))
+                    .map_err(anyhow::Error::msg)?;
             let id = super::remote::submit_job(&coordinators, request).await?;
             let bars = super::progress::Bars::new();
             super::remote::follow_job(&coordinators, &id, &bars).await
         }
         .await;
-        let _ = stop_worker.send(());
+        let _ = stop_workers.send(true);
+        let mut ended = Vec::new();
+        for worker in running {
+            ended.push(worker.await);
+        }
         let _ = stop_coordinator.send(());
-        let (worker, coordinator) = (worker.await, coordinator.await);
+        let coordinator = coordinator.await;
         let job = followed?;
-        worker
-            .context("the worker")?
-            .map_err(|e| anyhow::anyhow!("the worker: {e}"))?;
+        for worker in ended {
+            worker
+                .context("a worker")?
+                .map_err(|e| anyhow::anyhow!("a worker: {e}"))?;
+        }
         coordinator
             .context("the coordinator")?
             .map_err(|e| anyhow::anyhow!("the coordinator: {e}"))?;

@@ -47,6 +47,9 @@ pub struct Config {
 /// An attempt this worker holds: running, or finished and being reported.
 struct Held {
     term: u64,
+    /// The task has ended and its report is on its way: a cancel that crosses the report (the
+    /// coordinators committed it, or gave up on the attempt) stops nothing.
+    ended: bool,
 }
 
 /// What a task thread hands back.
@@ -189,13 +192,23 @@ async fn work(
                     {
                         let mut s = lock(state);
                         for attempt in &reply.cancel {
-                            if s.held.remove(attempt).is_some() {
-                                tracing::info!(attempt = %attempt, "attempt cancelled");
+                            match s.held.remove(attempt) {
+                                Some(h) if h.ended => tracing::debug!(
+                                    attempt = %attempt,
+                                    "the coordinators no longer hold this ended attempt"
+                                ),
+                                Some(_) => tracing::info!(attempt = %attempt, "attempt cancelled"),
+                                None => {}
                             }
                         }
                         for task in &reply.tasks {
-                            s.held
-                                .insert(task.attempt_id.clone(), Held { term: task.term });
+                            s.held.insert(
+                                task.attempt_id.clone(),
+                                Held {
+                                    term: task.term,
+                                    ended: false,
+                                },
+                            );
                         }
                     }
                     for task in reply.tasks {
@@ -335,11 +348,15 @@ async fn report_loop(
         let wake = Arc::clone(&wake);
         tokio::spawn(async move {
             let held = {
-                let s = lock(&state);
-                s.generation == finished.generation
-                    && s.held
-                        .get(&finished.attempt_id)
-                        .is_some_and(|h| h.term == finished.term)
+                let mut s = lock(&state);
+                let generation = s.generation;
+                match s.held.get_mut(&finished.attempt_id) {
+                    Some(h) if generation == finished.generation && h.term == finished.term => {
+                        h.ended = true;
+                        true
+                    }
+                    _ => false,
+                }
             };
             if held {
                 report(&coordinators, &finished).await;

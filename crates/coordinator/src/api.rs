@@ -65,7 +65,7 @@ fn plan_submission(req: &v1::SubmitJobRequest) -> Result<(JobSpec, Plan), Error>
                 .iter()
                 .map(|s| ("execution.scratch", s.clone())),
         )
-        .find(|(_, p)| !p.contains("://") && Path::new(p).is_relative());
+        .find(|(_, p)| !khop_engine::storage::is_url(p) && Path::new(p).is_relative());
     if let Some((field, path)) = relative {
         return Err(Error::InvalidArgument(format!(
             "{field}: {path:?} is relative and no base_dir was given: use absolute paths"

@@ -129,6 +129,7 @@ pub fn row_groups(input: &Input, file: &str) -> Result<Vec<u64>, EngineError> {
         let object = Object::at(file).map_err(|e| error(e.to_string()))?;
         storage::block_on(async move { parquet_footer(&object).await })
             .map_err(|e| error(e.to_string()))?
+            .1
     } else {
         let reader = std::fs::File::open(file).map_err(|e| error(e.to_string()))?;
         ArrowReaderMetadata::load(&reader, ArrowReaderOptions::default())
@@ -303,8 +304,8 @@ pub fn scan(
     let (store_url, object, location, size, metadata) = if storage::is_url(file) {
         let object = Object::at_with_own_store(file).map_err(|e| error(e.to_string()))?;
         let (size, metadata) = runtime
-            .block_on(async { Ok((object.head().await?, parquet_footer(&object).await?)) })
-            .map_err(|e: EngineError| error(e.to_string()))?;
+            .block_on(parquet_footer(&object))
+            .map_err(|e| error(e.to_string()))?;
         let location = object.path.to_string();
         (
             object.bucket.clone(),
@@ -411,26 +412,42 @@ pub fn scan(
     })
 }
 
-/// The metadata in a Parquet object's footer, fetched by two ranged reads: the footer's length, then
-/// the footer.
-async fn parquet_footer(object: &Object) -> Result<ArrowReaderMetadata, EngineError> {
+/// Bytes of a Parquet object's tail fetched first: the footer of the job's inputs (a few row groups
+/// of a few columns) fits, so one request usually brings the size and the whole footer.
+const PARQUET_TAIL: u64 = 64 << 10;
+
+/// A Parquet object's size and the metadata in its footer: the tail first (which tells the size),
+/// then the rest of the footer if the tail did not hold it all.
+async fn parquet_footer(object: &Object) -> Result<(u64, ArrowReaderMetadata), EngineError> {
+    parquet_footer_from(object, PARQUET_TAIL).await
+}
+
+async fn parquet_footer_from(
+    object: &Object,
+    tail_bytes: u64,
+) -> Result<(u64, ArrowReaderMetadata), EngineError> {
     let bad = |m: &dyn std::fmt::Display| EngineError::Other(format!("{object}: {m}"));
-    let size = object.head().await?;
-    if size < 12 {
+    let (size, tail) = object.tail(tail_bytes).await?;
+    if size < 12 || tail.len() < 8 {
         return Err(bad(&"too short for a Parquet file"));
     }
-    let tail = object.get_range(size - 8..size).await?;
-    if &tail[4..] != b"PAR1" {
+    let end = &tail[tail.len() - 8..];
+    if &end[4..] != b"PAR1" {
         return Err(bad(&"not a Parquet file (no PAR1 at its end)"));
     }
-    let length = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    let length = u64::from(u32::from_le_bytes([end[0], end[1], end[2], end[3]]));
     if length + 12 > size {
         return Err(bad(&"a Parquet footer longer than the file"));
     }
-    let footer = object.get_range(size - 8 - length..size - 8).await?;
+    let footer = if length + 8 <= tail.len() as u64 {
+        tail.slice(tail.len() - 8 - length as usize..tail.len() - 8)
+    } else {
+        object.get_range(size - 8 - length..size - 8).await?
+    };
     let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| bad(&e))?;
-    ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::default())
-        .map_err(|e| bad(&e))
+    let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::default())
+        .map_err(|e| bad(&e))?;
+    Ok((size, metadata))
 }
 
 /// A text column of a scanned batch.
@@ -525,6 +542,56 @@ mod tests {
         );
         assert_eq!(cut(&[7, 7, 7], 1 << 40), [(0, 3, 0, 21)]);
         assert!(cut(&[], 10).is_empty());
+    }
+
+    /// The footer of a Parquet object, whether the first request's tail holds all of it or only its
+    /// end: the same row groups as the file's own reader sees.
+    #[test]
+    fn a_parquet_footer_is_read_from_an_object_s_tail() {
+        use arrow::array::UInt64Array;
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::UInt64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(UInt64Array::from_iter_values(0..10_000)) as ArrayRef],
+        )
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(1_000))
+            .build();
+        let mut bytes = Vec::new();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let object = Object {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            bucket: ObjectStoreUrl::parse("memory://").unwrap(),
+            path: "in/people.parquet".into(),
+        };
+        object.put(bytes.clone()).unwrap();
+        let groups = |m: &ArrowReaderMetadata| -> Vec<i64> {
+            m.metadata()
+                .row_groups()
+                .iter()
+                .map(|g| g.num_rows())
+                .collect()
+        };
+        for tail in [12, 64, PARQUET_TAIL] {
+            let o = object.clone();
+            let (size, metadata) =
+                storage::block_on(async move { parquet_footer_from(&o, tail).await }).unwrap();
+            assert_eq!(size, bytes.len() as u64);
+            assert_eq!(groups(&metadata), vec![1_000; 10], "tail of {tail} bytes");
+        }
+        let not_parquet = Object {
+            path: "in/notes.parquet".into(),
+            ..object.clone()
+        };
+        not_parquet
+            .put(b"not a parquet file at all".to_vec())
+            .unwrap();
+        let e = storage::block_on(async move { parquet_footer(&not_parquet).await }).unwrap_err();
+        assert!(e.to_string().contains("no PAR1"), "{e}");
     }
 
     #[test]

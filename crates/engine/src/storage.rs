@@ -221,6 +221,24 @@ impl Object {
             .map_err(|e| storage_error(self, e))
     }
 
+    /// The object's size and its last `bytes` bytes (all of it when smaller), in one request, from a
+    /// runtime the caller drives: what a reader of a file that keeps its index at its end (IPC,
+    /// Parquet) needs first.
+    pub async fn tail(&self, bytes: u64) -> Result<(u64, Bytes), EngineError> {
+        let options = GetOptions {
+            range: Some(GetRange::Suffix(bytes)),
+            ..GetOptions::default()
+        };
+        let got = self
+            .store
+            .get_opts(&self.path, options)
+            .await
+            .map_err(|e| storage_error(self, e))?;
+        let size = got.meta.size;
+        let tail = got.bytes().await.map_err(|e| storage_error(self, e))?;
+        Ok((size, tail))
+    }
+
     /// The objects under this prefix (the prefix itself when it is an object), sorted by path.
     pub fn list(&self) -> Result<Vec<(Object, u64)>, EngineError> {
         let o = self.clone();
@@ -315,20 +333,7 @@ impl Object {
     /// reader reads the footer first): one round trip where a HEAD and a GET would take two.
     pub fn reader(&self) -> Result<ObjectReader, EngineError> {
         let o = self.clone();
-        let (size, tail) = block_on(async move {
-            let options = GetOptions {
-                range: Some(GetRange::Suffix(RANDOM_READ_AHEAD)),
-                ..GetOptions::default()
-            };
-            let got = o
-                .store
-                .get_opts(&o.path, options)
-                .await
-                .map_err(|e| storage_error(&o, e))?;
-            let size = got.meta.size;
-            let tail = got.bytes().await.map_err(|e| storage_error(&o, e))?;
-            Ok((size, tail))
-        })?;
+        let (size, tail) = block_on(async move { o.tail(RANDOM_READ_AHEAD).await })?;
         Ok(ObjectReader {
             object: self.clone(),
             size,
@@ -528,15 +533,6 @@ impl ScratchFiles {
                 _ => Ok(()),
             },
             ScratchFiles::Objects(prefix) => prefix.remove_all().map(|_| ()),
-        }
-    }
-}
-
-impl std::fmt::Display for ScratchFiles {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ScratchFiles::Dir(dir) => write!(f, "{}", dir.display()),
-            ScratchFiles::Objects(prefix) => write!(f, "{prefix}"),
         }
     }
 }

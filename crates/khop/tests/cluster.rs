@@ -21,11 +21,10 @@ use serde_json::Value;
 mod process;
 #[path = "common/s3.rs"]
 mod s3;
-use process::run_ok;
+use process::{KHOP, assert_same_files, datagen, run_ok};
 use s3::{BUCKET, S3Server};
 
 const TOKEN: &str = "test-token-all-roles-0001";
-const KHOP: &str = env!("CARGO_BIN_EXE_khop");
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -46,20 +45,7 @@ fn reference() -> &'static Reference {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let started = Instant::now();
-        run_ok(
-            Command::new(KHOP)
-                .args([
-                    "datagen",
-                    "--population",
-                    "20000",
-                    "--civil-servants",
-                    "500",
-                    "--seed",
-                    "3",
-                    "--out",
-                ])
-                .arg(&data),
-        );
+        datagen(&data, 20_000, 500, 3);
         // Small partitions and training keep tasks short; the cluster and the embedded run use the same.
         let job = data.join("job.toml");
         let text = std::fs::read_to_string(&job)
@@ -417,22 +403,6 @@ fn khop_link_writes_what_the_engine_alone_writes() {
     let mut spec = khop_engine::JobSpec::from_toml(&text, reference.job.parent().unwrap()).unwrap();
     spec.output = dir.path().join("engine");
     khop_engine::run_job(&spec, &khop_engine::Silent).unwrap();
-    let files = |root: &Path| -> Vec<(String, Vec<u8>)> {
-        let mut files = Vec::new();
-        for d in ["pairs", "clusters", "reconciliation", "rejects"] {
-            for entry in std::fs::read_dir(root.join(d)).unwrap() {
-                let path = entry.unwrap().path();
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                files.push((format!("{d}/{name}"), std::fs::read(&path).unwrap()));
-            }
-        }
-        files.push((
-            "model.json".into(),
-            std::fs::read(root.join("model.json")).unwrap(),
-        ));
-        files.sort();
-        files
-    };
     // And with three in-process workers sharing the slots.
     let three = dir.path().join("three");
     run_ok(
@@ -442,17 +412,16 @@ fn khop_link_writes_what_the_engine_alone_writes() {
             .args(["--workers", "3", "--output"])
             .arg(&three),
     );
-    let alone = files(&spec.output);
-    for (what, root) in [("khop link", &reference.output), ("--workers 3", &three)] {
-        let linked = files(root);
-        assert_eq!(
-            linked.iter().map(|f| &f.0).collect::<Vec<_>>(),
-            alone.iter().map(|f| &f.0).collect::<Vec<_>>()
-        );
-        for ((name, a), (_, b)) in linked.iter().zip(&alone) {
-            assert!(a == b, "{name}: {what} and run_job differ");
-        }
-    }
+    assert_same_files(
+        &reference.output,
+        &spec.output,
+        "between khop link and run_job",
+    );
+    assert_same_files(
+        &three,
+        &spec.output,
+        "between khop link --workers 3 and run_job",
+    );
 }
 
 #[test]

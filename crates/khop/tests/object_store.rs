@@ -10,10 +10,8 @@ mod s3;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use process::run_ok;
+use process::{KHOP, assert_same_files, datagen, run_ok};
 use s3::{BUCKET, S3Server};
-
-const KHOP: &str = env!("CARGO_BIN_EXE_khop");
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
@@ -39,43 +37,12 @@ fn rewrite_with_row_groups(path: &Path, rows: usize) {
     writer.close().unwrap();
 }
 
-/// The files of an output directory that must not depend on where inputs and scratch live.
-fn output_files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for dir in ["pairs", "clusters", "reconciliation", "rejects"] {
-        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            files.push((
-                format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()),
-                std::fs::read(&path).unwrap(),
-            ));
-        }
-    }
-    files.push((
-        "model.json".into(),
-        std::fs::read(root.join("model.json")).unwrap(),
-    ));
-    files.sort();
-    files
-}
-
 #[test]
 fn khop_link_reads_inputs_and_hands_files_over_an_object_store() {
     let server = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    run_ok(
-        Command::new(KHOP)
-            .args([
-                "datagen",
-                "--population",
-                "20000",
-                "--civil-servants",
-                "800",
-            ])
-            .args(["--seed", "5", "--out"])
-            .arg(&data),
-    );
+    datagen(&data, 20_000, 800, 5);
     let population = data.join("population/part-00000.parquet");
     rewrite_with_row_groups(&population, 3_000);
     // Small partitions and training keep the job short; task_rows cuts the population into four
@@ -128,14 +95,7 @@ fn khop_link_reads_inputs_and_hands_files_over_an_object_store() {
         .envs(server.env());
     run_ok(&mut link);
 
-    let (a, b) = (output_files(&local), output_files(&on_store));
-    assert_eq!(
-        a.iter().map(|f| &f.0).collect::<Vec<_>>(),
-        b.iter().map(|f| &f.0).collect::<Vec<_>>()
-    );
-    for ((name, x), (_, y)) in a.iter().zip(&b) {
-        assert!(x == y, "{name} differs when inputs and scratch are on S3");
-    }
+    assert_same_files(&local, &on_store, "when inputs and scratch are on S3");
     let summary = |root: &Path| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(root.join("summary.json")).unwrap()).unwrap()
     };
@@ -161,12 +121,7 @@ fn a_store_that_cannot_be_used_is_a_clear_error() {
     let server = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    run_ok(
-        Command::new(KHOP)
-            .args(["datagen", "--population", "2000", "--civil-servants", "100"])
-            .args(["--seed", "5", "--out"])
-            .arg(&data),
-    );
+    datagen(&data, 2_000, 100, 5);
     let text = std::fs::read_to_string(data.join("job.toml")).unwrap();
     let write = |name: &str, text: String| {
         let path = data.join(name);

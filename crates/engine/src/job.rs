@@ -78,7 +78,12 @@ pub struct Summary {
 }
 
 pub(crate) fn sample_hash(seed: u64, id: &str) -> u64 {
-    mix64(hash_str(id) ^ seed)
+    sample_hash_of(seed, hash_str(id))
+}
+
+/// [`sample_hash`] from the id's [`hash_str`].
+pub(crate) fn sample_hash_of(seed: u64, id_hash: u64) -> u64 {
+    mix64(id_hash ^ seed)
 }
 
 /// Rows of `table` in the sample: the `SAMPLE_RECORDS` smallest id hashes.

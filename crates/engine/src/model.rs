@@ -7,7 +7,9 @@
 //! blocked pair at the cost of a few thousand patterns, and its result does not depend on the order
 //! pairs were found in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +76,7 @@ pub struct Model {
 /// Term frequencies of one comparison's values: how often each value occurs among all records.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TfTable {
-    pub counts: HashMap<String, u64>,
+    pub counts: FxHashMap<String, u64>,
     pub total: u64,
 }
 
@@ -87,6 +89,17 @@ impl TfTable {
             }
         }
         self.total += 1;
+    }
+
+    /// Takes back one [`TfTable::add`] of `value` (a record counted, then found to be a duplicate).
+    pub fn remove(&mut self, value: &str) {
+        if let Some(n) = self.counts.get_mut(value) {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(value);
+            }
+            self.total -= 1;
+        }
     }
 
     pub fn merge(&mut self, other: TfTable) {
@@ -357,6 +370,31 @@ mod tests {
             levels: vec![Level::Exact; levels],
             term_frequency: false,
         }
+    }
+
+    #[test]
+    fn term_frequencies_count_merge_and_take_back() {
+        let mut a = TfTable::default();
+        for v in ["nguyễn", "nguyễn", "trần"] {
+            a.add(v);
+        }
+        let mut b = TfTable::default();
+        b.add("lê");
+        b.add("nguyễn");
+        a.merge(b);
+        assert_eq!(a.total, 5);
+        assert_eq!(a.frequency("nguyễn"), Some(3.0 / 5.0));
+        a.remove("lê");
+        a.remove("nguyễn");
+        a.remove("phạm");
+        assert_eq!(a.total, 3);
+        assert_eq!(
+            a.frequency("lê"),
+            None,
+            "a value counted once and taken back is gone"
+        );
+        assert!(!a.counts.contains_key("lê"));
+        assert_eq!(a.frequency("nguyễn"), Some(2.0 / 3.0));
     }
 
     #[test]

@@ -360,56 +360,73 @@ pub fn scan(
         access.scan(g);
     }
     let mut next_row = piece.map_or(0, |p| p.first_row);
-    runtime.block_on(async {
-        let ctx = SessionContext::new_with_config(SessionConfig::new().with_batch_size(batch_rows));
-        if let Some(object) = &object {
-            ctx.register_object_store(store_url.as_ref(), object.store.clone());
+    let schema = Arc::new(Schema::new(
+        wanted
+            .iter()
+            .map(|c| Field::new(c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    // The file is decoded on the scan's runtime while this thread hands the previous batch to `each`:
+    // decoding overlaps standardising. Two batches at most wait in the channel.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch, String>>(2);
+    let decoder = runtime.spawn(async move {
+        let decode = async {
+            let ctx =
+                SessionContext::new_with_config(SessionConfig::new().with_batch_size(batch_rows));
+            if let Some(object) = &object {
+                ctx.register_object_store(store_url.as_ref(), object.store.clone());
+            }
+            let source = ParquetSource::new(file_schema.clone());
+            let partitioned = PartitionedFile::new(location, size).with_extension(access);
+            let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
+                .with_file(partitioned)
+                .with_batch_size(Some(batch_rows))
+                .with_projection_indices(Some(projection))
+                .map_err(|e| e.to_string())?
+                .build();
+            // One file in one partition: rows come in file order.
+            let exec = DataSourceExec::from_data_source(config);
+            let mut stream = exec.execute(0, ctx.task_ctx()).map_err(|e| e.to_string())?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|e| e.to_string())?;
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        if c.data_type() == &DataType::Utf8 {
+                            Ok(c.clone())
+                        } else {
+                            cast(c, &DataType::Utf8).map(|a| Arc::new(a) as ArrayRef)
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?;
+                let batch =
+                    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())?;
+                if sender.send(Ok(batch)).await.is_err() {
+                    // The consumer stopped (its own error): nothing more to decode for.
+                    return Ok(());
+                }
+            }
+            Ok::<(), String>(())
+        };
+        if let Err(e) = decode.await {
+            let _ = sender.send(Err(e)).await;
         }
-        let source = ParquetSource::new(file_schema.clone());
-        let partitioned = PartitionedFile::new(location, size).with_extension(access);
-        let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
-            .with_file(partitioned)
-            .with_batch_size(Some(batch_rows))
-            .with_projection_indices(Some(projection))
-            .map_err(|e| error(e.to_string()))?
-            .build();
-        // One file in one partition: rows come in file order.
-        let exec = DataSourceExec::from_data_source(config);
-        let mut stream = exec
-            .execute(0, ctx.task_ctx())
-            .map_err(|e| error(e.to_string()))?;
-        let schema = Arc::new(Schema::new(
-            wanted
-                .iter()
-                .map(|c| Field::new(c, DataType::Utf8, true))
-                .collect::<Vec<_>>(),
-        ));
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| error(e.to_string()))?;
-            let columns = batch
-                .columns()
-                .iter()
-                .map(|c| {
-                    if c.data_type() == &DataType::Utf8 {
-                        Ok(c.clone())
-                    } else {
-                        cast(c, &DataType::Utf8).map(|a| Arc::new(a) as ArrayRef)
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| error(e.to_string()))?;
-            let batch =
-                RecordBatch::try_new(schema.clone(), columns).map_err(|e| error(e.to_string()))?;
-            let rows = (next_row..next_row + batch.num_rows() as u64).collect();
-            next_row += batch.num_rows() as u64;
-            each(Scanned {
-                batch,
-                rows,
-                bad: Vec::new(),
-            })?;
-        }
-        Ok(())
-    })
+    });
+    while let Some(batch) = receiver.blocking_recv() {
+        let batch = batch.map_err(error)?;
+        let rows = (next_row..next_row + batch.num_rows() as u64).collect();
+        next_row += batch.num_rows() as u64;
+        each(Scanned {
+            batch,
+            rows,
+            bad: Vec::new(),
+        })?;
+    }
+    runtime
+        .block_on(decoder)
+        .map_err(|e| error(format!("decoding stopped: {e}")))
 }
 
 /// Bytes of a Parquet object's tail fetched first: the footer of the job's inputs (a few row groups

@@ -1,8 +1,6 @@
 //! Standardise: raw text columns become compact, comparable values, one column per field part, and
 //! each record gets its blocking keys. Records that cannot be used go to rejects with a reason.
 
-use std::collections::HashMap;
-
 use arrow::array::{Array, RecordBatch, StringArray};
 use khop_vn::Sex;
 use khop_vn::admin::resolve_province;
@@ -11,6 +9,7 @@ use khop_vn::id::{IdNumber, parse_id};
 use khop_vn::name::{name_key, parse_name};
 use khop_vn::text::{canonical_name, fold_diacritics};
 use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::EngineError;
 use crate::hash::{KeyHasher, hash_str};
@@ -235,7 +234,7 @@ impl FieldValues {
     }
 
     /// Writes the bytes of blocking key `part` of record `row` into `out`; false when missing.
-    pub fn key_bytes(&self, part: &str, row: usize, out: &mut Vec<u8>) -> bool {
+    pub(crate) fn key_bytes(&self, part: KeyPart, row: usize, out: &mut Vec<u8>) -> bool {
         let push = |out: &mut Vec<u8>, s: &str| {
             out.extend_from_slice(s.as_bytes());
             !s.is_empty()
@@ -247,23 +246,24 @@ impl FieldValues {
                 given_key,
                 ..
             } => match part {
-                "surname_key" => push(out, surname_key.get(row)),
-                "middle_key" => push(out, middle_key.get(row)),
-                "given_key" => push(out, given_key.get(row)),
-                "key" | "tokens_key" => {
-                    let mut words: Vec<&str> = [surname_key, middle_key, given_key]
-                        .iter()
+                KeyPart::Surname => push(out, surname_key.get(row)),
+                KeyPart::Middle => push(out, middle_key.get(row)),
+                KeyPart::Given => push(out, given_key.get(row)),
+                KeyPart::NameWords | KeyPart::NameTokens => {
+                    let words = [surname_key, middle_key, given_key]
+                        .into_iter()
                         .flat_map(|s| s.get(row).split(' '))
-                        .filter(|w| !w.is_empty())
-                        .collect();
-                    if part == "tokens_key" {
-                        words.sort_unstable();
+                        .filter(|w| !w.is_empty());
+                    if part == KeyPart::NameWords {
+                        let start = out.len();
+                        for w in words {
+                            out.extend_from_slice(w.as_bytes());
+                            out.push(b' ');
+                        }
+                        out.len() > start
+                    } else {
+                        sorted_words_into(words, out)
                     }
-                    for w in &words {
-                        out.extend_from_slice(w.as_bytes());
-                        out.push(b' ');
-                    }
-                    !words.is_empty()
                 }
                 _ => false,
             },
@@ -272,16 +272,16 @@ impl FieldValues {
                     return false;
                 };
                 match (part, d.month, d.day) {
-                    ("year", _, _) => out.extend_from_slice(&d.year.to_le_bytes()),
-                    ("year_month", Some(m), _) => {
+                    (KeyPart::Year, _, _) => out.extend_from_slice(&d.year.to_le_bytes()),
+                    (KeyPart::YearMonth, Some(m), _) => {
                         out.extend_from_slice(&d.year.to_le_bytes());
                         out.push(m);
                     }
-                    ("", Some(m), Some(day)) => {
+                    (KeyPart::Whole, Some(m), Some(day)) => {
                         out.extend_from_slice(&d.year.to_le_bytes());
                         out.extend_from_slice(&[m, day]);
                     }
-                    ("sorted", Some(m), Some(day)) => {
+                    (KeyPart::SortedDate, Some(m), Some(day)) => {
                         out.extend_from_slice(&d.year.to_le_bytes());
                         out.extend_from_slice(&[m.min(day), m.max(day)]);
                     }
@@ -290,12 +290,16 @@ impl FieldValues {
                 true
             }
             FieldValues::Id { pin, cmnd } => match part {
-                "pin" => push(out, pin.get(row)),
-                "cmnd" => push(out, cmnd.get(row)),
+                KeyPart::Pin => push(out, pin.get(row)),
+                KeyPart::Cmnd => push(out, cmnd.get(row)),
                 _ => false,
             },
             FieldValues::Province { new, old } => {
-                let code = if part == "old" { old[row] } else { new[row] };
+                let code = if part == KeyPart::OldProvince {
+                    old[row]
+                } else {
+                    new[row]
+                };
                 out.push(code);
                 code != 0
             }
@@ -305,6 +309,78 @@ impl FieldValues {
             }
             FieldValues::Text(s) => push(out, s.get(row)),
         }
+    }
+}
+
+/// The words of a name, sorted, each followed by a space; false when there are none. Names of up to
+/// 16 words (all of them, in practice) are sorted on the stack.
+fn sorted_words_into<'a>(words: impl Iterator<Item = &'a str>, out: &mut Vec<u8>) -> bool {
+    let mut small = [""; 16];
+    let mut n = 0;
+    let mut spilled: Vec<&str> = Vec::new();
+    for w in words {
+        if n < small.len() {
+            small[n] = w;
+            n += 1;
+        } else {
+            if spilled.is_empty() {
+                spilled.extend_from_slice(&small);
+            }
+            spilled.push(w);
+        }
+    }
+    let sorted = if spilled.is_empty() {
+        &mut small[..n]
+    } else {
+        &mut spilled[..]
+    };
+    sorted.sort_unstable();
+    for w in sorted.iter() {
+        out.extend_from_slice(w.as_bytes());
+        out.push(b' ');
+    }
+    n > 0
+}
+
+/// Which part of a field a blocking key uses (`field.part` in the spec; see [`crate::spec::block_keys`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyPart {
+    /// The field itself: a full date, a province's new code, a sex, a phone, a text.
+    Whole,
+    /// `key`: a name's word keys in order.
+    NameWords,
+    /// `tokens_key`: a name's word keys sorted, so order variants meet.
+    NameTokens,
+    Surname,
+    Middle,
+    Given,
+    Year,
+    YearMonth,
+    /// `sorted`: year, then day and month in either order.
+    SortedDate,
+    Pin,
+    Cmnd,
+    /// `old`: a province's old (63-unit) code.
+    OldProvince,
+}
+
+impl KeyPart {
+    fn parse(part: &str) -> Option<KeyPart> {
+        Some(match part {
+            "" => KeyPart::Whole,
+            "key" => KeyPart::NameWords,
+            "tokens_key" => KeyPart::NameTokens,
+            "surname_key" => KeyPart::Surname,
+            "middle_key" => KeyPart::Middle,
+            "given_key" => KeyPart::Given,
+            "year" => KeyPart::Year,
+            "year_month" => KeyPart::YearMonth,
+            "sorted" => KeyPart::SortedDate,
+            "pin" => KeyPart::Pin,
+            "cmnd" => KeyPart::Cmnd,
+            "old" => KeyPart::OldProvince,
+            _ => return None,
+        })
     }
 }
 
@@ -388,7 +464,7 @@ pub struct Plan<'a> {
     spec: &'a JobSpec,
     input: &'a Input,
     /// Per blocking rule, its keys as (field index, part).
-    rules: Vec<Vec<(usize, String)>>,
+    rules: Vec<Vec<(usize, KeyPart)>>,
 }
 
 impl<'a> Plan<'a> {
@@ -401,8 +477,9 @@ impl<'a> Plan<'a> {
                 rule.keys
                     .iter()
                     .filter_map(|key| {
+                        // The spec is validated: every key names a field and one of its parts.
                         let (field, part) = key.split_once('.').unwrap_or((key, ""));
-                        field_index(field).map(|i| (i, part.to_owned()))
+                        Some((field_index(field)?, KeyPart::parse(part)?))
                     })
                     .collect()
             })
@@ -455,6 +532,7 @@ impl<'a> Plan<'a> {
             })
             .collect();
         let mut key_buf = Vec::with_capacity(64);
+        let mut raw: Vec<&str> = Vec::with_capacity(4);
         for row in range {
             let id = if ids.is_null(row) {
                 ""
@@ -476,10 +554,12 @@ impl<'a> Plan<'a> {
                 .enumerate()
             {
                 let Some(values) = values else { continue };
-                let raw: Vec<&str> = columns[f]
-                    .iter()
-                    .map(|c| if c.is_null(row) { "" } else { c.value(row) })
-                    .collect();
+                raw.clear();
+                raw.extend(
+                    columns[f]
+                        .iter()
+                        .map(|c| if c.is_null(row) { "" } else { c.value(row) }),
+                );
                 if !standardise_value(*standardiser, &raw, values, caches) {
                     invalid[f] += 1;
                 }
@@ -493,7 +573,7 @@ impl<'a> Plan<'a> {
                 for (field, part) in parts {
                     present &= table.fields[*field]
                         .as_ref()
-                        .is_some_and(|v| v.key_bytes(part, r, &mut key_buf));
+                        .is_some_and(|v| v.key_bytes(*part, r, &mut key_buf));
                     key_buf.push(0xff);
                 }
                 table.keys[rule].push(if present {
@@ -521,21 +601,72 @@ pub fn standardise_batch(spec: &JobSpec, input: &Input, batch: &RecordBatch) -> 
         .0
 }
 
-/// Memo of values that repeat a lot, so each distinct raw text is standardised once per thread of a
-/// task: provinces, and full names (a few hundred thousand distinct names make up most of a national
+thread_local! {
+    /// Each thread's memo, kept for the thread's life: across the batches and tasks it standardises,
+    /// so a worker's second task starts with the common names known. Bounded (see [`Memo`]).
+    static CACHES: std::cell::RefCell<Caches> = std::cell::RefCell::new(Caches::default());
+}
+
+/// Memo of values that repeat a lot, so each distinct raw text is standardised once per thread:
+/// provinces, and full names (a few hundred thousand distinct names make up most of a national
 /// register, and a name costs about a microsecond to parse and key). Values are pure functions of the
 /// raw text, so what is cached never changes a result.
 #[derive(Default)]
 struct Caches {
-    provinces: HashMap<String, (u8, u8)>,
-    names: HashMap<Box<str>, NameParts>,
+    provinces: FxHashMap<String, (u8, u8)>,
+    names: Memo<NameParts>,
 }
 
 impl Caches {
-    /// Entries each memo holds at most: it is emptied when full (about 150 bytes a name entry).
-    const MAX_ENTRIES: usize = 1 << 17;
+    /// Province texts the memo holds at most (there are a few hundred spellings in practice).
+    const MAX_PROVINCES: usize = 1 << 17;
     /// Longer raw names are not cached: rare, and they would make entries unbounded.
     const MAX_NAME_BYTES: usize = 96;
+}
+
+/// A bounded memo in two generations: lookups see both, a hit in the old one moves the entry to the
+/// young one, and when the young one is full the old one is dropped and the young one takes its place.
+/// So a turnover keeps the values in use (common names), where emptying one map would lose them all.
+/// At most twice `generation` entries: about 40 MiB a thread for names (about 150 bytes an entry).
+struct Memo<V> {
+    young: FxHashMap<Box<str>, V>,
+    old: FxHashMap<Box<str>, V>,
+    generation: usize,
+}
+
+impl<V> Default for Memo<V> {
+    fn default() -> Self {
+        Memo::with_generation(1 << 17)
+    }
+}
+
+impl<V> Memo<V> {
+    fn with_generation(generation: usize) -> Self {
+        Memo {
+            young: FxHashMap::default(),
+            old: FxHashMap::default(),
+            generation,
+        }
+    }
+
+    fn get(&mut self, key: &str) -> Option<&V> {
+        if !self.young.contains_key(key) {
+            let (key, value) = self.old.remove_entry(key)?;
+            self.insert_owned(key, value);
+        }
+        self.young.get(key)
+    }
+
+    fn insert(&mut self, key: &str, value: V) {
+        self.insert_owned(key.into(), value);
+    }
+
+    fn insert_owned(&mut self, key: Box<str>, value: V) {
+        if self.young.len() >= self.generation {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(key, value);
+    }
 }
 
 /// A name as it is stored: canonical surname, middle and given name, then their keys.
@@ -605,10 +736,7 @@ fn standardise_value(
                     column.push(part);
                 }
                 if cacheable && let Some(entry) = NameParts::new(&parts) {
-                    if caches.names.len() >= Caches::MAX_ENTRIES {
-                        caches.names.clear();
-                    }
-                    caches.names.insert(first.into(), entry);
+                    caches.names.insert(first, entry);
                 }
                 !parts[2].is_empty()
             };
@@ -646,7 +774,7 @@ fn standardise_value(
                     let v = resolve_province(first)
                         .map(|p| (p.new_code, p.old_nso_code.unwrap_or(0)))
                         .unwrap_or((0, 0));
-                    if caches.provinces.len() < Caches::MAX_ENTRIES {
+                    if caches.provinces.len() < Caches::MAX_PROVINCES {
                         caches.provinces.insert(first.to_owned(), v);
                     }
                     v
@@ -708,8 +836,28 @@ pub fn normalise_phone(raw: &str) -> String {
     }
 }
 
-/// Decides whether an accepted record (a row of a freshly standardised chunk) is kept.
-pub type Keep<'a> = dyn FnMut(&Table, usize) -> bool + 'a;
+/// What a task does with the records it standardises, besides standardising them, in two steps:
+/// [`Keeper::prepare`] runs on each chunk in parallel (work that depends on one record only), then
+/// [`Keeper::keep`] runs on each accepted record, in input order, on one thread. A record found to
+/// repeat an earlier id after `prepare` saw it is handed to [`Keeper::unprepare`] instead of `keep`.
+pub trait Keeper: Sync {
+    /// What `prepare` works out for a chunk.
+    type Prepared: Send;
+
+    /// Per chunk, in parallel: `usable[r]` is false for the chunk's records already rejected (no
+    /// blocking key); the others may still turn out to repeat an id.
+    fn prepare(&self, part: &Table, usable: &[bool]) -> Self::Prepared;
+
+    /// Takes back what `prepare` counted for record `r`, rejected after all as a repeated id.
+    fn unprepare(&mut self, part: &Table, prepared: &mut Self::Prepared, r: usize);
+
+    /// Per accepted record, in input order: whether record `r` of the chunk stays in the table.
+    /// `id_hash` is [`hash_str`] of its id. Called after the chunk's every `unprepare`.
+    fn keep(&mut self, part: &Table, prepared: &Self::Prepared, r: usize, id_hash: u64) -> bool;
+
+    /// After the chunk's last `keep`.
+    fn finish(&mut self, prepared: Self::Prepared);
+}
 
 /// The result of standardising one input.
 pub struct Standardised {
@@ -719,14 +867,14 @@ pub struct Standardised {
 }
 
 /// Scans and standardises one file of an input, or a piece of it. Rows are processed in parallel
-/// chunks and put back in input order, so the table is the same whatever the thread count. `keep` may
-/// drop accepted records that cannot meet the other side (link jobs prune the large side by the small
-/// side's keys).
-pub fn standardise_input(
+/// chunks and put back in input order, so the table is the same whatever the thread count. `keeper`
+/// may drop accepted records that cannot meet the other side (link jobs prune the large side by the
+/// small side's keys).
+pub fn standardise_input<K: Keeper>(
     spec: &JobSpec,
     input: &Input,
     (file, piece): (&str, Option<&Piece>),
-    mut keep: Option<&mut Keep>,
+    keeper: &mut K,
     mut progress: impl FnMut(u64),
 ) -> Result<Standardised, EngineError> {
     let plan = Plan::new(spec, input);
@@ -736,13 +884,8 @@ pub fn standardise_input(
     let mut invalid = vec![0u64; spec.fields.len()];
     // Ids are remembered by a 64-bit hash: exact enough (a false duplicate needs a collision among
     // 2^32 ids) and a fraction of the memory of the ids themselves at national scale.
-    let mut seen_ids: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut seen_ids: FxHashSet<u64> = FxHashSet::default();
     const CHUNK: usize = 8192;
-    // One memo per thread of the pool, kept across batches (rayon may run a thread's chunks in any
-    // order; a memo only ever saves work) and dropped with the task.
-    let caches: Vec<std::sync::Mutex<Caches>> = (0..rayon::current_num_threads())
-        .map(|_| Default::default())
-        .collect();
     crate::scan::scan(input, file, piece, 65_536, |scanned| {
         let Scanned {
             batch,
@@ -756,57 +899,87 @@ pub fn standardise_input(
             reason: b.reason,
         }));
         let n = batch.num_rows();
+        let keeper_ref: &K = keeper;
         let chunks: Vec<_> = (0..n.div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
                 let range = c * CHUNK..((c + 1) * CHUNK).min(n);
-                let slot = rayon::current_thread_index().unwrap_or(0) % caches.len();
-                // Only this thread locks its slot; a poisoned memo is still a valid memo.
-                let mut caches = caches[slot]
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                plan.standardise_rows(&batch, range, &numbers, &mut caches)
+                let (part, part_rejects, part_invalid) = CACHES.with_borrow_mut(|caches| {
+                    plan.standardise_rows(&batch, range, &numbers, caches)
+                });
+                let usable: Vec<bool> = (0..part.len())
+                    .map(|r| part.keys.iter().any(|k| k[r] != 0))
+                    .collect();
+                let id_hashes: Vec<u64> =
+                    (0..part.len()).map(|r| hash_str(part.ids.get(r))).collect();
+                let prepared = keeper_ref.prepare(&part, &usable);
+                (
+                    part,
+                    part_rejects,
+                    part_invalid,
+                    usable,
+                    id_hashes,
+                    prepared,
+                )
             })
             .collect();
-        for (part, part_rejects, part_invalid) in chunks {
+        // Duplicate ids and unusable records are found here, in input order, so the first of two
+        // records with one id is the one kept.
+        let mut kept_rows = Vec::with_capacity(chunks.len());
+        let mut parts = Vec::with_capacity(chunks.len());
+        for (part, part_rejects, part_invalid, usable, id_hashes, mut prepared) in chunks {
             rejects.extend(part_rejects);
             for (a, b) in invalid.iter_mut().zip(part_invalid) {
                 *a += b;
             }
-            // Duplicate ids and unusable records are found here, in input order, so the first of two
-            // records with one id is the one kept.
-            let mut rows = Vec::with_capacity(part.len());
+            let mut accepted = Vec::with_capacity(part.len());
             for r in 0..part.len() {
                 let (id, row) = (part.ids.get(r), part.rows[r]);
-                if part.keys.iter().all(|k| k[r] == 0) {
+                if !usable[r] {
                     rejects.push(Reject {
                         record_id: id.to_owned(),
                         row,
                         reason: "no blocking key: every rule needs a value this record lacks"
                             .into(),
                     });
-                    continue;
-                }
-                if !seen_ids.insert(hash_str(id)) {
+                } else if !seen_ids.insert(id_hashes[r]) {
                     rejects.push(Reject {
                         record_id: id.to_owned(),
                         row,
                         reason: format!("duplicate record id (column `{}`)", input.id),
                     });
-                    continue;
+                    keeper.unprepare(&part, &mut prepared, r);
+                } else {
+                    accepted.push(r);
                 }
+            }
+            let mut rows = Vec::with_capacity(accepted.len());
+            for r in accepted {
                 counts.accepted += 1;
-                if keep.as_mut().is_none_or(|keep| keep(&part, r)) {
+                if keeper.keep(&part, &prepared, r, id_hashes[r]) {
                     rows.push(r);
                 } else {
                     counts.pruned += 1;
                 }
             }
-            table.append(if rows.len() == part.len() {
-                part
-            } else {
-                part.select(&rows)
-            });
+            keeper.finish(prepared);
+            kept_rows.push(rows);
+            parts.push(part);
+        }
+        // The kept records of each chunk are copied out in parallel, then appended in order.
+        let kept: Vec<Table> = parts
+            .into_par_iter()
+            .zip(kept_rows)
+            .map(|(part, rows)| {
+                if rows.len() == part.len() {
+                    part
+                } else {
+                    part.select(&rows)
+                }
+            })
+            .collect();
+        for part in kept {
+            table.append(part);
         }
         counts.input += lines;
         progress(lines);
@@ -825,4 +998,62 @@ pub fn standardise_input(
         rejects,
         counts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::block_keys;
+
+    #[test]
+    fn every_blocking_key_a_spec_may_name_is_understood() {
+        use Standardiser::*;
+        for standardiser in [VnName, Date, VnId, VnProvince, Sex, Phone, Text] {
+            for part in block_keys(standardiser) {
+                assert!(KeyPart::parse(part).is_some(), "{standardiser:?}.{part}");
+            }
+        }
+        assert_eq!(KeyPart::parse("surname"), None);
+    }
+
+    #[test]
+    fn token_keys_are_the_words_sorted_however_many() {
+        let key = |words: &[&str]| {
+            let mut out = Vec::new();
+            let present = sorted_words_into(words.iter().copied(), &mut out);
+            (present, String::from_utf8(out).unwrap())
+        };
+        assert_eq!(key(&[]), (false, String::new()));
+        assert_eq!(
+            key(&["thuy", "nguyen", "thi"]),
+            (true, "nguyen thi thuy ".into())
+        );
+        // More words than fit on the stack: the same rule.
+        let many: Vec<String> = (0..40).rev().map(|i| format!("w{i:02}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let mut expected: Vec<&str> = many.clone();
+        expected.sort_unstable();
+        assert_eq!(key(&many), (true, format!("{} ", expected.join(" "))));
+    }
+
+    #[test]
+    fn a_memo_keeps_the_values_in_use_across_a_turnover() {
+        let mut memo: Memo<u32> = Memo::with_generation(4);
+        for (i, key) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            memo.insert(key, i as u32);
+        }
+        // "e" fills a new generation; "a" to "d" are now the old one.
+        memo.insert("e", 4);
+        assert_eq!(memo.get("a"), Some(&0), "a hit in the old generation");
+        for key in ["f", "g"] {
+            memo.insert(key, 9);
+        }
+        // The young generation (e, a, f, g) is full: the next insert drops b, c, d.
+        memo.insert("h", 7);
+        assert_eq!(memo.get("a"), Some(&0));
+        assert_eq!(memo.get("e"), Some(&4));
+        assert_eq!(memo.get("b"), None);
+        assert_eq!(memo.get("h"), Some(&7));
+        assert!(memo.young.len() + memo.old.len() <= 2 * 4);
+    }
 }

@@ -36,8 +36,10 @@ use crate::EngineError;
 use crate::blocking::{Blocks, Index, Oversized, Slice};
 use crate::compare::{Compiled, Scratch, compile, gamma_at, gamma_vector};
 use crate::exchange::{batch_to_table, table_schema, table_to_batch, text_column, u64_column};
-use crate::hash::{KeySet, hash_str, partition_of};
-use crate::job::{SAMPLE_RECORDS, Skew, SplitPartition, Summary, sample_hash, train};
+use crate::hash::{KeySet, mix64, partition_of};
+use crate::job::{
+    SAMPLE_RECORDS, Skew, SplitPartition, Summary, sample_hash, sample_hash_of, train,
+};
 use crate::model::{Model, TfTable, probability};
 use crate::scan::{Piece, input_files, pieces, row_groups};
 use crate::spec::{InputFormat, JobSpec, Level, Mode};
@@ -655,6 +657,47 @@ fn keys_of(files: &ScratchFiles, file: &Path) -> Result<Vec<Vec<u64>>, EngineErr
         .collect()
 }
 
+/// The other side's keys as sets, one per rule, from its keys file. The sets of the last file asked
+/// for are kept by the process, so a worker builds them once per job, not once per task: a national
+/// job has hundreds of standardise tasks on its large side, each pruned by millions of keys of the
+/// small side. They are found again by their content (a hash of every key), never by the file's name,
+/// so a job that reuses another's scratch location cannot be pruned by the other job's keys.
+fn prune_sets(files: &ScratchFiles, file: &Path) -> Result<Arc<Vec<KeySet>>, EngineError> {
+    static LAST: std::sync::Mutex<Option<(u64, Arc<Vec<KeySet>>)>> = std::sync::Mutex::new(None);
+    let rules = keys_of(files, file)?;
+    // Keys are hashes already: two weighted sums tell two keys files apart (and cost a fraction of
+    // building the sets).
+    let mut digest = rules.len() as u64;
+    for keys in &rules {
+        let (sum, weighted) = keys
+            .iter()
+            .zip(1u64..)
+            .fold((0u64, 0u64), |(s, w), (&k, i)| {
+                (s.wrapping_add(k), w.wrapping_add(k.wrapping_mul(2 * i + 1)))
+            });
+        digest = mix64(digest ^ mix64(sum ^ keys.len() as u64) ^ weighted);
+    }
+    // A poisoned cache is still a valid cache: it only ever holds finished sets.
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((d, sets)) = last.as_ref()
+        && *d == digest
+    {
+        return Ok(sets.clone());
+    }
+    // Dropped before the new sets are built: at most one job's sets in memory.
+    *last = None;
+    let sets = Arc::new(
+        rules
+            .iter()
+            .map(|keys| KeySet::new(keys))
+            .collect::<Vec<_>>(),
+    );
+    *last = Some((digest, sets.clone()));
+    Ok(sets)
+}
+
 /// The partitions a record's keys fall in, each once.
 fn partitions_of(table: &Table, row: usize, partitions: u32, out: &mut Vec<u32>) {
     out.clear();
@@ -683,6 +726,98 @@ fn piece_sample(piece: Option<&Piece>) -> usize {
     bound.min(whole) as usize
 }
 
+/// What a standardise task keeps of each accepted record: term frequencies and the ids of all of them,
+/// and in the table only those that share a key with the other side (all when nothing prunes) or may
+/// be drawn into the training sample.
+struct Pruner<'a> {
+    comparisons: &'a [Compiled],
+    /// Per blocking rule, the other side's keys; `None` keeps every record.
+    other_keys: Option<Arc<Vec<KeySet>>>,
+    seeds: Vec<u64>,
+    samples: Vec<BottomK>,
+    tf: Vec<TfTable>,
+    /// Every accepted record: record number, id hash, id, whether it shares a key.
+    accepted: (UInt64Builder, UInt64Builder, StringBuilder, UInt8Builder),
+    /// Per record of the table being built, whether it shares a key with the other side.
+    shares: Vec<bool>,
+    file_index: u32,
+}
+
+/// A chunk's term frequencies and, per record, whether it shares a key with the other side.
+struct PreparedChunk {
+    tf: Vec<TfTable>,
+    shared: Vec<bool>,
+}
+
+impl Pruner<'_> {
+    /// Calls `each(comparison, value)` for record `r`'s term-frequency values.
+    fn tf_values(&self, t: &Table, r: usize, mut each: impl FnMut(usize, &str)) {
+        let mut buf = (String::new(), String::new());
+        for (i, c) in self.comparisons.iter().enumerate() {
+            if c.term_frequency
+                && let Some(v) = c.tf_value(t, r, &mut buf)
+            {
+                each(i, v);
+            }
+        }
+    }
+}
+
+impl crate::standardise::Keeper for Pruner<'_> {
+    type Prepared = PreparedChunk;
+
+    fn prepare(&self, part: &Table, usable: &[bool]) -> PreparedChunk {
+        let mut tf: Vec<TfTable> = self
+            .comparisons
+            .iter()
+            .map(|_| TfTable::default())
+            .collect();
+        let shared = (0..part.len())
+            .map(|r| {
+                if !usable[r] {
+                    return false;
+                }
+                self.tf_values(part, r, |i, v| tf[i].add(v));
+                self.other_keys.as_ref().is_none_or(|other| {
+                    other
+                        .iter()
+                        .zip(&part.keys)
+                        .any(|(set, keys)| set.contains(keys[r]))
+                })
+            })
+            .collect();
+        PreparedChunk { tf, shared }
+    }
+
+    fn unprepare(&mut self, part: &Table, prepared: &mut PreparedChunk, r: usize) {
+        self.tf_values(part, r, |i, v| prepared.tf[i].remove(v));
+    }
+
+    fn keep(&mut self, t: &Table, prepared: &PreparedChunk, r: usize, id_hash: u64) -> bool {
+        let mut sampled = false;
+        for (sample, seed) in self.samples.iter_mut().zip(&self.seeds) {
+            sampled |= sample.offer(sample_hash_of(*seed, id_hash));
+        }
+        let shared = prepared.shared[r];
+        self.accepted
+            .0
+            .append_value(record_number(self.file_index, t.rows[r]));
+        self.accepted.1.append_value(id_hash);
+        self.accepted.2.append_value(t.ids.get(r));
+        self.accepted.3.append_value(u8::from(shared));
+        if shared || sampled {
+            self.shares.push(shared);
+        }
+        shared || sampled
+    }
+
+    fn finish(&mut self, prepared: PreparedChunk) {
+        for (a, b) in self.tf.iter_mut().zip(prepared.tf) {
+            a.merge(b);
+        }
+    }
+}
+
 fn standardise(
     spec: &JobSpec,
     files: &ScratchFiles,
@@ -693,56 +828,29 @@ fn standardise(
 ) -> Result<Part, EngineError> {
     let input = &spec.inputs[side];
     let comparisons = compile(spec);
-    let other_keys: Option<Vec<KeySet>> = prune_by
-        .map(|keys| keys_of(files, keys))
-        .transpose()?
-        .map(|rules| rules.iter().map(|keys| KeySet::new(keys)).collect());
+    let other_keys = prune_by.map(|keys| prune_sets(files, keys)).transpose()?;
     let seeds = sample_seeds(spec);
-    let mut samples: Vec<BottomK> = seeds
-        .iter()
-        .map(|_| BottomK::new(piece_sample(piece)))
-        .collect();
-    let mut tf: Vec<TfTable> = comparisons.iter().map(|_| TfTable::default()).collect();
-    let mut accepted = (
-        UInt64Builder::new(),
-        UInt64Builder::new(),
-        StringBuilder::new(),
-        UInt8Builder::new(),
-    );
-    // Per record of the table being built, whether it shares a key with the other side.
-    let mut shares: Vec<bool> = Vec::new();
-    let mut buf = (String::new(), String::new());
-    let mut keep = |t: &Table, r: usize| {
-        for (c, table) in comparisons.iter().zip(tf.iter_mut()) {
-            if c.term_frequency
-                && let Some(v) = c.tf_value(t, r, &mut buf)
-            {
-                table.add(v);
-            }
-        }
-        let id = t.ids.get(r);
-        let mut sampled = false;
-        for (sample, seed) in samples.iter_mut().zip(&seeds) {
-            sampled |= sample.offer(sample_hash(*seed, id));
-        }
-        let shared = other_keys.as_ref().is_none_or(|other| {
-            other
-                .iter()
-                .zip(&t.keys)
-                .any(|(set, keys)| set.contains(keys[r]))
-        });
-        accepted
-            .0
-            .append_value(record_number(file_index, t.rows[r]));
-        accepted.1.append_value(hash_str(id));
-        accepted.2.append_value(id);
-        accepted.3.append_value(u8::from(shared));
-        if shared || sampled {
-            shares.push(shared);
-        }
-        shared || sampled
+    let mut keeper = Pruner {
+        comparisons: &comparisons,
+        other_keys,
+        samples: seeds
+            .iter()
+            .map(|_| BottomK::new(piece_sample(piece)))
+            .collect(),
+        seeds: seeds.clone(),
+        tf: comparisons.iter().map(|_| TfTable::default()).collect(),
+        accepted: Default::default(),
+        shares: Vec::new(),
+        file_index,
     };
-    let result = standardise_input(spec, input, (input_file, piece), Some(&mut keep), |_| {})?;
+    let result = standardise_input(spec, input, (input_file, piece), &mut keeper, |_| {})?;
+    let Pruner {
+        samples,
+        tf,
+        mut accepted,
+        shares,
+        ..
+    } = keeper;
     let mut table = result.table;
     for row in table.rows.iter_mut() {
         *row = record_number(file_index, *row);
@@ -1393,6 +1501,7 @@ pub(crate) fn kept_records(
 mod tests {
     use super::*;
     use crate::exchange::write_ipc;
+    use crate::hash::hash_str;
 
     fn part(file_index: u32, partition_records: &[u64]) -> Part {
         Part {

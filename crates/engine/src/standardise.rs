@@ -852,7 +852,7 @@ pub trait Keeper: Sync {
     fn unprepare(&mut self, part: &Table, prepared: &mut Self::Prepared, r: usize);
 
     /// Per accepted record, in input order: whether record `r` of the chunk stays in the table.
-    /// `id_hash` is [`hash_str`] of its id. Called after the chunk's every `unprepare`.
+    /// `id_hash` is [`hash_str`] of its id.
     fn keep(&mut self, part: &Table, prepared: &Self::Prepared, r: usize, id_hash: u64) -> bool;
 
     /// After the chunk's last `keep`.
@@ -932,7 +932,7 @@ pub fn standardise_input<K: Keeper>(
             for (a, b) in invalid.iter_mut().zip(part_invalid) {
                 *a += b;
             }
-            let mut accepted = Vec::with_capacity(part.len());
+            let mut rows = Vec::with_capacity(part.len());
             for r in 0..part.len() {
                 let (id, row) = (part.ids.get(r), part.rows[r]);
                 if !usable[r] {
@@ -950,16 +950,12 @@ pub fn standardise_input<K: Keeper>(
                     });
                     keeper.unprepare(&part, &mut prepared, r);
                 } else {
-                    accepted.push(r);
-                }
-            }
-            let mut rows = Vec::with_capacity(accepted.len());
-            for r in accepted {
-                counts.accepted += 1;
-                if keeper.keep(&part, &prepared, r, id_hashes[r]) {
-                    rows.push(r);
-                } else {
-                    counts.pruned += 1;
+                    counts.accepted += 1;
+                    if keeper.keep(&part, &prepared, r, id_hashes[r]) {
+                        rows.push(r);
+                    } else {
+                        counts.pruned += 1;
+                    }
                 }
             }
             keeper.finish(prepared);

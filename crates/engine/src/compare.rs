@@ -126,21 +126,23 @@ fn sorted_words(s: &str) -> Vec<&str> {
     words
 }
 
+/// The characters of `s` in an array on the stack; `None` when there are more than `MAX`.
+fn chars<const MAX: usize>(s: &str) -> Option<([char; MAX], usize)> {
+    let mut out = ['\0'; MAX];
+    let mut n = 0;
+    for c in s.chars() {
+        *out.get_mut(n)? = c;
+        n += 1;
+    }
+    Some((out, n))
+}
+
 /// `strsim::osa_distance` (edit distance with adjacent transpositions), without its three allocations
 /// for strings of up to 32 characters (name-part keys, phones: nearly every value compared). It is the
 /// `damerau` level of every candidate pair whose phones or given names differ.
 fn osa_distance(a: &str, b: &str) -> usize {
     const MAX: usize = 32;
-    fn chars(s: &str) -> Option<([char; MAX], usize)> {
-        let mut out = ['\0'; MAX];
-        let mut n = 0;
-        for c in s.chars() {
-            *out.get_mut(n)? = c;
-            n += 1;
-        }
-        Some((out, n))
-    }
-    let (Some((a_chars, la)), Some((b_chars, lb))) = (chars(a), chars(b)) else {
+    let (Some((a_chars, la)), Some((b_chars, lb))) = (chars::<MAX>(a), chars::<MAX>(b)) else {
         return strsim::osa_distance(a, b);
     };
     let (a_chars, b_chars) = (&a_chars[..la], &b_chars[..lb]);
@@ -167,14 +169,102 @@ fn osa_distance(a: &str, b: &str) -> usize {
     usize::from(last[lb])
 }
 
+/// Whether `osa_distance(a, b) <= max`. For `max` 1 (the usual level: one typo) and ASCII text (keys
+/// and phones) it is answered in one pass, without the distance table: equal, or one substitution,
+/// one adjacent transposition, or one insertion.
+fn osa_within(a: &str, b: &str, max: usize) -> bool {
+    if max != 1 || !a.is_ascii() || !b.is_ascii() {
+        return osa_distance(a, b) <= max;
+    }
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let prefix = short.iter().zip(long).take_while(|(x, y)| x == y).count();
+    match long.len() - short.len() {
+        0 if prefix == short.len() => true,
+        // One substitution: the rest agrees; one transposition: the next two are swapped.
+        0 => {
+            short[prefix + 1..] == long[prefix + 1..]
+                || (prefix + 1 < short.len()
+                    && short[prefix] == long[prefix + 1]
+                    && short[prefix + 1] == long[prefix]
+                    && short[prefix + 2..] == long[prefix + 2..])
+        }
+        // One insertion: the longer without its first differing character is the shorter.
+        1 => short[prefix..] == long[prefix + 1..],
+        _ => false,
+    }
+}
+
+/// `strsim::jaro_winkler`, the same arithmetic in the same order (so the same `f64`), without its
+/// allocation and with the matched characters kept as bits, for strings of up to 64 characters
+/// (every name-part key): the `jaro_winkler` level of nearly every candidate pair, and of most random
+/// pairs drawn for u, where names differ.
+fn jaro_winkler(a: &str, b: &str) -> f64 {
+    const MAX: usize = 64;
+    let (Some((a_chars, a_len)), Some((b_chars, b_len))) = (chars::<MAX>(a), chars::<MAX>(b))
+    else {
+        return strsim::jaro_winkler(a, b);
+    };
+    let (a_chars, b_chars) = (&a_chars[..a_len], &b_chars[..b_len]);
+    if a_len == 0 && b_len == 0 {
+        return 1.0;
+    } else if a_len == 0 || b_len == 0 {
+        return 0.0;
+    }
+    let search_range = (a_len.max(b_len) / 2).saturating_sub(1);
+    let (mut a_flags, mut b_flags) = (0u64, 0u64);
+    let mut matches = 0usize;
+    for (i, &x) in a_chars.iter().enumerate() {
+        let min_bound = i.saturating_sub(search_range);
+        let max_bound = b_len.min(i + search_range + 1);
+        for (j, &y) in b_chars.iter().enumerate().take(max_bound).skip(min_bound) {
+            if x == y && b_flags & (1 << j) == 0 {
+                a_flags |= 1 << i;
+                b_flags |= 1 << j;
+                matches += 1;
+                break;
+            }
+        }
+    }
+    if matches == 0 {
+        return 0.0;
+    }
+    // The matched characters of each side, in order; a transposition is a pair that differs.
+    let mut transpositions = 0usize;
+    let mut b_rest = b_flags;
+    let mut a_rest = a_flags;
+    while a_rest != 0 {
+        let (i, j) = (a_rest.trailing_zeros(), b_rest.trailing_zeros());
+        transpositions += usize::from(a_chars[i as usize] != b_chars[j as usize]);
+        a_rest &= a_rest - 1;
+        b_rest &= b_rest - 1;
+    }
+    transpositions /= 2;
+    let sim = ((matches as f64 / a_len as f64)
+        + (matches as f64 / b_len as f64)
+        + ((matches - transpositions) as f64 / matches as f64))
+        / 3.0;
+    if sim > 0.7 {
+        let prefix = a_chars
+            .iter()
+            .take(4)
+            .zip(b_chars)
+            .take_while(|(x, y)| x == y)
+            .count();
+        sim + 0.1 * prefix as f64 * (1.0 - sim)
+    } else {
+        sim
+    }
+}
+
 fn text_level(level: &Level, a: (&str, &str), b: (&str, &str)) -> bool {
     match level {
         Level::Exact => a.0 == b.0,
         Level::ExactKey => a.1 == b.1,
         Level::Tokens => sorted_words(a.1) == sorted_words(b.1),
-        Level::JaroWinkler { threshold } => strsim::jaro_winkler(a.1, b.1) >= *threshold,
+        Level::JaroWinkler { threshold } => jaro_winkler(a.1, b.1) >= *threshold,
         Level::Levenshtein { max } => strsim::levenshtein(a.1, b.1) <= *max as usize,
-        Level::Damerau { max } => osa_distance(a.1, b.1) <= *max as usize,
+        Level::Damerau { max } => osa_within(a.1, b.1, *max as usize),
         _ => false,
     }
 }
@@ -419,6 +509,86 @@ mod tests {
                 assert_eq!(
                     osa_distance(a, b),
                     strsim::osa_distance(a, b),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_typo_is_an_osa_distance_of_at_most_one() {
+        let words = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "abc",
+            "acb",
+            "bac",
+            "cab",
+            "abcd",
+            "abdc",
+            "bacd",
+            "abxd",
+            "axcd",
+            "abd",
+            "acd",
+            "bcd",
+            "abcde",
+            "aabb",
+            "abab",
+            "0912345678",
+            "0912345687",
+            "0921345678",
+            "091234567",
+            "09123456789",
+            "0812345678",
+            "hung",
+            "huong",
+            "hugn",
+            "thuy",
+            "thủy",
+            "thuỷ",
+            "nguien",
+            "nguyen",
+        ];
+        for a in words {
+            for b in words {
+                for max in 0..=2 {
+                    assert_eq!(
+                        osa_within(a, b, max),
+                        osa_distance(a, b) <= max,
+                        "{a:?} vs {b:?} within {max}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn jaro_winkler_is_strsim_s_to_the_bit() {
+        let mut words: Vec<String> = [
+            "", "a", "ab", "ba", "abc", "acb", "bca", "hung", "huong", "hugn", "nguyen", "nguyne",
+            "ngyuen", "nguyn", "martha", "marhta", "dwayne", "duane", "dixon", "dicksonx", "thủy",
+            "thuỷ", "thuy", "đức", "duc", "van", "văn", "thi", "thị", "aaaa", "aaab", "baaa",
+        ]
+        .map(String::from)
+        .to_vec();
+        // Around the 64-character limit, on both sides of it.
+        let alphabet = "abcdefghijklmnopqrstuvwxyz";
+        for n in [63, 64, 65, 80] {
+            let s: String = alphabet.chars().cycle().take(n).collect();
+            let mut swapped: Vec<char> = s.chars().collect();
+            swapped.swap(1, n - 2);
+            words.push(s);
+            words.push(swapped.into_iter().collect());
+        }
+        for a in &words {
+            for b in &words {
+                assert_eq!(
+                    jaro_winkler(a, b).to_bits(),
+                    strsim::jaro_winkler(a, b).to_bits(),
                     "{a:?} vs {b:?}"
                 );
             }

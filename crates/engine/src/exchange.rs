@@ -63,13 +63,13 @@ pub fn table_schema(spec: &JobSpec, input: &Input) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// A table as one record batch of [`table_schema`].
-pub fn table_to_batch(schema: &SchemaRef, table: &Table) -> Result<RecordBatch, EngineError> {
+/// A table as one record batch of [`table_schema`]; the columns are moved, not copied.
+pub fn table_to_batch(schema: &SchemaRef, table: Table) -> Result<RecordBatch, EngineError> {
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from(table.rows.clone())),
-        Arc::new(table.ids.to_array()),
+        Arc::new(UInt64Array::from(table.rows)),
+        Arc::new(table.ids.into_array()),
     ];
-    for values in table.fields.iter().flatten() {
+    for values in table.fields.into_iter().flatten() {
         match values {
             FieldValues::Name {
                 surname,
@@ -80,24 +80,24 @@ pub fn table_to_batch(schema: &SchemaRef, table: &Table) -> Result<RecordBatch, 
                 given_key,
             } => {
                 for s in [surname, middle, given, surname_key, middle_key, given_key] {
-                    columns.push(Arc::new(s.to_array()));
+                    columns.push(Arc::new(s.into_array()));
                 }
             }
-            FieldValues::Date(d) => columns.push(Arc::new(UInt32Array::from(d.clone()))),
+            FieldValues::Date(d) => columns.push(Arc::new(UInt32Array::from(d))),
             FieldValues::Id { pin, cmnd } => {
-                columns.push(Arc::new(pin.to_array()));
-                columns.push(Arc::new(cmnd.to_array()));
+                columns.push(Arc::new(pin.into_array()));
+                columns.push(Arc::new(cmnd.into_array()));
             }
             FieldValues::Province { new, old } => {
-                columns.push(Arc::new(UInt8Array::from(new.clone())));
-                columns.push(Arc::new(UInt8Array::from(old.clone())));
+                columns.push(Arc::new(UInt8Array::from(new)));
+                columns.push(Arc::new(UInt8Array::from(old)));
             }
-            FieldValues::Sex(s) => columns.push(Arc::new(UInt8Array::from(s.clone()))),
-            FieldValues::Text(s) => columns.push(Arc::new(s.to_array())),
+            FieldValues::Sex(s) => columns.push(Arc::new(UInt8Array::from(s))),
+            FieldValues::Text(s) => columns.push(Arc::new(s.into_array())),
         }
     }
-    for keys in &table.keys {
-        columns.push(Arc::new(UInt64Array::from(keys.clone())));
+    for keys in table.keys {
+        columns.push(Arc::new(UInt64Array::from(keys)));
     }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
@@ -285,7 +285,7 @@ mod tests {
         let table = standardise_batch(&spec, input, &batch);
         assert_eq!(table.len(), 3);
         let schema = table_schema(&spec, input);
-        let out = table_to_batch(&schema, &table).unwrap();
+        let out = table_to_batch(&schema, table.clone()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.arrow");
         write_ipc(&path, &schema, [Ok(out.clone()), Ok(out)]).unwrap();

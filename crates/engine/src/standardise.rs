@@ -1,6 +1,8 @@
 //! Standardise: raw text columns become compact, comparable values, one column per field part, and
 //! each record gets its blocking keys. Records that cannot be used go to rejects with a reason.
 
+use std::hash::BuildHasher;
+
 use arrow::array::{Array, RecordBatch, StringArray};
 use khop_vn::Sex;
 use khop_vn::admin::resolve_province;
@@ -43,14 +45,14 @@ impl Strings {
         self.ends.is_empty()
     }
 
-    /// The strings as an Arrow column (one copy of the bytes).
-    pub fn to_array(&self) -> StringArray {
+    /// The strings as an Arrow column; the bytes are moved, not copied.
+    pub fn into_array(self) -> StringArray {
         let mut offsets = Vec::with_capacity(self.ends.len() + 1);
         offsets.push(0i32);
         offsets.extend(self.ends.iter().map(|&e| e as i32));
         StringArray::new(
             arrow::buffer::OffsetBuffer::new(offsets.into()),
-            arrow::buffer::Buffer::from(self.data.as_bytes()),
+            arrow::buffer::Buffer::from_vec(self.data.into_bytes()),
             None,
         )
     }
@@ -58,12 +60,20 @@ impl Strings {
     /// Strings from an Arrow column; nulls become empty strings.
     pub fn from_array(array: &StringArray) -> Strings {
         let offsets = array.value_offsets();
+        if array.null_count() > 0 {
+            let mut out = Strings::default();
+            for i in 0..array.len() {
+                out.push(if array.is_null(i) { "" } else { array.value(i) });
+            }
+            return out;
+        }
         let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
         let bytes = &array.value_data()[first..last];
-        let data = std::str::from_utf8(bytes).map_or_else(
-            |_| (0..array.len()).map(|i| array.value(i)).collect::<String>(),
-            str::to_owned,
-        );
+        let data = match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_owned(),
+            // Not reached: without nulls the bytes are the values, each valid UTF-8.
+            Err(_) => (0..array.len()).map(|i| array.value(i)).collect(),
+        };
         let ends = offsets[1..].iter().map(|&o| o as usize - first).collect();
         Strings { data, ends }
     }
@@ -74,13 +84,32 @@ impl Strings {
         self.ends.extend(other.ends.iter().map(|e| e + base));
     }
 
-    pub(crate) fn select(&self, rows: &[usize]) -> Strings {
-        let mut out = Strings::default();
-        for &r in rows {
-            out.push(self.get(r));
+    /// The strings of `targets` (source row, destination), each pushed to its destination in
+    /// `targets` order (`sizes[d]` of them go to destination `d`): one pass over this column for any
+    /// number of destinations.
+    pub(crate) fn scatter(&self, targets: &[(u32, u32)], sizes: &[usize]) -> Vec<Strings> {
+        let per_row = self.data.len() / self.len().max(1);
+        let mut out: Vec<Strings> = sizes
+            .iter()
+            .map(|&n| Strings {
+                data: String::with_capacity(n * per_row),
+                ends: Vec::with_capacity(n),
+            })
+            .collect();
+        for &(r, d) in targets {
+            out[d as usize].push(self.get(r as usize));
         }
         out
     }
+}
+
+/// [`Strings::scatter`] for a column of fixed-size values.
+fn scatter_values<T: Copy>(values: &[T], targets: &[(u32, u32)], sizes: &[usize]) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
+    for &(r, d) in targets {
+        out[d as usize].push(values[r as usize]);
+    }
+    out
 }
 
 /// A date packed as `year << 16 | month << 8 | day`; 0 is missing, month and day 0 are unknown.
@@ -201,8 +230,11 @@ impl FieldValues {
         }
     }
 
-    pub(crate) fn select(&self, rows: &[usize]) -> FieldValues {
+    /// [`Strings::scatter`] for every column of the field.
+    pub(crate) fn scatter(&self, targets: &[(u32, u32)], sizes: &[usize]) -> Vec<FieldValues> {
         use FieldValues::*;
+        let strings = |s: &Strings| s.scatter(targets, sizes);
+        let values = |v: &[u8]| scatter_values(v, targets, sizes);
         match self {
             Name {
                 surname,
@@ -211,25 +243,40 @@ impl FieldValues {
                 surname_key,
                 middle_key,
                 given_key,
-            } => Name {
-                surname: surname.select(rows),
-                middle: middle.select(rows),
-                given: given.select(rows),
-                surname_key: surname_key.select(rows),
-                middle_key: middle_key.select(rows),
-                given_key: given_key.select(rows),
-            },
-            Date(v) => Date(rows.iter().map(|&r| v[r]).collect()),
-            Id { pin, cmnd } => Id {
-                pin: pin.select(rows),
-                cmnd: cmnd.select(rows),
-            },
-            Province { new, old } => Province {
-                new: rows.iter().map(|&r| new[r]).collect(),
-                old: rows.iter().map(|&r| old[r]).collect(),
-            },
-            Sex(v) => Sex(rows.iter().map(|&r| v[r]).collect()),
-            Text(s) => Text(s.select(rows)),
+            } => {
+                let mut columns =
+                    [surname, middle, given, surname_key, middle_key, given_key].map(strings);
+                (0..sizes.len())
+                    .map(|d| {
+                        let [s, m, g, sk, mk, gk] =
+                            columns.each_mut().map(|c| std::mem::take(&mut c[d]));
+                        Name {
+                            surname: s,
+                            middle: m,
+                            given: g,
+                            surname_key: sk,
+                            middle_key: mk,
+                            given_key: gk,
+                        }
+                    })
+                    .collect()
+            }
+            Date(v) => scatter_values(v, targets, sizes)
+                .into_iter()
+                .map(Date)
+                .collect(),
+            Id { pin, cmnd } => strings(pin)
+                .into_iter()
+                .zip(strings(cmnd))
+                .map(|(pin, cmnd)| Id { pin, cmnd })
+                .collect(),
+            Province { new, old } => values(new)
+                .into_iter()
+                .zip(values(old))
+                .map(|(new, old)| Province { new, old })
+                .collect(),
+            Sex(v) => values(v).into_iter().map(Sex).collect(),
+            Text(s) => strings(s).into_iter().map(Text).collect(),
         }
     }
 
@@ -406,7 +453,7 @@ pub struct SourceCounts {
 }
 
 /// One source's records, standardised, with their blocking keys.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Table {
     pub source: String,
     pub ids: Strings,
@@ -441,21 +488,45 @@ impl Table {
     }
 
     pub(crate) fn select(&self, rows: &[usize]) -> Table {
-        Table {
-            source: self.source.clone(),
-            ids: self.ids.select(rows),
-            rows: rows.iter().map(|&r| self.rows[r]).collect(),
-            fields: self
-                .fields
-                .iter()
-                .map(|f| f.as_ref().map(|f| f.select(rows)))
-                .collect(),
-            keys: self
-                .keys
-                .iter()
-                .map(|k| rows.iter().map(|&r| k[r]).collect())
-                .collect(),
+        let targets: Vec<(u32, u32)> = rows.iter().map(|&r| (r as u32, 0)).collect();
+        self.scatter(&targets, 1).pop().expect("one destination")
+    }
+
+    /// The records of `targets` (row, destination) as `destinations` tables, each in `targets`
+    /// order: a record may go to several. One pass over each column, however many destinations
+    /// (selecting each destination's rows in turn would pass over the whole table for each).
+    pub(crate) fn scatter(&self, targets: &[(u32, u32)], destinations: usize) -> Vec<Table> {
+        let mut sizes = vec![0usize; destinations];
+        for &(_, d) in targets {
+            sizes[d as usize] += 1;
         }
+        let mut ids = self.ids.scatter(targets, &sizes).into_iter();
+        let mut rows = scatter_values(&self.rows, targets, &sizes).into_iter();
+        let mut fields: Vec<_> = self
+            .fields
+            .iter()
+            .map(|f| f.as_ref().map(|f| f.scatter(targets, &sizes).into_iter()))
+            .collect();
+        let mut keys: Vec<_> = self
+            .keys
+            .iter()
+            .map(|k| scatter_values(k, targets, &sizes).into_iter())
+            .collect();
+        (0..destinations)
+            .map(|_| Table {
+                source: self.source.clone(),
+                ids: ids.next().unwrap_or_default(),
+                rows: rows.next().unwrap_or_default(),
+                fields: fields
+                    .iter_mut()
+                    .map(|f| f.as_mut().and_then(Iterator::next))
+                    .collect(),
+                keys: keys
+                    .iter_mut()
+                    .map(|k| k.next().unwrap_or_default())
+                    .collect(),
+            })
+            .collect()
     }
 }
 
@@ -624,48 +695,59 @@ impl Caches {
     const MAX_NAME_BYTES: usize = 96;
 }
 
-/// A bounded memo in two generations: lookups see both, a hit in the old one moves the entry to the
-/// young one, and when the young one is full the old one is dropped and the young one takes its place.
-/// So a turnover keeps the values in use (common names), where emptying one map would lose them all.
-/// At most twice `generation` entries: about 40 MiB a thread for names (about 150 bytes an entry).
+/// A bounded memo as a cache of fixed size: a key may sit in one of two slots picked by its hash, and
+/// a new key takes the empty one, else the one its hash picks. A lookup is one hash and at most two
+/// slots; nothing is ever moved or rehashed, and at most `2 * half` entries are held (about 40 MiB a
+/// thread for names at the default size). Frequent values (common names) are met again soon after
+/// they lose their slot, so they are nearly always there.
 struct Memo<V> {
-    young: FxHashMap<Box<str>, V>,
-    old: FxHashMap<Box<str>, V>,
-    generation: usize,
+    /// Pairs of slots: (hash of the key, key, value).
+    slots: Vec<Option<(u64, Box<str>, V)>>,
 }
 
 impl<V> Default for Memo<V> {
     fn default() -> Self {
-        Memo::with_generation(1 << 17)
+        Memo::with_slots(1 << 18)
     }
 }
 
 impl<V> Memo<V> {
-    fn with_generation(generation: usize) -> Self {
+    /// A memo of `slots` entries at most (rounded up to a power of two, at least 2).
+    fn with_slots(slots: usize) -> Self {
         Memo {
-            young: FxHashMap::default(),
-            old: FxHashMap::default(),
-            generation,
+            slots: std::iter::repeat_with(|| None)
+                .take(slots.next_power_of_two().max(2))
+                .collect(),
         }
     }
 
-    fn get(&mut self, key: &str) -> Option<&V> {
-        if !self.young.contains_key(key) {
-            let (key, value) = self.old.remove_entry(key)?;
-            self.insert_owned(key, value);
-        }
-        self.young.get(key)
+    /// The first of the key's two slots, and the key's hash.
+    fn place(&self, key: &str) -> (usize, u64) {
+        let hash = rustc_hash::FxBuildHasher.hash_one(key);
+        // The high bits pick the pair (FxHash's low bits are its weakest).
+        let pair = (hash >> 32) as usize & (self.slots.len() / 2 - 1);
+        (2 * pair, hash)
+    }
+
+    fn get(&self, key: &str) -> Option<&V> {
+        let (first, hash) = self.place(key);
+        self.slots[first..first + 2]
+            .iter()
+            .flatten()
+            .find(|(h, k, _)| *h == hash && **k == *key)
+            .map(|(_, _, v)| v)
     }
 
     fn insert(&mut self, key: &str, value: V) {
-        self.insert_owned(key.into(), value);
-    }
-
-    fn insert_owned(&mut self, key: Box<str>, value: V) {
-        if self.young.len() >= self.generation {
-            self.old = std::mem::take(&mut self.young);
-        }
-        self.young.insert(key, value);
+        let (first, hash) = self.place(key);
+        let slot = if self.slots[first].is_none() {
+            first
+        } else if self.slots[first + 1].is_none() {
+            first + 1
+        } else {
+            first + (hash & 1) as usize
+        };
+        self.slots[slot] = Some((hash, key.into(), value));
     }
 }
 
@@ -725,7 +807,12 @@ fn standardise_value(
         ) => {
             let columns = [surname, middle, given, surname_key, middle_key, given_key];
             let cacheable = first.len() <= Caches::MAX_NAME_BYTES;
-            let has_given = if let Some(parts) = caches.names.get(first).filter(|_| cacheable) {
+            let cached = if cacheable {
+                caches.names.get(first)
+            } else {
+                None
+            };
+            let has_given = if let Some(parts) = cached {
                 for (i, column) in columns.into_iter().enumerate() {
                     column.push(parts.get(i));
                 }
@@ -1033,23 +1120,27 @@ mod tests {
     }
 
     #[test]
-    fn a_memo_keeps_the_values_in_use_across_a_turnover() {
-        let mut memo: Memo<u32> = Memo::with_generation(4);
-        for (i, key) in ["a", "b", "c", "d"].into_iter().enumerate() {
-            memo.insert(key, i as u32);
+    fn a_memo_is_bounded_and_answers_only_for_its_own_keys() {
+        let mut memo: Memo<usize> = Memo::with_slots(8);
+        let keys: Vec<String> = (0..1000).map(|i| format!("tên {i}")).collect();
+        for (i, key) in keys.iter().enumerate() {
+            memo.insert(key, i);
+            assert_eq!(memo.get(key), Some(&i), "a value is there once inserted");
+            // Whatever was evicted, what is found is the key's own value.
+            for (j, other) in keys[..=i].iter().enumerate() {
+                assert!(memo.get(other).is_none_or(|v| *v == j));
+            }
         }
-        // "e" fills a new generation; "a" to "d" are now the old one.
-        memo.insert("e", 4);
-        assert_eq!(memo.get("a"), Some(&0), "a hit in the old generation");
-        for key in ["f", "g"] {
-            memo.insert(key, 9);
+        assert_eq!(memo.slots.len(), 8);
+        let held = keys.iter().filter(|k| memo.get(k).is_some()).count();
+        assert!((1..=8).contains(&held), "{held} held");
+        // A key that keeps coming back keeps finding itself, however many others pass through.
+        for (i, key) in keys.iter().enumerate() {
+            memo.insert(key, i);
+            if memo.get("Nguyễn Văn An").is_none() {
+                memo.insert("Nguyễn Văn An", usize::MAX);
+            }
+            assert_eq!(memo.get("Nguyễn Văn An"), Some(&usize::MAX));
         }
-        // The young generation (e, a, f, g) is full: the next insert drops b, c, d.
-        memo.insert("h", 7);
-        assert_eq!(memo.get("a"), Some(&0));
-        assert_eq!(memo.get("e"), Some(&4));
-        assert_eq!(memo.get("b"), None);
-        assert_eq!(memo.get("h"), Some(&7));
-        assert!(memo.young.len() + memo.old.len() <= 2 * 4);
     }
 }

@@ -12,9 +12,10 @@
 //! 3. `standardise <right>`: as 1, keeping only records that share a key with the left (pruning);
 //! 4. `ids <right>`;
 //! 5. `compare`: one task per partition (per slice of a skewed partition, see [`plan_slices`]):
-//!    gamma pattern counts for training;
+//!    the candidate pairs with their gammas ([`Gammas`]), and gamma pattern counts for training;
 //! 6. `train`: u from the samples, m by EM over the pattern counts, term-frequency tables;
-//! 7. `score`: one task per partition or slice, cut as `compare` is: scored pairs;
+//! 7. `score`: one task per compare task: its pairs weighed by the model (records are not compared
+//!    again), the right side's values for the pairs worth showing;
 //! 8. `write`: clusters, reconciliation and every output file (see [`crate::finish`]).
 //!
 //! **Invariant:** a task's output depends only on its [`Task`] (the spec and the committed outputs of
@@ -26,9 +27,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, RecordBatch, StringBuilder, UInt8Builder, UInt64Array, UInt64Builder,
+    ArrayBuilder, ArrayRef, AsArray, RecordBatch, StringBuilder, UInt8Builder, UInt32Builder,
+    UInt64Array, UInt64Builder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt32Type, UInt64Type};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -103,9 +105,8 @@ pub enum Work {
         compared: Vec<Compared>,
     },
     Score {
-        partition: u32,
-        #[serde(default)]
-        slice: Slice,
+        /// The partition or slice's pairs, from compare.
+        gammas: Gammas,
         sides: Vec<Side>,
         trained: Trained,
     },
@@ -176,7 +177,7 @@ pub struct Side {
     pub ids: Ids,
 }
 
-/// Gamma pattern counts of one partition's candidate pairs.
+/// Gamma pattern counts of one partition's candidate pairs, and the pairs themselves.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Compared {
     pub patterns: Vec<(u64, u64)>,
@@ -185,6 +186,23 @@ pub struct Compared {
     pub per_rule: Vec<u64>,
     pub prior_pairs: u64,
     pub oversized: Vec<Oversized>,
+    pub gammas: Gammas,
+}
+
+/// The candidate pairs of one partition (or slice), with their gammas, as compare found them: what
+/// score weighs once the model is trained, without comparing the records again.
+///
+/// **Invariant:** `left` and `right` in the file are rows of the partition's tables as
+/// [`Loaded::new`] builds them from the task's sides, which is the same for compare and score
+/// (parts in file order, repeated ids left out). `tables` (a digest of each table's record numbers)
+/// lets score check that.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Gammas {
+    pub partition: u32,
+    pub slice: Slice,
+    /// Columns `left` (u32), `right` (u32), `gammas` (u64), `rule` (u8), in blocking order.
+    pub file: PathBuf,
+    pub tables: [u64; 2],
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -407,13 +425,22 @@ impl Planner {
             (_, Some(2)) => {
                 let sides = sides()?;
                 let trained = trained(&done[first_shared + 1])?;
+                let compared = compared(&done[first_shared])?;
+                let cut = slices(&skew()?);
+                if compared.len() != cut.len()
+                    || compared
+                        .iter()
+                        .zip(&cut)
+                        .any(|(c, &(p, s))| (c.gammas.partition, c.gammas.slice) != (p, s))
+                {
+                    return Err(out_of_order());
+                }
                 plan(
                     "score".into(),
-                    slices(&skew()?)
+                    compared
                         .into_iter()
-                        .map(|(partition, slice)| Work::Score {
-                            partition,
-                            slice,
+                        .map(|c| Work::Score {
+                            gammas: c.gammas,
                             sides: sides.clone(),
                             trained: trained.clone(),
                         })
@@ -567,16 +594,15 @@ pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
             partition,
             slice,
             sides,
-        } => compare(spec, files, *partition, *slice, sides).map(Output::Compared),
+        } => compare(spec, files, (*partition, *slice), sides, &file).map(Output::Compared),
         Work::Train { sides, compared } => {
             train_task(spec, files, sides, compared, &file).map(Output::Trained)
         }
         Work::Score {
-            partition,
-            slice,
+            gammas,
             sides,
             trained,
-        } => score(spec, files, (*partition, *slice), sides, trained, &file).map(Output::Scored),
+        } => score(spec, files, gammas, sides, trained, &file).map(Output::Scored),
         Work::Write {
             sides,
             compared,
@@ -856,17 +882,14 @@ fn standardise(
         *row = record_number(file_index, *row);
     }
 
-    // Standardised records by partition, then the sample.
+    // Standardised records by partition, then the sample (destination `partitions`).
     let partitions = spec.execution.partitions;
-    let mut by_partition: Vec<Vec<usize>> = vec![Vec::new(); partitions as usize];
-    let mut in_sample = Vec::new();
+    let mut targets: Vec<(u32, u32)> = Vec::with_capacity(table.len() * 2);
     let mut scratch = Vec::new();
     for (r, &shared) in shares.iter().enumerate() {
         if shared {
             partitions_of(&table, r, partitions, &mut scratch);
-            for &p in &scratch {
-                by_partition[p as usize].push(r);
-            }
+            targets.extend(scratch.iter().map(|&p| (r as u32, p)));
         }
         let id = table.ids.get(r);
         if samples
@@ -874,30 +897,44 @@ fn standardise(
             .zip(&seeds)
             .any(|(s, seed)| s.holds(sample_hash(*seed, id)))
         {
-            in_sample.push(r);
+            targets.push((r as u32, partitions));
         }
     }
+    // In groups of destinations: one pass over the table per group, and only one group's copies of
+    // the records in memory at a time.
+    const GROUP: u32 = 16;
+    let mut partition_records = vec![0u64; partitions as usize];
     let schema = table_schema(spec, input);
     let partitions_file = file("partitions.arrow");
-    files.write_ipc(
-        &partitions_file,
-        &schema,
-        by_partition
+    let batches = (0..=partitions).step_by(GROUP as usize).flat_map(|first| {
+        let group: Vec<(u32, u32)> = targets
             .iter()
-            .chain(std::iter::once(&in_sample))
-            .map(|rows| table_to_batch(&schema, &table.select(rows))),
-    )?;
+            .filter(|(_, d)| (first..first + GROUP).contains(d))
+            .map(|&(r, d)| (r, d - first))
+            .collect();
+        let size = GROUP.min(partitions + 1 - first);
+        let tables = table.scatter(&group, size as usize);
+        for (d, t) in (first..).zip(&tables) {
+            if let Some(n) = partition_records.get_mut(d as usize) {
+                *n = t.len() as u64;
+            }
+        }
+        tables.into_iter().map(|t| table_to_batch(&schema, t))
+    });
+    files.write_ipc(&partitions_file, &schema, batches)?;
+    drop(table);
     let ids_file = file("ids.arrow");
-    let ids_batch = RecordBatch::try_new(
+    write_batch(
+        files,
+        &ids_file,
         ids_schema(),
         vec![
-            Arc::new(accepted.0.finish()) as ArrayRef,
+            Arc::new(accepted.0.finish()),
             Arc::new(accepted.1.finish()),
             Arc::new(accepted.2.finish()),
             Arc::new(accepted.3.finish()),
         ],
     )?;
-    files.write_ipc(&ids_file, &ids_schema(), [Ok(ids_batch)])?;
     let rejects_file = file("rejects.arrow");
     let mut rejects = (
         StringBuilder::new(),
@@ -909,15 +946,16 @@ fn standardise(
         rejects.1.append_value(r.row);
         rejects.2.append_value(&r.reason);
     }
-    let rejects_batch = RecordBatch::try_new(
+    write_batch(
+        files,
+        &rejects_file,
         rejects_file_schema(),
         vec![
-            Arc::new(rejects.0.finish()) as ArrayRef,
+            Arc::new(rejects.0.finish()),
             Arc::new(rejects.1.finish()),
             Arc::new(rejects.2.finish()),
         ],
     )?;
-    files.write_ipc(&rejects_file, &rejects_file_schema(), [Ok(rejects_batch)])?;
     let tf_file = file("tf.json");
     files.write_json(&tf_file, &tf)?;
     Ok(Part {
@@ -928,7 +966,7 @@ fn standardise(
         ids_file,
         rejects_file,
         tf_file,
-        partition_records: by_partition.iter().map(|rows| rows.len() as u64).collect(),
+        partition_records,
     })
 }
 
@@ -1027,15 +1065,13 @@ fn ids(
         }
     }
     let duplicates_file = file("duplicates.arrow");
-    let batch = RecordBatch::try_new(
+    let duplicates = out.0.len() as u64;
+    write_batch(
+        files,
+        &duplicates_file,
         duplicates_schema(),
-        vec![
-            Arc::new(out.0.finish()) as ArrayRef,
-            Arc::new(out.1.finish()),
-        ],
+        vec![Arc::new(out.0.finish()), Arc::new(out.1.finish())],
     )?;
-    let duplicates = batch.num_rows() as u64;
-    files.write_ipc(&duplicates_file, &duplicates_schema(), [Ok(batch)])?;
     let repeated: Vec<u64> = repeated.into_iter().map(|(r, _)| r).collect();
 
     let keys_file = if keys {
@@ -1206,8 +1242,11 @@ fn for_each_pair(
     each: impl FnMut(usize, usize, usize),
 ) -> Vec<Oversized> {
     let partitions = spec.execution.partitions;
-    let left_index = Index::build(&loaded.left, partitions);
-    let right_index = loaded.right.as_ref().map(|r| Index::build(r, partitions));
+    let left_index = Index::build(&loaded.left, partitions, partition);
+    let right_index = loaded
+        .right
+        .as_ref()
+        .map(|r| Index::build(r, partitions, partition));
     let blocks = Blocks {
         left: &loaded.left,
         right: loaded.right(),
@@ -1216,7 +1255,7 @@ fn for_each_pair(
         dedupe: loaded.right.is_none(),
         max_block_pairs: spec.execution.max_block_pairs,
     };
-    blocks.for_each_pair(partition, slice, each)
+    blocks.for_each_pair(slice, each)
 }
 
 fn prior_rule(spec: &JobSpec) -> Option<usize> {
@@ -1226,12 +1265,40 @@ fn prior_rule(spec: &JobSpec) -> Option<usize> {
         .and_then(|name| spec.blocking.iter().position(|b| &b.name == name))
 }
 
+/// Writes `columns` as the one batch of an IPC file.
+fn write_batch(
+    files: &ScratchFiles,
+    path: &Path,
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+) -> Result<(), EngineError> {
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    files.write_ipc(path, &schema, [Ok(batch)])
+}
+
+/// A digest of a table's record numbers, to tell that two tasks loaded the same records.
+fn rows_digest(table: &Table) -> u64 {
+    table
+        .rows
+        .iter()
+        .fold(table.len() as u64, |h, &r| mix64(h ^ r))
+}
+
+fn gammas_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("left", DataType::UInt32, false),
+        Field::new("right", DataType::UInt32, false),
+        Field::new("gammas", DataType::UInt64, false),
+        Field::new("rule", DataType::UInt8, false),
+    ]))
+}
+
 fn compare(
     spec: &JobSpec,
     files: &ScratchFiles,
-    partition: u32,
-    slice: Slice,
+    (partition, slice): (u32, Slice),
     sides: &[Side],
+    file: &dyn Fn(&str) -> PathBuf,
 ) -> Result<Compared, EngineError> {
     let loaded = Loaded::new(spec, files, sides, partition as usize)?;
     let comparisons = compile(spec);
@@ -1243,8 +1310,18 @@ fn compare(
     let mut per_rule = vec![0u64; rules];
     let mut prior_pairs = 0;
     let mut scratch = Scratch::default();
+    let mut out = (
+        UInt32Builder::new(),
+        UInt32Builder::new(),
+        UInt64Builder::new(),
+        UInt8Builder::new(),
+    );
     let oversized = for_each_pair(spec, &loaded, (partition, slice), |l, r, rule| {
         let g = gamma_vector(&comparisons, left, l, right, r, &mut scratch);
+        out.0.append_value(l as u32);
+        out.1.append_value(r as u32);
+        out.2.append_value(g);
+        out.3.append_value(rule as u8);
         *patterns.entry(g).or_default() += 1;
         per_rule[rule] += 1;
         for (q, session) in sessions.iter_mut().enumerate() {
@@ -1257,6 +1334,18 @@ fn compare(
             }
         }
     });
+    let gammas_file = file("gammas.arrow");
+    write_batch(
+        files,
+        &gammas_file,
+        gammas_schema(),
+        vec![
+            Arc::new(out.0.finish()),
+            Arc::new(out.1.finish()),
+            Arc::new(out.2.finish()),
+            Arc::new(out.3.finish()),
+        ],
+    )?;
     let sorted = |m: HashMap<u64, u64>| -> Vec<(u64, u64)> {
         let mut v: Vec<(u64, u64)> = m.into_iter().collect();
         v.sort_unstable();
@@ -1268,6 +1357,12 @@ fn compare(
         per_rule,
         prior_pairs,
         oversized,
+        gammas: Gammas {
+            partition,
+            slice,
+            file: gammas_file,
+            tables: [rows_digest(left), rows_digest(right)],
+        },
     })
 }
 
@@ -1381,15 +1476,22 @@ pub(crate) fn pairs_file_schema(comparisons: &[Compiled]) -> SchemaRef {
 fn score(
     spec: &JobSpec,
     files: &ScratchFiles,
-    (partition, slice): (u32, Slice),
+    gammas: &Gammas,
     sides: &[Side],
     trained: &Trained,
     file: &dyn Fn(&str) -> PathBuf,
 ) -> Result<ScoredPart, EngineError> {
     let comparisons = compile(spec);
     let (model, tf_tables) = load_trained(files, trained, &comparisons)?;
+    let partition = gammas.partition;
     let loaded = Loaded::new(spec, files, sides, partition as usize)?;
     let (left, right) = (&loaded.left, loaded.right());
+    if [rows_digest(left), rows_digest(right)] != gammas.tables {
+        return Err(EngineError::Other(format!(
+            "score: partition {partition} does not hold the records compare found pairs in"
+        )));
+    }
+    let pairs_in = files.ipc(&gammas.file)?.read_all()?;
     let weights = model.weights();
     let prior_weight = model.prior_weight();
     let min_probability = spec.execution.min_pair_probability;
@@ -1398,7 +1500,6 @@ fn score(
         .iter()
         .map(|c| c.term_frequency && matches!(c.levels[0], Level::Exact | Level::ExactKey))
         .collect();
-    let mut scratch = Scratch::default();
     let mut buf = (String::new(), String::new());
     let mut out = (
         UInt64Builder::new(),
@@ -1410,8 +1511,38 @@ fn score(
     );
     let mut shown: Vec<StringBuilder> = comparisons.iter().map(|_| StringBuilder::new()).collect();
     let mut pairs = 0u64;
-    for_each_pair(spec, &loaded, (partition, slice), |l, r, rule| {
-        let gammas = gamma_vector(&comparisons, left, l, right, r, &mut scratch);
+    let columns = |b: &RecordBatch| -> Result<_, EngineError> {
+        let column = |name: &str| {
+            b.column_by_name(name)
+                .ok_or_else(|| EngineError::Other(format!("gamma file: no column `{name}`")))
+        };
+        Ok((
+            column("left")?.as_primitive::<UInt32Type>().clone(),
+            column("right")?.as_primitive::<UInt32Type>().clone(),
+            column("gammas")?.as_primitive::<UInt64Type>().clone(),
+            column("rule")?.as_primitive::<UInt8Type>().clone(),
+        ))
+    };
+    let found = pairs_in
+        .iter()
+        .map(columns)
+        .collect::<Result<Vec<_>, _>>()?;
+    let found = found.iter().flat_map(|(l, r, g, q)| {
+        (0..l.len()).map(|i| {
+            (
+                l.value(i) as usize,
+                r.value(i) as usize,
+                g.value(i),
+                q.value(i),
+            )
+        })
+    });
+    for (l, r, gammas, rule) in found {
+        if l >= left.len() || r >= right.len() {
+            return Err(EngineError::Other(format!(
+                "gamma file of partition {partition}: a pair outside the partition's tables"
+            )));
+        }
         let mut weight = prior_weight;
         for (i, c) in comparisons.iter().enumerate() {
             let g = gamma_at(gammas, i);
@@ -1428,7 +1559,7 @@ fn score(
         }
         let p = probability(weight);
         if p < min_probability {
-            return;
+            continue;
         }
         pairs += 1;
         out.0.append_value(left.rows[l]);
@@ -1436,12 +1567,12 @@ fn score(
         out.2.append_value(weight);
         out.3.append_value(p);
         out.4.append_value(gammas);
-        out.5.append_value(rule as u8);
+        out.5.append_value(rule);
         // The right side's values, for the reconciliation table of pairs worth showing.
         for (c, b) in comparisons.iter().zip(shown.iter_mut()) {
             b.append_option((p >= review).then(|| c.display(right, r)).flatten());
         }
-    });
+    }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(out.0.finish()),
         Arc::new(out.1.finish()),
@@ -1451,10 +1582,8 @@ fn score(
         Arc::new(out.5.finish()),
     ];
     columns.extend(shown.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-    let schema = pairs_file_schema(&comparisons);
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let pairs_file = file("pairs.arrow");
-    files.write_ipc(&pairs_file, &schema, [Ok(batch)])?;
+    write_batch(files, &pairs_file, pairs_file_schema(&comparisons), columns)?;
     Ok(ScoredPart {
         partition,
         pairs,
@@ -1638,7 +1767,8 @@ mod tests {
         }
     }
 
-    /// The compare and score stages are cut into the same slices, from the committed parts only.
+    /// The compare stage is cut into slices from the committed parts only, and each score task weighs
+    /// the pairs of the compare task of its slice.
     #[test]
     fn compare_and_score_are_cut_the_same_way() {
         let spec = spec(Mode::Link, "split_min_pairs = 0");
@@ -1665,28 +1795,26 @@ mod tests {
         let cut = |plan: &StagePlan| -> Vec<(u32, Slice)> {
             plan.tasks
                 .iter()
-                .map(|t| match &t.work {
-                    Work::Compare {
-                        partition,
-                        slice,
-                        sides,
-                    }
-                    | Work::Score {
-                        partition,
-                        slice,
-                        sides,
-                        ..
-                    } => {
-                        // The counts are for planning: the tasks do not carry them.
-                        assert!(
-                            sides
-                                .iter()
-                                .flat_map(|s| &s.parts)
-                                .all(|p| p.partition_records.is_empty())
-                        );
-                        (*partition, *slice)
-                    }
-                    _ => panic!("not a partition task"),
+                .map(|t| {
+                    let (cut, sides) = match &t.work {
+                        Work::Compare {
+                            partition,
+                            slice,
+                            sides,
+                        } => ((*partition, *slice), sides),
+                        Work::Score { gammas, sides, .. } => {
+                            ((gammas.partition, gammas.slice), sides)
+                        }
+                        _ => panic!("not a partition task"),
+                    };
+                    // The counts are for planning: the tasks do not carry them.
+                    assert!(
+                        sides
+                            .iter()
+                            .flat_map(|s| &s.parts)
+                            .all(|p| p.partition_records.is_empty())
+                    );
+                    cut
                 })
                 .collect()
         };
@@ -1699,14 +1827,40 @@ mod tests {
             slices,
             [whole(0), whole(1), whole(2), of4(0), of4(1), of4(2), of4(3)]
         );
-        done.push(vec![Output::Compared(Compared::default()); slices.len()]);
-        done.push(vec![Output::Trained(Trained {
+        let compared = |(partition, slice): (u32, Slice)| {
+            Output::Compared(Compared {
+                gammas: Gammas {
+                    partition,
+                    slice,
+                    file: format!("g{partition}-{}", slice.index).into(),
+                    tables: [0, 0],
+                },
+                ..Compared::default()
+            })
+        };
+        let trained = vec![Output::Trained(Trained {
             model_file: "m".into(),
             tf_file: "t".into(),
-        })]);
+        })];
+        // Score tasks take compare's outputs in the order compare's tasks were planned.
+        let mut swapped: Vec<Output> = slices.iter().copied().map(compared).collect();
+        swapped.swap(3, 4);
+        done.extend([swapped, trained.clone()]);
+        assert!(planner.next(&done).is_err());
+        done.truncate(done.len() - 2);
+        done.extend([slices.iter().copied().map(compared).collect(), trained]);
         let score = planner.next(&done).unwrap().unwrap();
         assert_eq!(score.name, "score");
         assert_eq!(cut(&score), slices);
+        for (task, &(partition, slice)) in score.tasks.iter().zip(&slices) {
+            let Work::Score { gammas, .. } = &task.work else {
+                panic!("not a score task")
+            };
+            assert_eq!(
+                gammas.file,
+                PathBuf::from(format!("g{partition}-{}", slice.index))
+            );
+        }
         done.push(
             slices
                 .iter()

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt8Array, UInt32Array, UInt64Array};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt32Type, UInt64Type};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, Schema, SchemaRef, UInt8Type, UInt32Type, UInt64Type,
+};
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 
@@ -233,13 +235,26 @@ impl IpcFile {
     }
 }
 
-/// A column of `u64` (row keys, hashes) of a batch, by name.
-pub fn u64_column(batch: &RecordBatch, name: &str) -> Result<Vec<u64>, EngineError> {
+/// A column of numbers of type `T` of a batch, by name.
+pub fn number_column<T: ArrowPrimitiveType>(
+    batch: &RecordBatch,
+    name: &str,
+) -> Result<Vec<T::Native>, EngineError> {
     batch
         .column_by_name(name)
-        .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+        .and_then(|c| c.as_primitive_opt::<T>())
         .map(|a| a.values().to_vec())
-        .ok_or_else(|| EngineError::Other(format!("exchange file: no u64 column `{name}`")))
+        .ok_or_else(|| {
+            EngineError::Other(format!(
+                "exchange file: no {} column `{name}`",
+                T::DATA_TYPE
+            ))
+        })
+}
+
+/// A column of `u64` (row keys, hashes) of a batch, by name.
+pub fn u64_column(batch: &RecordBatch, name: &str) -> Result<Vec<u64>, EngineError> {
+    number_column::<UInt64Type>(batch, name)
 }
 
 /// A text column of a batch, by name.

@@ -60,20 +60,12 @@ impl Strings {
     /// Strings from an Arrow column; nulls become empty strings.
     pub fn from_array(array: &StringArray) -> Strings {
         let offsets = array.value_offsets();
-        if array.null_count() > 0 {
-            let mut out = Strings::default();
-            for i in 0..array.len() {
-                out.push(if array.is_null(i) { "" } else { array.value(i) });
-            }
-            return out;
-        }
         let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
         let bytes = &array.value_data()[first..last];
-        let data = match std::str::from_utf8(bytes) {
-            Ok(text) => text.to_owned(),
-            // Not reached: without nulls the bytes are the values, each valid UTF-8.
-            Err(_) => (0..array.len()).map(|i| array.value(i)).collect(),
-        };
+        let data = std::str::from_utf8(bytes).map_or_else(
+            |_| (0..array.len()).map(|i| array.value(i)).collect::<String>(),
+            str::to_owned,
+        );
         let ends = offsets[1..].iter().map(|&o| o as usize - first).collect();
         Strings { data, ends }
     }
@@ -697,7 +689,7 @@ impl Caches {
 
 /// A bounded memo as a cache of fixed size: a key may sit in one of two slots picked by its hash, and
 /// a new key takes the empty one, else the one its hash picks. A lookup is one hash and at most two
-/// slots; nothing is ever moved or rehashed, and at most `2 * half` entries are held (about 40 MiB a
+/// slots; nothing is ever moved or rehashed, and at most one entry a slot is held (about 40 MiB a
 /// thread for names at the default size). Frequent values (common names) are met again soon after
 /// they lose their slot, so they are nearly always there.
 struct Memo<V> {

@@ -27,17 +27,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, AsArray, RecordBatch, StringBuilder, UInt8Builder, UInt32Builder,
-    UInt64Array, UInt64Builder,
+    ArrayBuilder, ArrayRef, RecordBatch, StringBuilder, UInt8Builder, UInt32Builder, UInt64Array,
+    UInt64Builder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt32Type, UInt64Type};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt32Type};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
 use crate::blocking::{Blocks, Index, Oversized, Slice};
 use crate::compare::{Compiled, Scratch, compile, gamma_at, gamma_vector};
-use crate::exchange::{batch_to_table, table_schema, table_to_batch, text_column, u64_column};
+use crate::exchange::{
+    batch_to_table, number_column, table_schema, table_to_batch, text_column, u64_column,
+};
 use crate::hash::{KeySet, mix64, partition_of};
 use crate::job::{
     SAMPLE_RECORDS, Skew, SplitPartition, Summary, sample_hash, sample_hash_of, train,
@@ -1511,32 +1513,24 @@ fn score(
     );
     let mut shown: Vec<StringBuilder> = comparisons.iter().map(|_| StringBuilder::new()).collect();
     let mut pairs = 0u64;
-    let columns = |b: &RecordBatch| -> Result<_, EngineError> {
-        let column = |name: &str| {
-            b.column_by_name(name)
-                .ok_or_else(|| EngineError::Other(format!("gamma file: no column `{name}`")))
-        };
-        Ok((
-            column("left")?.as_primitive::<UInt32Type>().clone(),
-            column("right")?.as_primitive::<UInt32Type>().clone(),
-            column("gammas")?.as_primitive::<UInt64Type>().clone(),
-            column("rule")?.as_primitive::<UInt8Type>().clone(),
-        ))
-    };
-    let found = pairs_in
-        .iter()
-        .map(columns)
-        .collect::<Result<Vec<_>, _>>()?;
-    let found = found.iter().flat_map(|(l, r, g, q)| {
-        (0..l.len()).map(|i| {
-            (
-                l.value(i) as usize,
-                r.value(i) as usize,
-                g.value(i),
-                q.value(i),
-            )
-        })
-    });
+    let mut found = Vec::new();
+    for b in &pairs_in {
+        let (l, r) = (
+            number_column::<UInt32Type>(b, "left")?,
+            number_column::<UInt32Type>(b, "right")?,
+        );
+        let (g, q) = (
+            u64_column(b, "gammas")?,
+            number_column::<UInt8Type>(b, "rule")?,
+        );
+        found.extend(
+            l.into_iter()
+                .zip(r)
+                .zip(g)
+                .zip(q)
+                .map(|(((l, r), g), q)| (l as usize, r as usize, g, q)),
+        );
+    }
     for (l, r, gammas, rule) in found {
         if l >= left.len() || r >= right.len() {
             return Err(EngineError::Other(format!(

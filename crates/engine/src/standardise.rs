@@ -466,7 +466,13 @@ impl Table {
         self.ids.is_empty()
     }
 
+    /// Adds `other`'s records (of the same input) after this table's.
     pub(crate) fn append(&mut self, other: Table) {
+        if self.is_empty() {
+            // Nothing to keep: take the other's columns rather than copy them.
+            *self = other;
+            return;
+        }
         self.ids.append(&other.ids);
         self.rows.extend(other.rows);
         for (a, b) in self.fields.iter_mut().zip(&other.fields) {

@@ -930,11 +930,11 @@ fn standardise(
         files,
         &ids_file,
         ids_schema(),
-        vec![
-            Arc::new(accepted.0.finish()),
-            Arc::new(accepted.1.finish()),
-            Arc::new(accepted.2.finish()),
-            Arc::new(accepted.3.finish()),
+        &mut [
+            &mut accepted.0,
+            &mut accepted.1,
+            &mut accepted.2,
+            &mut accepted.3,
         ],
     )?;
     let rejects_file = file("rejects.arrow");
@@ -952,11 +952,7 @@ fn standardise(
         files,
         &rejects_file,
         rejects_file_schema(),
-        vec![
-            Arc::new(rejects.0.finish()),
-            Arc::new(rejects.1.finish()),
-            Arc::new(rejects.2.finish()),
-        ],
+        &mut [&mut rejects.0, &mut rejects.1, &mut rejects.2],
     )?;
     let tf_file = file("tf.json");
     files.write_json(&tf_file, &tf)?;
@@ -1072,7 +1068,7 @@ fn ids(
         files,
         &duplicates_file,
         duplicates_schema(),
-        vec![Arc::new(out.0.finish()), Arc::new(out.1.finish())],
+        &mut [&mut out.0, &mut out.1],
     )?;
     let repeated: Vec<u64> = repeated.into_iter().map(|(r, _)| r).collect();
 
@@ -1267,13 +1263,14 @@ fn prior_rule(spec: &JobSpec) -> Option<usize> {
         .and_then(|name| spec.blocking.iter().position(|b| &b.name == name))
 }
 
-/// Writes `columns` as the one batch of an IPC file.
+/// Writes what `columns` hold, in `schema`'s order, as the one batch of an IPC file.
 fn write_batch(
     files: &ScratchFiles,
     path: &Path,
     schema: SchemaRef,
-    columns: Vec<ArrayRef>,
+    columns: &mut [&mut dyn ArrayBuilder],
 ) -> Result<(), EngineError> {
+    let columns = columns.iter_mut().map(|c| c.finish()).collect();
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     files.write_ipc(path, &schema, [Ok(batch)])
 }
@@ -1341,12 +1338,7 @@ fn compare(
         files,
         &gammas_file,
         gammas_schema(),
-        vec![
-            Arc::new(out.0.finish()),
-            Arc::new(out.1.finish()),
-            Arc::new(out.2.finish()),
-            Arc::new(out.3.finish()),
-        ],
+        &mut [&mut out.0, &mut out.1, &mut out.2, &mut out.3],
     )?;
     let sorted = |m: HashMap<u64, u64>| -> Vec<(u64, u64)> {
         let mut v: Vec<(u64, u64)> = m.into_iter().collect();
@@ -1513,7 +1505,6 @@ fn score(
     );
     let mut shown: Vec<StringBuilder> = comparisons.iter().map(|_| StringBuilder::new()).collect();
     let mut pairs = 0u64;
-    let mut found = Vec::new();
     for b in &pairs_in {
         let (l, r) = (
             number_column::<UInt32Type>(b, "left")?,
@@ -1523,61 +1514,55 @@ fn score(
             u64_column(b, "gammas")?,
             number_column::<UInt8Type>(b, "rule")?,
         );
-        found.extend(
-            l.into_iter()
-                .zip(r)
-                .zip(g)
-                .zip(q)
-                .map(|(((l, r), g), q)| (l as usize, r as usize, g, q)),
-        );
-    }
-    for (l, r, gammas, rule) in found {
-        if l >= left.len() || r >= right.len() {
-            return Err(EngineError::Other(format!(
-                "gamma file of partition {partition}: a pair outside the partition's tables"
-            )));
-        }
-        let mut weight = prior_weight;
-        for (i, c) in comparisons.iter().enumerate() {
-            let g = gamma_at(gammas, i);
-            if g == 1 && tf_first_level[i] {
-                let frequency = c
-                    .tf_value(left, l, &mut buf)
-                    .and_then(|v| tf_tables[i].frequency(v));
-                if let Some(f) = frequency {
-                    weight += (model.m_of(i, 1) / f.max(1e-12)).log2();
-                    continue;
-                }
+        for (((l, r), gammas), rule) in l.into_iter().zip(r).zip(g).zip(q) {
+            let (l, r) = (l as usize, r as usize);
+            if l >= left.len() || r >= right.len() {
+                return Err(EngineError::Other(format!(
+                    "gamma file of partition {partition}: a pair outside the partition's tables"
+                )));
             }
-            weight += weights[i][usize::from(g)];
-        }
-        let p = probability(weight);
-        if p < min_probability {
-            continue;
-        }
-        pairs += 1;
-        out.0.append_value(left.rows[l]);
-        out.1.append_value(right.rows[r]);
-        out.2.append_value(weight);
-        out.3.append_value(p);
-        out.4.append_value(gammas);
-        out.5.append_value(rule);
-        // The right side's values, for the reconciliation table of pairs worth showing.
-        for (c, b) in comparisons.iter().zip(shown.iter_mut()) {
-            b.append_option((p >= review).then(|| c.display(right, r)).flatten());
+            let mut weight = prior_weight;
+            for (i, c) in comparisons.iter().enumerate() {
+                let g = gamma_at(gammas, i);
+                if g == 1 && tf_first_level[i] {
+                    let frequency = c
+                        .tf_value(left, l, &mut buf)
+                        .and_then(|v| tf_tables[i].frequency(v));
+                    if let Some(f) = frequency {
+                        weight += (model.m_of(i, 1) / f.max(1e-12)).log2();
+                        continue;
+                    }
+                }
+                weight += weights[i][usize::from(g)];
+            }
+            let p = probability(weight);
+            if p < min_probability {
+                continue;
+            }
+            pairs += 1;
+            out.0.append_value(left.rows[l]);
+            out.1.append_value(right.rows[r]);
+            out.2.append_value(weight);
+            out.3.append_value(p);
+            out.4.append_value(gammas);
+            out.5.append_value(rule);
+            // The right side's values, for the reconciliation table of pairs worth showing.
+            for (c, b) in comparisons.iter().zip(shown.iter_mut()) {
+                b.append_option((p >= review).then(|| c.display(right, r)).flatten());
+            }
         }
     }
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(out.0.finish()),
-        Arc::new(out.1.finish()),
-        Arc::new(out.2.finish()),
-        Arc::new(out.3.finish()),
-        Arc::new(out.4.finish()),
-        Arc::new(out.5.finish()),
+    let mut columns: Vec<&mut dyn ArrayBuilder> = vec![
+        &mut out.0, &mut out.1, &mut out.2, &mut out.3, &mut out.4, &mut out.5,
     ];
-    columns.extend(shown.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    columns.extend(shown.iter_mut().map(|b| b as &mut dyn ArrayBuilder));
     let pairs_file = file("pairs.arrow");
-    write_batch(files, &pairs_file, pairs_file_schema(&comparisons), columns)?;
+    write_batch(
+        files,
+        &pairs_file,
+        pairs_file_schema(&comparisons),
+        &mut columns,
+    )?;
     Ok(ScoredPart {
         partition,
         pairs,

@@ -1,14 +1,12 @@
 //! Standardise: raw text columns become compact, comparable values, one column per field part, and
 //! each record gets its blocking keys. Records that cannot be used go to rejects with a reason.
 
-use std::hash::BuildHasher;
-
 use arrow::array::{Array, RecordBatch, StringArray};
 use khop_vn::Sex;
 use khop_vn::admin::resolve_province;
 use khop_vn::date::{PartialDate, parse_date};
 use khop_vn::id::{IdNumber, parse_id};
-use khop_vn::name::{name_key, parse_name};
+use khop_vn::name::NameParser;
 use khop_vn::text::{canonical_name, fold_diacritics};
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -672,115 +670,22 @@ pub fn standardise_batch(spec: &JobSpec, input: &Input, batch: &RecordBatch) -> 
 
 thread_local! {
     /// Each thread's memo, kept for the thread's life: across the batches and tasks it standardises,
-    /// so a worker's second task starts with the common names known. Bounded (see [`Memo`]).
+    /// so a worker's second task starts with the common names known. Bounded.
     static CACHES: std::cell::RefCell<Caches> = std::cell::RefCell::new(Caches::default());
 }
 
 /// Memo of values that repeat a lot, so each distinct raw text is standardised once per thread:
-/// provinces, and full names (a few hundred thousand distinct names make up most of a national
-/// register, and a name costs about a microsecond to parse and key). Values are pure functions of the
-/// raw text, so what is cached never changes a result.
+/// provinces, and the words of names ([`NameParser`]: a national register's names use a few thousand
+/// words). Values are pure functions of the raw text, so what is cached never changes a result.
 #[derive(Default)]
 struct Caches {
     provinces: FxHashMap<String, (u8, u8)>,
-    names: Memo<NameParts>,
+    names: NameParser,
 }
 
 impl Caches {
     /// Province texts the memo holds at most (there are a few hundred spellings in practice).
     const MAX_PROVINCES: usize = 1 << 17;
-    /// Longer raw names are not cached: rare, and they would make entries unbounded.
-    const MAX_NAME_BYTES: usize = 96;
-}
-
-/// A bounded memo as a cache of fixed size: a key may sit in one of two slots picked by its hash, and
-/// a new key takes the empty one, else the one its hash picks. A lookup is one hash and at most two
-/// slots; nothing is ever moved or rehashed, and at most one entry a slot is held (about 40 MiB a
-/// thread for names at the default size). Frequent values (common names) are met again soon after
-/// they lose their slot, so they are nearly always there.
-struct Memo<V> {
-    /// Pairs of slots: (hash of the key, key, value).
-    slots: Vec<Option<(u64, Box<str>, V)>>,
-}
-
-impl<V> Default for Memo<V> {
-    fn default() -> Self {
-        Memo::with_slots(1 << 18)
-    }
-}
-
-impl<V> Memo<V> {
-    /// A memo of `slots` entries at most (rounded up to a power of two, at least 2).
-    fn with_slots(slots: usize) -> Self {
-        Memo {
-            slots: std::iter::repeat_with(|| None)
-                .take(slots.next_power_of_two().max(2))
-                .collect(),
-        }
-    }
-
-    /// The first of the key's two slots, and the key's hash.
-    fn place(&self, key: &str) -> (usize, u64) {
-        let hash = rustc_hash::FxBuildHasher.hash_one(key);
-        // The high bits pick the pair (FxHash's low bits are its weakest).
-        let pair = (hash >> 32) as usize & (self.slots.len() / 2 - 1);
-        (2 * pair, hash)
-    }
-
-    fn get(&self, key: &str) -> Option<&V> {
-        let (first, hash) = self.place(key);
-        self.slots[first..first + 2]
-            .iter()
-            .flatten()
-            .find(|(h, k, _)| *h == hash && **k == *key)
-            .map(|(_, _, v)| v)
-    }
-
-    fn insert(&mut self, key: &str, value: V) {
-        let (first, hash) = self.place(key);
-        let slot = if self.slots[first].is_none() {
-            first
-        } else if self.slots[first + 1].is_none() {
-            first + 1
-        } else {
-            first + (hash & 1) as usize
-        };
-        self.slots[slot] = Some((hash, key.into(), value));
-    }
-}
-
-/// A name as it is stored: canonical surname, middle and given name, then their keys.
-fn name_parts(raw: &str) -> [String; 6] {
-    let p = parse_name(raw).unwrap_or_default();
-    let [sk, mk, gk] = [&p.surname, &p.middle, &p.given].map(|part| name_key(part));
-    [p.surname, p.middle, p.given, sk, mk, gk]
-}
-
-/// [`name_parts`] in one buffer, for the memo.
-struct NameParts {
-    text: Box<str>,
-    ends: [u16; 6],
-}
-
-impl NameParts {
-    /// None when the parts do not fit the buffer's offsets (never for names under `MAX_NAME_BYTES`).
-    fn new(parts: &[String; 6]) -> Option<NameParts> {
-        let mut text = String::new();
-        let mut ends = [0u16; 6];
-        for (end, part) in ends.iter_mut().zip(parts) {
-            text.push_str(part);
-            *end = u16::try_from(text.len()).ok()?;
-        }
-        Some(NameParts {
-            text: text.into_boxed_str(),
-            ends,
-        })
-    }
-
-    fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[usize::from(start)..usize::from(self.ends[i])]
-    }
 }
 
 /// Standardises one field value from its raw column texts; false when present but not understood.
@@ -804,27 +709,11 @@ fn standardise_value(
             },
         ) => {
             let columns = [surname, middle, given, surname_key, middle_key, given_key];
-            let cacheable = first.len() <= Caches::MAX_NAME_BYTES;
-            let cached = if cacheable {
-                caches.names.get(first)
-            } else {
-                None
-            };
-            let has_given = if let Some(parts) = cached {
-                for (i, column) in columns.into_iter().enumerate() {
-                    column.push(parts.get(i));
-                }
-                !parts.get(2).is_empty()
-            } else {
-                let parts = name_parts(first);
-                for (column, part) in columns.into_iter().zip(&parts) {
-                    column.push(part);
-                }
-                if cacheable && let Some(entry) = NameParts::new(&parts) {
-                    caches.names.insert(first, entry);
-                }
-                !parts[2].is_empty()
-            };
+            let parts = caches.names.parse(first).parts();
+            for (column, part) in columns.into_iter().zip(parts) {
+                column.push(part);
+            }
+            let has_given = !parts[2].is_empty();
             first.is_empty() || has_given
         }
         (Standardiser::Date, FieldValues::Date(dates)) => match parse_date(first) {
@@ -1115,30 +1004,5 @@ mod tests {
         let mut expected: Vec<&str> = many.clone();
         expected.sort_unstable();
         assert_eq!(key(&many), (true, format!("{} ", expected.join(" "))));
-    }
-
-    #[test]
-    fn a_memo_is_bounded_and_answers_only_for_its_own_keys() {
-        let mut memo: Memo<usize> = Memo::with_slots(8);
-        let keys: Vec<String> = (0..1000).map(|i| format!("tên {i}")).collect();
-        for (i, key) in keys.iter().enumerate() {
-            memo.insert(key, i);
-            assert_eq!(memo.get(key), Some(&i), "a value is there once inserted");
-            // Whatever was evicted, what is found is the key's own value.
-            for (j, other) in keys[..=i].iter().enumerate() {
-                assert!(memo.get(other).is_none_or(|v| *v == j));
-            }
-        }
-        assert_eq!(memo.slots.len(), 8);
-        let held = keys.iter().filter(|k| memo.get(k).is_some()).count();
-        assert!((1..=8).contains(&held), "{held} held");
-        // A key that keeps coming back keeps finding itself, however many others pass through.
-        for (i, key) in keys.iter().enumerate() {
-            memo.insert(key, i);
-            if memo.get("Nguyễn Văn An").is_none() {
-                memo.insert("Nguyễn Văn An", usize::MAX);
-            }
-            assert_eq!(memo.get("Nguyễn Văn An"), Some(&usize::MAX));
-        }
     }
 }

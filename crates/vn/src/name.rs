@@ -20,6 +20,10 @@ use unicode_normalization::char::is_combining_mark;
 
 use crate::text::{canonical_name, fold_diacritics};
 
+mod parser;
+
+pub use parser::{KeyedName, NameParser};
+
 /// A personal name split into its parts, in canonical comparison form ([`canonical_name`]: mojibake
 /// repaired, NFC, new tone style, lowercase, single spaces), with punctuation and digits removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -98,40 +102,53 @@ pub fn parse_name(raw: &str) -> Option<ParsedName> {
     if let Some(parsed) = parse_ede(&words) {
         return Some(parsed);
     }
-    let n = words.len();
-    if n == 1 {
+    if words.len() == 1 {
         return Some(ParsedName {
             given: words[0].to_owned(),
             ..ParsedName::default()
         });
     }
+    let (order, surname, middle, given) = arrange(
+        words.len(),
+        |i| order_share(words[i]),
+        |i| is_middle_only(words[i]),
+    );
+    Some(ParsedName {
+        surname: words[surname].to_owned(),
+        middle: join(&words[middle]),
+        given: words[given].to_owned(),
+        reordered: order != Order::Written,
+    })
+}
+
+/// Where the surname, the middle words and the given name are among `n >= 2` words, by rules 3 to 7
+/// of [`parse_name`]: `share(i)` is word i's [`order_share`], `middle_only(i)` whether it is
+/// [`is_middle_only`].
+fn arrange(
+    n: usize,
+    share: impl Fn(usize) -> Option<f64>,
+    middle_only: impl Fn(usize) -> bool,
+) -> (Order, usize, std::ops::Range<usize>, usize) {
     let last = n - 1;
     let order = if n >= 3
-        && is_middle_only(words[last])
-        && order_share(words[1])
-            .is_some_and(|second| order_share(words[0]).is_none_or(|first| first < second))
+        && middle_only(last)
+        && share(1).is_some_and(|second| share(0).is_none_or(|first| first < second))
     {
         Order::GivenFirst
-    } else if order_share(words[0]).is_some() {
+    } else if share(0).is_some() {
         Order::Written
-    } else if order_share(words[last]).is_some() && !is_middle_only(words[last - 1]) {
+    } else if share(last).is_some() && !middle_only(last - 1) {
         Order::SurnameLast
-    } else if n >= 3 && order_share(words[1]).is_some() && !is_middle_only(words[0]) {
+    } else if n >= 3 && share(1).is_some() && !middle_only(0) {
         Order::GivenFirst
     } else {
         Order::Written
     };
-    let (surname, middle, given) = match order {
-        Order::Written => (words[0], &words[1..last], words[last]),
-        Order::SurnameLast => (words[last], &words[..last - 1], words[last - 1]),
-        Order::GivenFirst => (words[1], &words[2..], words[0]),
-    };
-    Some(ParsedName {
-        surname: surname.to_owned(),
-        middle: join(middle),
-        given: given.to_owned(),
-        reordered: order != Order::Written,
-    })
+    match order {
+        Order::Written => (order, 0, 1..last, last),
+        Order::SurnameLast => (order, last, 0..last - 1, last - 1),
+        Order::GivenFirst => (order, 1, 2..n, 0),
+    }
 }
 
 /// The blocking key of a name part or a whole name: [`canonical_name`], then [`fold_diacritics`],
@@ -259,9 +276,17 @@ fn is_middle_only(word: &str) -> bool {
     word == "văn" || word == "thị"
 }
 
+/// Whether a name whose first canonical word is `first` may be in Ê Đê order ([`parse_ede`]).
+fn is_ede_prefix(first: &str) -> bool {
+    matches!(first, "y" | "h'" | "h") || (first.len() > 2 && first.starts_with("h'"))
+}
+
 /// Ê Đê order (NOTES §2.1): the name starts with the sex prefix `Y` (male) or `H'` (female).
 fn parse_ede(words: &[&str]) -> Option<ParsedName> {
     let first = words[0];
+    if !is_ede_prefix(first) {
+        return None;
+    }
     let (given, rest) = if first == "y" {
         match words.get(1) {
             Some(next) => (format!("y {next}"), &words[2..]),
@@ -273,10 +298,8 @@ fn parse_ede(words: &[&str]) -> Option<ParsedName> {
             Some(next) => (format!("h'{next}"), &words[2..]),
             None => return None,
         }
-    } else if first.len() > 2 && first.starts_with("h'") {
-        (first.to_owned(), &words[1..])
     } else {
-        return None;
+        (first.to_owned(), &words[1..])
     };
     let (surname, middle) = match rest.split_last() {
         Some((last, middle)) => ((*last).to_owned(), join(middle)),

@@ -53,7 +53,7 @@ pub enum ToneStyle {
 }
 
 /// NFC of `s`, borrowing when it already is (the common case, checked cheaply).
-fn nfc_cow(s: &str) -> Cow<'_, str> {
+pub(crate) fn nfc_cow(s: &str) -> Cow<'_, str> {
     if s.is_ascii() || is_nfc_quick(s.chars()) == IsNormalized::Yes {
         Cow::Borrowed(s)
     } else {
@@ -128,6 +128,12 @@ pub fn decode_mojibake(s: &str, enc: Legacy) -> String {
     legacy::decode(&nfc_cow(s), enc)
 }
 
+/// Whether [`repair_mojibake`] could change NFC text `nfc`: only text with a non-ASCII character and
+/// every character within Windows-1252 is looked at (both legacy encodings only produce those).
+pub(crate) fn may_be_mojibake(nfc: &str) -> bool {
+    !nfc.is_ascii() && nfc.chars().all(legacy::is_cp1252)
+}
+
 /// TCVN3/VNI mojibake decoded back to NFC Unicode when detected; otherwise the NFC of `s`.
 ///
 /// Round trip: `repair_mojibake(&to_tcvn3_mojibake(x)) == nfc(x)` (same for VNI) whenever some word
@@ -177,8 +183,13 @@ pub fn canonical_name(s: &str) -> String {
         }
         return out;
     }
-    let repaired = repair_mojibake(s);
-    let styled = tone::restyle(&repaired, ToneStyle::New);
+    canonical_unrepaired(&repair_mojibake(s))
+}
+
+/// The steps of [`canonical_name`] after mojibake repair, for NFC text known not to need it: new tone
+/// style, single spaces, lowercase.
+pub(crate) fn canonical_unrepaired(nfc: &str) -> String {
+    let styled = tone::restyle(nfc, ToneStyle::New);
     let mut out = String::with_capacity(styled.len());
     for word in styled.split_whitespace() {
         if !out.is_empty() {

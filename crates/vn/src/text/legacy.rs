@@ -117,7 +117,7 @@ pub(crate) fn encode(s: &str, enc: Legacy) -> String {
 
 /// Characters that can appear in the mojibake: Latin-1 and the letters cp1252 puts at 0x80..0x9F
 /// (punctuation such as `–` from the legacy text itself).
-fn is_cp1252(c: char) -> bool {
+pub(super) fn is_cp1252(c: char) -> bool {
     (c as u32) <= 0xFF
         || matches!(
             c,
@@ -235,7 +235,7 @@ struct Evidence {
 
 /// Which encoding `s` (NFC) is mojibake of, if any. See the module comment for the method.
 pub(crate) fn detect(s: &str) -> Option<Legacy> {
-    if s.is_ascii() || !s.chars().all(is_cp1252) {
+    if !super::may_be_mojibake(s) {
         return None;
     }
     let has_lower = s.chars().any(char::is_lowercase);

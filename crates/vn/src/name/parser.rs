@@ -1,0 +1,355 @@
+//! [`NameParser`]: [`parse_name`] and [`name_key`] for long runs of names, a word at a time.
+//!
+//! Every step of [`parse_name`] and [`name_key`] works word by word (NFC, tone style, case, cleaning,
+//! folding, the key's merges) except one: mojibake detection weighs the whole string. But detection
+//! only looks at text whose characters all lie within Windows-1252, and one word beyond it (ă, đ, ơ,
+//! ư, ạ…, which most Vietnamese names have) rules it out for the whole name. So a name that is ASCII,
+//! or has such a word, is the concatenation of its words' canonical forms, and each distinct
+//! whitespace-separated piece of raw text is worked out once and remembered: about 8,000 distinct words
+//! make up the names of a population register, against millions of distinct full names.
+//!
+//! **Invariant:** [`NameParser::parse`] gives exactly `parse_name(raw).unwrap_or_default()` and the
+//! [`name_key`] of each of its parts, whatever it parsed before. Names the word path cannot decide
+//! that way (text that detection would look at, Ê Đê names, very long words) go through
+//! [`parse_name`] and [`name_key`] themselves. The tests check the two paths agree on names of every
+//! corruption class the generator makes.
+
+use rustc_hash::FxHashMap;
+
+use super::{
+    arrange, clean_words, is_ede_prefix, is_middle_only, key_of_folded, name_key, order_share,
+    parse_name,
+};
+use crate::text::{canonical_unrepaired, fold_diacritics, may_be_mojibake, nfc_cow};
+
+/// A name's parts in canonical form and their [`name_key`]s, as [`NameParser::parse`] gives them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyedName {
+    pub surname: String,
+    pub middle: String,
+    pub given: String,
+    pub surname_key: String,
+    pub middle_key: String,
+    pub given_key: String,
+}
+
+impl KeyedName {
+    /// `parse_name(raw).unwrap_or_default()` and the [`name_key`] of each part: what
+    /// [`NameParser::parse`] gives, the slow way.
+    pub fn parse(raw: &str) -> KeyedName {
+        let name = parse_name(raw).unwrap_or_default();
+        KeyedName {
+            surname_key: name_key(&name.surname),
+            middle_key: name_key(&name.middle),
+            given_key: name_key(&name.given),
+            surname: name.surname,
+            middle: name.middle,
+            given: name.given,
+        }
+    }
+
+    fn clear(&mut self) {
+        for part in self.parts_mut() {
+            part.clear();
+        }
+    }
+
+    fn parts_mut(&mut self) -> [&mut String; 6] {
+        [
+            &mut self.surname,
+            &mut self.middle,
+            &mut self.given,
+            &mut self.surname_key,
+            &mut self.middle_key,
+            &mut self.given_key,
+        ]
+    }
+
+    /// Surname, middle, given, then their keys.
+    pub fn parts(&self) -> [&str; 6] {
+        [
+            &self.surname,
+            &self.middle,
+            &self.given,
+            &self.surname_key,
+            &self.middle_key,
+            &self.given_key,
+        ]
+    }
+}
+
+/// Parses names as [`parse_name`] and [`name_key`] do, remembering each raw word it meets (see the
+/// module's doc). Holds at most [`NameParser::MAX_PIECES`] pieces of text, then starts afresh; a
+/// result never depends on what the parser holds.
+#[derive(Default)]
+pub struct NameParser {
+    /// Raw piece of text → its index in `pieces`.
+    index: FxHashMap<Box<str>, u32>,
+    pieces: Vec<Piece>,
+    /// The pieces of the name being parsed.
+    current: Vec<u32>,
+    out: KeyedName,
+}
+
+/// One whitespace-separated piece of raw text, worked out.
+struct Piece {
+    /// Whether its NFC form has a character beyond Windows-1252, which rules out mojibake detection
+    /// for any text it is part of.
+    beyond_cp1252: bool,
+    /// Its canonical words (usually one; none for punctuation).
+    words: Vec<Word>,
+}
+
+/// One canonical word of a piece.
+struct Word {
+    text: Box<str>,
+    order_share: Option<f64>,
+    middle_only: bool,
+    /// `name_key(text)`: its key as a part on its own.
+    key: Box<str>,
+    /// Its key inside a longer part that detection leaves alone: folded and merged, not repaired.
+    inner_key: Box<str>,
+    ascii: bool,
+    beyond_cp1252: bool,
+}
+
+impl Piece {
+    fn new(raw: &str) -> Piece {
+        let canon = if raw.is_ascii() {
+            raw.to_ascii_lowercase()
+        } else {
+            canonical_unrepaired(&nfc_cow(raw))
+        };
+        let words = clean_words(&canon)
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(|w| Word {
+                text: w.into(),
+                order_share: order_share(w),
+                middle_only: is_middle_only(w),
+                key: name_key(w).into(),
+                inner_key: key_of_folded(&fold_diacritics(w)).into(),
+                ascii: w.is_ascii(),
+                beyond_cp1252: !w.is_ascii() && !may_be_mojibake(w),
+            })
+            .collect();
+        let nfc = nfc_cow(raw);
+        Piece {
+            beyond_cp1252: !nfc.is_ascii() && !may_be_mojibake(&nfc),
+            words,
+        }
+    }
+}
+
+impl NameParser {
+    /// Pieces of text held at most (a few MiB); the parser empties itself when it reaches it.
+    pub const MAX_PIECES: usize = 1 << 16;
+    /// Longer pieces are never held: rare, and they would make the parser's memory unbounded.
+    pub const MAX_PIECE_BYTES: usize = 48;
+
+    /// `raw` parsed: `parse_name(raw).unwrap_or_default()` and the [`name_key`] of each part.
+    pub fn parse(&mut self, raw: &str) -> &KeyedName {
+        self.out.clear();
+        if !self.parse_by_words(raw) {
+            self.out = KeyedName::parse(raw);
+        }
+        &self.out
+    }
+
+    /// The word path; false (with nothing written) for a name it cannot decide exactly.
+    fn parse_by_words(&mut self, raw: &str) -> bool {
+        if self.pieces.len() >= Self::MAX_PIECES {
+            self.index.clear();
+            self.pieces.clear();
+        }
+        self.current.clear();
+        let mut beyond_cp1252 = false;
+        for piece in raw.split_whitespace() {
+            if piece.len() > Self::MAX_PIECE_BYTES {
+                return false;
+            }
+            let i = match self.index.get(piece) {
+                Some(&i) => i,
+                None => {
+                    let i = self.pieces.len() as u32;
+                    self.pieces.push(Piece::new(piece));
+                    self.index.insert(piece.into(), i);
+                    i
+                }
+            };
+            beyond_cp1252 |= self.pieces[i as usize].beyond_cp1252;
+            self.current.push(i);
+        }
+        // Otherwise mojibake detection would look at the whole name.
+        if !(raw.is_ascii() || beyond_cp1252) {
+            return false;
+        }
+        let pieces = &self.pieces;
+        let words: Vec<&Word> = self
+            .current
+            .iter()
+            .flat_map(|&i| &pieces[i as usize].words)
+            .collect();
+        let Some(first) = words.first() else {
+            // Blank, or no letters at all: every part empty.
+            return true;
+        };
+        if is_ede_prefix(&first.text) {
+            return false;
+        }
+        let (surname, middle, given) = if words.len() == 1 {
+            (None, 0..0, 0)
+        } else {
+            let (_, surname, middle, given) = arrange(
+                words.len(),
+                |i| words[i].order_share,
+                |i| words[i].middle_only,
+            );
+            (Some(surname), middle, given)
+        };
+        let out = &mut self.out;
+        if let Some(s) = surname {
+            out.surname.push_str(&words[s].text);
+            out.surname_key.push_str(&words[s].key);
+        }
+        out.given.push_str(&words[given].text);
+        out.given_key.push_str(&words[given].key);
+        push_middle(&words[middle], &mut out.middle, &mut out.middle_key);
+        true
+    }
+}
+
+/// The middle words joined by spaces, and their [`name_key`].
+fn push_middle(words: &[&Word], middle: &mut String, key: &mut String) {
+    for w in words {
+        if !middle.is_empty() {
+            middle.push(' ');
+        }
+        middle.push_str(&w.text);
+    }
+    match words {
+        [] => {}
+        [one] => key.push_str(&one.key),
+        _ if words.iter().all(|w| w.ascii) || words.iter().any(|w| w.beyond_cp1252) => {
+            // Detection leaves the joined words alone, and the rest of the key is word by word.
+            for w in words.iter().filter(|w| !w.inner_key.is_empty()) {
+                if !key.is_empty() {
+                    key.push(' ');
+                }
+                key.push_str(&w.inner_key);
+            }
+        }
+        _ => key.push_str(&name_key(middle)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::ToneStyle;
+    use crate::text::{nfd, swap_i_y, to_tcvn3_mojibake, to_vni_mojibake, with_tone_style};
+
+    /// Every form a name reaches the registers in (NOTES §4), and a few the word path must refuse.
+    fn variants(name: &str) -> Vec<String> {
+        let words: Vec<&str> = name.split(' ').collect();
+        let mut rotated = words.clone();
+        rotated.rotate_left(1);
+        let mut out = vec![
+            name.to_owned(),
+            nfd(name),
+            name.to_uppercase(),
+            name.to_lowercase(),
+            fold_diacritics(name),
+            to_tcvn3_mojibake(name),
+            to_vni_mojibake(name),
+            to_tcvn3_mojibake(&name.to_uppercase()),
+            with_tone_style(name, ToneStyle::Old),
+            swap_i_y(name),
+            name.replace('Đ', "Ð").replace('đ', "ð"),
+            format!("  {}  ", words.join("   ")),
+            words.join("\u{a0}"),
+            words.join("-"),
+            format!("{name}."),
+            rotated.join(" "),
+            format!(
+                "{} {}",
+                words[words.len() - 1],
+                words[..words.len() - 1].join(" ")
+            ),
+        ];
+        out.extend(words.iter().map(|w| w.to_string()));
+        out
+    }
+
+    #[test]
+    fn the_word_path_gives_what_parse_name_and_name_key_give() {
+        let names = [
+            "Nguyễn Văn An",
+            "Trần Thị Thuỷ",
+            "Lê Hà",
+            "Lê Thị Hà",
+            "Võ Thị Mỹ Duyên",
+            "Huỳnh Quốc Bảo",
+            "Đặng Đình Đức",
+            "Hoàng Nguyễn Văn",
+            "Tôn Nữ Thị Ngọc Anh",
+            "Văn Thị Hoa",
+            "Phí Hoàng Nam",
+            "Lý Thị Hòa Bình",
+            "Cao Thị An",
+            "Y Ngông Niê Kdăm",
+            "H'Nghia Niê",
+            "Nguyễn Thị Ngọc Minh Anh",
+            "Hồ Hà Vy",
+            "Lê Mỹ Hoà",
+            "Ông Ích Khiêm",
+            "Nông Thị Út",
+        ];
+        let mut parser = NameParser::default();
+        for name in names {
+            for raw in variants(name) {
+                assert_eq!(parser.parse(&raw), &KeyedName::parse(&raw), "{raw:?}");
+            }
+        }
+        for raw in ["", "  ", "...", "123 - 45", "'", "An", "a'b'c", "中文 名"] {
+            assert_eq!(parser.parse(raw), &KeyedName::parse(raw), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn common_forms_take_the_word_path_and_the_rest_do_not() {
+        let mut parser = NameParser::default();
+        let name = "Nguyễn Văn Đức";
+        for raw in [
+            name.to_owned(),
+            nfd(name),
+            name.to_uppercase(),
+            fold_diacritics(name),
+            "Văn Đức Nguyễn".to_owned(),
+        ] {
+            assert!(parser.parse_by_words(&raw), "{raw:?}");
+        }
+        // Mojibake detection would look at these; an Ê Đê name keeps its own order.
+        for raw in [
+            to_tcvn3_mojibake(name),
+            to_vni_mojibake(name),
+            "Lê Hà".to_owned(),
+            "Y Ngông Niê Kdăm".to_owned(),
+        ] {
+            assert!(!parser.parse_by_words(&raw), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_full_parser_starts_afresh_and_still_answers_the_same() {
+        let mut parser = NameParser::default();
+        // Every piece is new, so the parser fills up and empties itself on the way.
+        for i in 0..NameParser::MAX_PIECES + 10 {
+            let raw = format!("Nguyễn Văn Z{i}");
+            assert_eq!(parser.parse(&raw), &KeyedName::parse(&raw), "{raw:?}");
+            assert!(parser.pieces.len() <= NameParser::MAX_PIECES);
+        }
+        let long = format!("Nguyễn Văn {}", "A".repeat(NameParser::MAX_PIECE_BYTES + 1));
+        assert_eq!(parser.parse(&long), &KeyedName::parse(&long));
+    }
+}

@@ -726,12 +726,20 @@ fn prune_sets(files: &ScratchFiles, file: &Path) -> Result<Arc<Vec<KeySet>>, Eng
     Ok(sets)
 }
 
-/// The partitions a record's keys fall in, each once.
-fn partitions_of(table: &Table, row: usize, partitions: u32, out: &mut Vec<u32>) {
+/// The partitions a record's keys fall in, each once. With `other` (the other side's keys per rule, in
+/// a pruned link job), only the keys the other side has: through any other key the record meets no
+/// record of the other side, so sending it there would only be read and never paired.
+fn partitions_of(
+    table: &Table,
+    row: usize,
+    partitions: u32,
+    other: Option<&[KeySet]>,
+    out: &mut Vec<u32>,
+) {
     out.clear();
-    for keys in &table.keys {
+    for (rule, keys) in table.keys.iter().enumerate() {
         let k = keys[row];
-        if k != 0 {
+        if k != 0 && other.is_none_or(|sets| sets[rule].contains(k)) {
             let p = partition_of(k, partitions);
             if !out.contains(&p) {
                 out.push(p);
@@ -877,6 +885,7 @@ fn standardise(
         tf,
         mut accepted,
         shares,
+        other_keys,
         ..
     } = keeper;
     let mut table = result.table;
@@ -890,7 +899,13 @@ fn standardise(
     let mut scratch = Vec::new();
     for (r, &shared) in shares.iter().enumerate() {
         if shared {
-            partitions_of(&table, r, partitions, &mut scratch);
+            partitions_of(
+                &table,
+                r,
+                partitions,
+                other_keys.as_deref().map(Vec::as_slice),
+                &mut scratch,
+            );
             targets.extend(scratch.iter().map(|&p| (r as u32, p)));
         }
         let id = table.ids.get(r);

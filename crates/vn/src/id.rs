@@ -188,12 +188,25 @@ fn clean(raw: &str) -> String {
     out
 }
 
-/// One digit repeated, or a straight ascending or descending run.
+/// One digit repeated, or a straight ascending or descending run: a piece of "01234567890123456789"
+/// or "98765432109876543210". `digits` are ASCII digits. Counted, not searched for: every ID read
+/// asks this.
 fn is_placeholder(digits: &str) -> bool {
-    const UP: &str = "01234567890123456789";
-    const DOWN: &str = "98765432109876543210";
     let b = digits.as_bytes();
-    b.iter().all(|&d| d == b[0]) || UP.contains(digits) || DOWN.contains(digits)
+    let Some(&first) = b.first() else {
+        return true;
+    };
+    let first = usize::from(first - b'0');
+    // Each digit `step` (mod 10) above the one before it.
+    let run = |step: u8| {
+        b.windows(2)
+            .all(|w| (w[0] - b'0' + step) % 10 == w[1] - b'0')
+    };
+    // A run starting at digit d fits in the twenty digits from d's first place: d in the ascending
+    // string, 9 - d in the descending one.
+    b.iter().all(|&d| d == b[0])
+        || (first + b.len() <= 20 && run(1))
+        || (9 - first + b.len() <= 20 && run(9))
 }
 
 /// Reads a 12-digit string as a PIN, or says why it is not one.
@@ -370,6 +383,36 @@ pub fn same_pin_prefix(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_the_runs_of_the_two_strings_and_repeated_digits() {
+        const UP: &str = "01234567890123456789";
+        const DOWN: &str = "98765432109876543210";
+        let by_search =
+            |d: &str| d.bytes().all(|x| x == d.as_bytes()[0]) || UP.contains(d) || DOWN.contains(d);
+        let mut candidates: Vec<String> = Vec::new();
+        for len in 1..=24 {
+            for first in 0..10u8 {
+                for step in [0u8, 1, 9, 2] {
+                    let run: String = (0..len)
+                        .map(|i| char::from(b'0' + (first + step * (i as u8 % 10)) % 10))
+                        .collect();
+                    candidates.push(run.clone());
+                    // One digit off, at the end.
+                    let mut off = run.into_bytes();
+                    let last = off.len() - 1;
+                    off[last] = b'0' + (off[last] - b'0' + 5) % 10;
+                    candidates.push(String::from_utf8(off).unwrap());
+                }
+            }
+        }
+        candidates.extend(
+            ["001150444910", "313334714", "123456789012", "987654321098"].map(String::from),
+        );
+        for d in &candidates {
+            assert_eq!(is_placeholder(d), by_search(d), "{d}");
+        }
+    }
 
     fn pin(digits: &str) -> IdNumber {
         parse_id(digits)

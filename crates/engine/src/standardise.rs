@@ -18,38 +18,54 @@ use crate::spec::{Input, JobSpec, Standardiser};
 
 /// Many strings in one buffer: a column of text without a heap allocation per value. An empty string
 /// stands for a missing value.
-#[derive(Clone, Debug, Default)]
+///
+/// **Invariant:** `offsets` are Arrow's: they start with 0, and string `i` is
+/// `data[offsets[i]..offsets[i + 1]]`; so a column moves to and from Arrow without converting them.
+#[derive(Clone, Debug)]
 pub struct Strings {
     data: String,
-    ends: Vec<usize>,
+    /// i32 as in Arrow's `StringArray`, which bounds a column to 2 GiB either way.
+    offsets: Vec<i32>,
+}
+
+impl Default for Strings {
+    fn default() -> Self {
+        Strings::with_capacity(0, 0)
+    }
 }
 
 impl Strings {
+    /// Empty, with room for `strings` strings of `bytes` bytes in all.
+    pub fn with_capacity(strings: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(strings + 1);
+        offsets.push(0);
+        Strings {
+            data: String::with_capacity(bytes),
+            offsets,
+        }
+    }
+
     pub fn push(&mut self, s: &str) {
         self.data.push_str(s);
-        self.ends.push(self.data.len());
+        self.offsets.push(self.data.len() as i32);
     }
 
     pub fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.data[start..self.ends[i]]
+        &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.offsets.len() - 1
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len() == 0
     }
 
-    /// The strings as an Arrow column; the bytes are moved, not copied.
+    /// The strings as an Arrow column; the bytes and offsets are moved, not copied.
     pub fn into_array(self) -> StringArray {
-        let mut offsets = Vec::with_capacity(self.ends.len() + 1);
-        offsets.push(0i32);
-        offsets.extend(self.ends.iter().map(|&e| e as i32));
         StringArray::new(
-            arrow::buffer::OffsetBuffer::new(offsets.into()),
+            arrow::buffer::OffsetBuffer::new(self.offsets.into()),
             arrow::buffer::Buffer::from_vec(self.data.into_bytes()),
             None,
         )
@@ -58,20 +74,21 @@ impl Strings {
     /// Strings from an Arrow column; nulls become empty strings.
     pub fn from_array(array: &StringArray) -> Strings {
         let offsets = array.value_offsets();
-        let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
-        let bytes = &array.value_data()[first..last];
+        let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
+        let bytes = &array.value_data()[first as usize..last as usize];
         let data = std::str::from_utf8(bytes).map_or_else(
             |_| (0..array.len()).map(|i| array.value(i)).collect::<String>(),
             str::to_owned,
         );
-        let ends = offsets[1..].iter().map(|&o| o as usize - first).collect();
-        Strings { data, ends }
+        let offsets = offsets.iter().map(|&o| o - first).collect();
+        Strings { data, offsets }
     }
 
     pub(crate) fn append(&mut self, other: &Strings) {
-        let base = self.data.len();
+        let base = self.data.len() as i32;
         self.data.push_str(&other.data);
-        self.ends.extend(other.ends.iter().map(|e| e + base));
+        self.offsets
+            .extend(other.offsets[1..].iter().map(|o| o + base));
     }
 
     /// The strings of `targets` (source row, destination), each pushed to its destination in
@@ -81,10 +98,7 @@ impl Strings {
         let per_row = self.data.len() / self.len().max(1);
         let mut out: Vec<Strings> = sizes
             .iter()
-            .map(|&n| Strings {
-                data: String::with_capacity(n * per_row),
-                ends: Vec::with_capacity(n),
-            })
+            .map(|&n| Strings::with_capacity(n, n * per_row))
             .collect();
         for &(r, d) in targets {
             out[d as usize].push(self.get(r as usize));
@@ -153,27 +167,32 @@ pub enum FieldValues {
 }
 
 impl FieldValues {
-    pub(crate) fn empty(standardiser: Standardiser) -> Self {
+    /// Bytes of text a value is given room for up front: about a name part's or a phone's.
+    const BYTES_PER_VALUE: usize = 10;
+
+    /// No values, with room for `rows` of them (text columns: [`FieldValues::BYTES_PER_VALUE`] each).
+    pub(crate) fn with_capacity(standardiser: Standardiser, rows: usize) -> Self {
+        let strings = || Strings::with_capacity(rows, rows * Self::BYTES_PER_VALUE);
         match standardiser {
             Standardiser::VnName => FieldValues::Name {
-                surname: Strings::default(),
-                middle: Strings::default(),
-                given: Strings::default(),
-                surname_key: Strings::default(),
-                middle_key: Strings::default(),
-                given_key: Strings::default(),
+                surname: strings(),
+                middle: strings(),
+                given: strings(),
+                surname_key: strings(),
+                middle_key: strings(),
+                given_key: strings(),
             },
-            Standardiser::Date => FieldValues::Date(Vec::new()),
+            Standardiser::Date => FieldValues::Date(Vec::with_capacity(rows)),
             Standardiser::VnId => FieldValues::Id {
-                pin: Strings::default(),
-                cmnd: Strings::default(),
+                pin: strings(),
+                cmnd: strings(),
             },
             Standardiser::VnProvince => FieldValues::Province {
-                new: Vec::new(),
-                old: Vec::new(),
+                new: Vec::with_capacity(rows),
+                old: Vec::with_capacity(rows),
             },
-            Standardiser::Sex => FieldValues::Sex(Vec::new()),
-            Standardiser::Phone | Standardiser::Text => FieldValues::Text(Strings::default()),
+            Standardiser::Sex => FieldValues::Sex(Vec::with_capacity(rows)),
+            Standardiser::Phone | Standardiser::Text => FieldValues::Text(strings()),
         }
     }
 
@@ -555,10 +574,15 @@ impl<'a> Plan<'a> {
     }
 
     pub(crate) fn empty_table(&self) -> Table {
+        self.table_with_capacity(0)
+    }
+
+    /// An empty table with room for `rows` records.
+    fn table_with_capacity(&self, rows: usize) -> Table {
         Table {
             source: self.input.name.clone(),
-            ids: Strings::default(),
-            rows: Vec::new(),
+            ids: Strings::with_capacity(rows, rows * FieldValues::BYTES_PER_VALUE),
+            rows: Vec::with_capacity(rows),
             fields: self
                 .spec
                 .fields
@@ -567,10 +591,10 @@ impl<'a> Plan<'a> {
                     self.input
                         .columns
                         .contains_key(name)
-                        .then(|| FieldValues::empty(*s))
+                        .then(|| FieldValues::with_capacity(*s, rows))
                 })
                 .collect(),
-            keys: vec![Vec::new(); self.spec.blocking.len()],
+            keys: vec![Vec::with_capacity(rows); self.spec.blocking.len()],
         }
     }
 
@@ -582,7 +606,7 @@ impl<'a> Plan<'a> {
         numbers: &[u64],
         caches: &mut Caches,
     ) -> (Table, Vec<Reject>, Vec<u64>) {
-        let mut table = self.empty_table();
+        let mut table = self.table_with_capacity(range.len());
         let mut rejects = Vec::new();
         let mut invalid = vec![0u64; self.spec.fields.len()];
         let ids = text(batch, &self.input.id);

@@ -86,8 +86,8 @@ pub struct NameParser {
     /// Raw piece of text → its index in `pieces`.
     index: FxHashMap<Box<str>, u32>,
     pieces: Vec<Piece>,
-    /// The pieces of the name being parsed.
-    current: Vec<u32>,
+    /// The words of the name being parsed: (piece, word of the piece).
+    current: Vec<(u32, u32)>,
     out: KeyedName,
 }
 
@@ -115,10 +115,11 @@ struct Word {
 
 impl Piece {
     fn new(raw: &str) -> Piece {
+        let nfc = nfc_cow(raw);
         let canon = if raw.is_ascii() {
             raw.to_ascii_lowercase()
         } else {
-            canonical_unrepaired(&nfc_cow(raw))
+            canonical_unrepaired(&nfc)
         };
         let words = clean_words(&canon)
             .split(' ')
@@ -133,7 +134,6 @@ impl Piece {
                 beyond_cp1252: !w.is_ascii() && !may_be_mojibake(w),
             })
             .collect();
-        let nfc = nfc_cow(raw);
         Piece {
             beyond_cp1252: !nfc.is_ascii() && !may_be_mojibake(&nfc),
             words,
@@ -177,69 +177,73 @@ impl NameParser {
                     i
                 }
             };
-            beyond_cp1252 |= self.pieces[i as usize].beyond_cp1252;
-            self.current.push(i);
+            let piece = &self.pieces[i as usize];
+            beyond_cp1252 |= piece.beyond_cp1252;
+            self.current
+                .extend((0..piece.words.len() as u32).map(|w| (i, w)));
         }
         // Otherwise mojibake detection would look at the whole name.
         if !(raw.is_ascii() || beyond_cp1252) {
             return false;
         }
-        let pieces = &self.pieces;
-        let words: Vec<&Word> = self
-            .current
-            .iter()
-            .flat_map(|&i| &pieces[i as usize].words)
-            .collect();
-        let Some(first) = words.first() else {
+        let (pieces, current) = (&self.pieces, &self.current);
+        let word = |k: usize| {
+            let (piece, w) = current[k];
+            &pieces[piece as usize].words[w as usize]
+        };
+        if current.is_empty() {
             // Blank, or no letters at all: every part empty.
             return true;
-        };
-        if is_ede_prefix(&first.text) {
+        }
+        if is_ede_prefix(&word(0).text) {
             return false;
         }
-        let (surname, middle, given) = if words.len() == 1 {
+        let (surname, middle, given) = if current.len() == 1 {
             (None, 0..0, 0)
         } else {
             let (_, surname, middle, given) = arrange(
-                words.len(),
-                |i| words[i].order_share,
-                |i| words[i].middle_only,
+                current.len(),
+                |k| word(k).order_share,
+                |k| word(k).middle_only,
             );
             (Some(surname), middle, given)
         };
         let out = &mut self.out;
         if let Some(s) = surname {
-            out.surname.push_str(&words[s].text);
-            out.surname_key.push_str(&words[s].key);
+            out.surname.push_str(&word(s).text);
+            out.surname_key.push_str(&word(s).key);
         }
-        out.given.push_str(&words[given].text);
-        out.given_key.push_str(&words[given].key);
-        push_middle(&words[middle], &mut out.middle, &mut out.middle_key);
+        out.given.push_str(&word(given).text);
+        out.given_key.push_str(&word(given).key);
+        push_middle(middle.map(word), &mut out.middle, &mut out.middle_key);
         true
     }
 }
 
 /// The middle words joined by spaces, and their [`name_key`].
-fn push_middle(words: &[&Word], middle: &mut String, key: &mut String) {
-    for w in words {
+fn push_middle<'a>(
+    words: impl ExactSizeIterator<Item = &'a Word> + Clone,
+    middle: &mut String,
+    key: &mut String,
+) {
+    for w in words.clone() {
         if !middle.is_empty() {
             middle.push(' ');
         }
         middle.push_str(&w.text);
     }
-    match words {
-        [] => {}
-        [one] => key.push_str(&one.key),
-        _ if words.iter().all(|w| w.ascii) || words.iter().any(|w| w.beyond_cp1252) => {
-            // Detection leaves the joined words alone, and the rest of the key is word by word.
-            for w in words.iter().filter(|w| !w.inner_key.is_empty()) {
-                if !key.is_empty() {
-                    key.push(' ');
-                }
-                key.push_str(&w.inner_key);
+    if words.len() == 1 {
+        key.push_str(words.clone().next().map_or("", |w| &w.key));
+    } else if words.clone().all(|w| w.ascii) || words.clone().any(|w| w.beyond_cp1252) {
+        // Detection leaves the joined words alone, and the rest of the key is word by word.
+        for w in words.filter(|w| !w.inner_key.is_empty()) {
+            if !key.is_empty() {
+                key.push(' ');
             }
+            key.push_str(&w.inner_key);
         }
-        _ => key.push_str(&name_key(middle)),
+    } else {
+        key.push_str(&name_key(middle));
     }
 }
 

@@ -4,7 +4,9 @@
 //! A job runs as stages of tasks over partitions:
 //! 1. **standardise** ([`standardise`], reading through [`scan`]): raw columns to comparable values and
 //!    blocking keys; unusable records to rejects. In a link job the large side is pruned as it is read:
-//!    only records sharing a key with the small side are kept.
+//!    only records sharing a key with the small side are kept. A record is written only to the
+//!    partitions of the keys it can be paired through: in a link job those the other side has, in a
+//!    dedupe those another record of the side has (counted once the side is standardised).
 //! 2. **index** ([`blocking`]): keys sorted by partition (a stable hash of the key).
 //! 3. **compare**: per partition, candidate pairs and their gamma patterns ([`compare`]).
 //! 4. **train** ([`model`]): u from random pairs, m by EM over the patterns, the prior from a rule.

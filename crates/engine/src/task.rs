@@ -3,13 +3,14 @@
 //! cluster's workers run the same tasks; the [`Planner`] says which tasks come next from the outputs
 //! committed so far.
 //!
-//! Stages of a link job (a dedupe job has one side, so no steps 3–4):
+//! Stages of a link job:
 //! 1. `standardise <left>`: one task per input file, or per run of whole row groups of a Parquet file
 //!    over `execution.task_rows` (a [`Piece`]): standardised records written as one Arrow batch
 //!    per partition of their blocking keys (a record goes to each partition one of its keys falls in),
 //!    plus a per-file sample for training, the ids of accepted records, rejects and term frequencies;
 //! 2. `ids <left>`: ids repeated across files become rejects; the left keys, for pruning;
-//! 3. `standardise <right>`: as 1, keeping only records that share a key with the left (pruning);
+//! 3. `standardise <right>`: as 1, sending a record only to the partitions of the keys it shares
+//!    with the left, and keeping only records that share one (pruning);
 //! 4. `ids <right>`;
 //! 5. `compare`: one task per partition (per slice of a skewed partition, see [`plan_slices`]):
 //!    the candidate pairs with their gammas ([`Gammas`]), and gamma pattern counts for training;
@@ -17,6 +18,12 @@
 //! 7. `score`: one task per compare task: its pairs weighed by the model (records are not compared
 //!    again), the right side's values for the pairs worth showing;
 //! 8. `write`: clusters, reconciliation and every output file (see [`crate::finish`]).
+//!
+//! A dedupe job has one side and 7 stages: `standardise`, which writes each task's records as one
+//! batch (one partition); `ids`, which also finds the keys at least two of the side's records have;
+//! `partition <side>`, one task per standardised part, which sends each record to the partitions of
+//! those of its keys only (through any other key it meets no record: most copies of a record would
+//! be read and never paired); then 5 to 8.
 //!
 //! **Invariant:** a task's output depends only on its [`Task`] (the spec and the committed outputs of
 //! earlier stages it names): never on which attempt, worker or thread count ran it. Records are
@@ -27,8 +34,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, RecordBatch, StringBuilder, UInt8Builder, UInt32Builder, UInt64Array,
-    UInt64Builder,
+    ArrayBuilder, ArrayRef, RecordBatch, StringBuilder, UInt8Builder, UInt32Array, UInt32Builder,
+    UInt64Array, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt32Type};
 use rayon::prelude::*;
@@ -93,8 +100,16 @@ pub enum Work {
     Ids {
         side: usize,
         parts: Vec<Part>,
-        /// Write the side's keys for pruning the other side.
-        keys: bool,
+        /// Which of the side's keys to write.
+        keys: KeysOut,
+    },
+    /// A dedupe's standardised part, written as one partition, sent on to the partitions of the keys
+    /// its records share with another record of the side.
+    Partition {
+        side: usize,
+        part: Part,
+        /// The `ids` task's keys file ([`KeysOut::Shared`]).
+        keys_file: PathBuf,
     },
     Compare {
         partition: u32,
@@ -130,6 +145,18 @@ impl Work {
     }
 }
 
+/// Which keys of a side an `ids` task writes, per rule sorted and distinct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeysOut {
+    None,
+    /// Every key of the side: a link's first side, whose keys prune the second.
+    All,
+    /// The keys at least two records of the side have: a dedupe's, whose records are partitioned by
+    /// them.
+    Shared,
+}
+
 /// What a task hands on: small, the files it wrote named inside.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -150,6 +177,8 @@ pub struct Part {
     pub records: u64,
     pub counts: SourceCounts,
     /// Standardised records: batch `p` holds partition `p`; the last batch is the training sample.
+    /// A dedupe's standardise task writes all its records as one partition (batch 0), which its
+    /// `partition` stage then sends on to `execution.partitions` partitions.
     pub partitions_file: PathBuf,
     /// Every accepted record: `row` (record number), `hash` (of the id), `id`, `kept`.
     pub ids_file: PathBuf,
@@ -167,7 +196,7 @@ pub struct Ids {
     /// Records whose id an earlier record has: `row`, `id`, sorted by row.
     pub duplicates_file: PathBuf,
     pub duplicates: u64,
-    /// Per rule, one batch of sorted distinct keys.
+    /// Per rule, one batch of sorted distinct keys (see [`KeysOut`]).
     pub keys_file: Option<PathBuf>,
 }
 
@@ -229,12 +258,15 @@ pub struct StagePlan {
 }
 
 /// The names of a job's stages, in order, known before any is planned (a link job has 8, a dedupe job
-/// 6): the cluster submits them up front and plans each from the outputs of the ones before.
+/// 7): the cluster submits them up front and plans each from the outputs of the ones before.
 pub fn stage_names(spec: &JobSpec) -> Vec<String> {
     let mut names = Vec::new();
-    for side in 0..spec.inputs.len() {
-        names.push(format!("standardise {}", spec.inputs[side].name));
-        names.push(format!("ids {}", spec.inputs[side].name));
+    for input in &spec.inputs {
+        names.push(format!("standardise {}", input.name));
+        names.push(format!("ids {}", input.name));
+        if spec.mode == Mode::Dedupe {
+            names.push(format!("partition {}", input.name));
+        }
     }
     names.extend(["compare", "train", "score", "write"].map(String::from));
     names
@@ -301,28 +333,29 @@ impl Planner {
         let link = spec.mode == Mode::Link;
         let stage = done.len();
         let name_of = |side: usize| spec.inputs[side].name.as_str();
-        let side_of = |std_stage: usize, side: usize| -> Result<Side, EngineError> {
-            let mut parts = parts(&done[std_stage])?;
+        // The stages whose outputs are a side's partitioned parts and its ids.
+        let parts_stage = |side: usize| if link { 2 * side } else { 2 };
+        let ids_stage = |side: usize| if link { 2 * side + 1 } else { 1 };
+        let ids_of = |side: usize| {
+            one(&done[ids_stage(side)], |o| match o {
+                Output::Ids(i) => Some(i.clone()),
+                _ => None,
+            })
+        };
+        let side_of = |side: usize| -> Result<Side, EngineError> {
+            let mut parts = parts(&done[parts_stage(side)])?;
             for part in &mut parts {
                 part.partition_records = Vec::new();
             }
             Ok(Side {
                 input: side,
                 parts,
-                ids: one(&done[std_stage + 1], |o| match o {
-                    Output::Ids(i) => Some(i.clone()),
-                    _ => None,
-                })?,
+                ids: ids_of(side)?,
             })
         };
-        let sides = || -> Result<Vec<Side>, EngineError> {
-            let mut sides = vec![side_of(0, 0)?];
-            if link {
-                sides.push(side_of(2, 1)?);
-            }
-            Ok(sides)
-        };
-        let first_shared = if link { 4 } else { 2 };
+        let sides =
+            || -> Result<Vec<Side>, EngineError> { (0..spec.inputs.len()).map(side_of).collect() };
+        let first_shared = if link { 4 } else { 3 };
         let task = |name: &str, index: usize, work: Work| Task {
             spec: spec.clone(),
             stage,
@@ -358,16 +391,19 @@ impl Planner {
                 vec![Work::Ids {
                     side,
                     parts: parts(&done[std_stage])?,
-                    keys: link && side == 0,
+                    keys: match (link, side) {
+                        (true, 0) => KeysOut::All,
+                        (true, _) => KeysOut::None,
+                        (false, _) => KeysOut::Shared,
+                    },
                 }],
             ))
         };
         // Compare and score are cut the same way, from the standardised parts' counts.
         let skew = || -> Result<Skew, EngineError> {
-            let mut sides = vec![parts(&done[0])?];
-            if link {
-                sides.push(parts(&done[2])?);
-            }
+            let sides = (0..spec.inputs.len())
+                .map(|side| parts(&done[parts_stage(side)]))
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(plan_slices(spec, &sides))
         };
         let slices = |skew: &Skew| -> Vec<(u32, Slice)> {
@@ -385,11 +421,23 @@ impl Planner {
         Ok(Some(match (stage, stage.checked_sub(first_shared)) {
             (0, _) => standardise(0, None)?,
             (1, _) => ids(0, 0)?,
+            (2, None) if !link => {
+                let keys_file = ids_of(0)?.keys_file.ok_or_else(out_of_order)?;
+                let works = parts(&done[0])?
+                    .into_iter()
+                    .map(|mut part| {
+                        part.partition_records = Vec::new();
+                        Work::Partition {
+                            side: 0,
+                            part,
+                            keys_file: keys_file.clone(),
+                        }
+                    })
+                    .collect();
+                plan(format!("partition {}", name_of(0)), works)
+            }
             (2, None) => {
-                let left = one(&done[1], |o| match o {
-                    Output::Ids(i) => i.keys_file.clone(),
-                    _ => None,
-                })?;
+                let left = ids_of(0)?.keys_file.ok_or_else(out_of_order)?;
                 standardise(1, Some(left))?
             }
             (3, None) => ids(1, 2)?,
@@ -591,7 +639,14 @@ pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
             &file,
         )
         .map(Output::Standardised),
-        Work::Ids { parts, keys, .. } => ids(spec, files, parts, *keys, &file).map(Output::Ids),
+        Work::Ids { side, parts, keys } => {
+            ids(spec, files, (*side, parts), *keys, &file).map(Output::Ids)
+        }
+        Work::Partition {
+            side,
+            part,
+            keys_file,
+        } => partition(spec, files, (*side, part), keys_file, &file).map(Output::Standardised),
         Work::Compare {
             partition,
             slice,
@@ -685,12 +740,13 @@ fn keys_of(files: &ScratchFiles, file: &Path) -> Result<Vec<Vec<u64>>, EngineErr
         .collect()
 }
 
-/// The other side's keys as sets, one per rule, from its keys file. The sets of the last file asked
-/// for are kept by the process, so a worker builds them once per job, not once per task: a national
-/// job has hundreds of standardise tasks on its large side, each pruned by millions of keys of the
-/// small side. They are found again by their content (a hash of every key), never by the file's name,
-/// so a job that reuses another's scratch location cannot be pruned by the other job's keys.
-fn prune_sets(files: &ScratchFiles, file: &Path) -> Result<Arc<Vec<KeySet>>, EngineError> {
+/// The keys of an `ids` task's keys file as sets, one per rule: the other side's keys for pruning a
+/// link's second side, or a dedupe's shared keys. The sets of the last file asked for are kept by the
+/// process, so a worker builds them once per job, not once per task: a national job has hundreds of
+/// standardise tasks on its large side, each pruned by millions of keys of the small side. They are
+/// found again by their content (a hash of every key), never by the file's name, so a job that reuses
+/// another's scratch location cannot be pruned by the other job's keys.
+fn key_sets(files: &ScratchFiles, file: &Path) -> Result<Arc<Vec<KeySet>>, EngineError> {
     static LAST: std::sync::Mutex<Option<(u64, Arc<Vec<KeySet>>)>> = std::sync::Mutex::new(None);
     let rules = keys_of(files, file)?;
     // Keys are hashes already: two weighted sums tell two keys files apart (and cost a fraction of
@@ -726,18 +782,19 @@ fn prune_sets(files: &ScratchFiles, file: &Path) -> Result<Arc<Vec<KeySet>>, Eng
     Ok(sets)
 }
 
-/// The partitions a record's keys fall in, each once. With `other` (the other side's keys per rule, in
-/// a pruned link job), only the keys the other side has: through any other key the record meets no
-/// record of the other side, so sending it there would only be read and never paired.
+/// The partitions record `row`'s keys (`keys`: per rule, a column) fall in, each once. With `other`
+/// (per rule, the keys of the other side in a pruned link job, or the keys another record of the side
+/// has in a dedupe), only those keys: through any other key the record meets no record it could be
+/// paired with, so sending it there would only be read and never paired.
 fn partitions_of(
-    table: &Table,
+    keys: &[Vec<u64>],
     row: usize,
     partitions: u32,
     other: Option<&[KeySet]>,
     out: &mut Vec<u32>,
 ) {
     out.clear();
-    for (rule, keys) in table.keys.iter().enumerate() {
+    for (rule, keys) in keys.iter().enumerate() {
         let k = keys[row];
         if k != 0 && other.is_none_or(|sets| sets[rule].contains(k)) {
             let p = partition_of(k, partitions);
@@ -864,7 +921,7 @@ fn standardise(
 ) -> Result<Part, EngineError> {
     let input = &spec.inputs[side];
     let comparisons = compile(spec);
-    let other_keys = prune_by.map(|keys| prune_sets(files, keys)).transpose()?;
+    let other_keys = prune_by.map(|keys| key_sets(files, keys)).transpose()?;
     let seeds = sample_seeds(spec);
     let mut keeper = Pruner {
         comparisons: &comparisons,
@@ -893,14 +950,19 @@ fn standardise(
         *row = record_number(file_index, *row);
     }
 
-    // Standardised records by partition, then the sample (destination `partitions`).
-    let partitions = spec.execution.partitions;
+    // Standardised records by partition, then the sample (destination `partitions`). A dedupe's
+    // records are written as one partition: which of their keys another record has is known only
+    // once every part is standardised (its `partition` stage).
+    let partitions = match spec.mode {
+        Mode::Link => spec.execution.partitions,
+        Mode::Dedupe => 1,
+    };
     let mut targets: Vec<(u32, u32)> = Vec::with_capacity(table.len() * 2);
     let mut scratch = Vec::new();
     for (r, &shared) in shares.iter().enumerate() {
         if shared {
             partitions_of(
-                &table,
+                &table.keys,
                 r,
                 partitions,
                 other_keys.as_deref().map(Vec::as_slice),
@@ -1059,8 +1121,8 @@ fn repeated_ids(
 fn ids(
     spec: &JobSpec,
     files: &ScratchFiles,
-    parts: &[Part],
-    keys: bool,
+    (side, parts): (usize, &[Part]),
+    keys: KeysOut,
     file: &dyn Fn(&str) -> PathBuf,
 ) -> Result<Ids, EngineError> {
     let repeated = repeated_ids(files, parts, HASHES_PER_PASS)?;
@@ -1086,52 +1148,179 @@ fn ids(
         &mut [&mut out.0, &mut out.1],
     )?;
     let repeated: Vec<u64> = repeated.into_iter().map(|(r, _)| r).collect();
-
-    let keys_file = if keys {
-        let rules = spec.blocking.len();
-        let mut sets: Vec<Vec<u64>> = vec![Vec::new(); rules];
-        for part in parts {
-            let mut f = files.ipc(&part.partitions_file)?;
-            for p in 0..spec.execution.partitions as usize {
-                let batch = f.batch(p)?;
-                let rows = u64_column(&batch, "_row")?;
-                for (q, set) in sets.iter_mut().enumerate() {
-                    let keys = u64_column(&batch, &format!("_key{q}"))?;
-                    set.extend(
-                        keys.into_iter()
-                            .zip(&rows)
-                            .filter(|(k, r)| *k != 0 && repeated.binary_search(r).is_err())
-                            .map(|(k, _)| k),
-                    );
-                }
-            }
+    let sets = match keys {
+        KeysOut::None => None,
+        KeysOut::All => Some(all_keys(spec, files, parts, &repeated)?),
+        KeysOut::Shared => Some(shared_keys(
+            spec,
+            files,
+            (side, parts),
+            &repeated,
+            HASHES_PER_PASS,
+        )?),
+    };
+    let keys_file = match sets {
+        Some(sets) => {
+            let schema = Arc::new(Schema::new(vec![Field::new(
+                "key",
+                DataType::UInt64,
+                false,
+            )]));
+            let path = file("keys.arrow");
+            files.write_ipc(
+                &path,
+                &schema,
+                sets.into_iter().map(|set| {
+                    Ok(RecordBatch::try_new(
+                        schema.clone(),
+                        vec![Arc::new(UInt64Array::from(set)) as ArrayRef],
+                    )?)
+                }),
+            )?;
+            Some(path)
         }
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "key",
-            DataType::UInt64,
-            false,
-        )]));
-        let path = file("keys.arrow");
-        files.write_ipc(
-            &path,
-            &schema,
-            sets.into_iter().map(|mut set| {
-                set.sort_unstable();
-                set.dedup();
-                Ok(RecordBatch::try_new(
-                    schema.clone(),
-                    vec![Arc::new(UInt64Array::from(set)) as ArrayRef],
-                )?)
-            }),
-        )?;
-        Some(path)
-    } else {
-        None
+        None => None,
     };
     Ok(Ids {
         duplicates_file,
         duplicates,
         keys_file,
+    })
+}
+
+/// Per rule, every key of the side's records but those of `repeated` (record numbers, sorted),
+/// sorted and distinct.
+fn all_keys(
+    spec: &JobSpec,
+    files: &ScratchFiles,
+    parts: &[Part],
+    repeated: &[u64],
+) -> Result<Vec<Vec<u64>>, EngineError> {
+    let mut sets: Vec<Vec<u64>> = vec![Vec::new(); spec.blocking.len()];
+    for part in parts {
+        let mut f = files.ipc(&part.partitions_file)?;
+        for p in 0..spec.execution.partitions as usize {
+            let batch = f.batch(p)?;
+            let rows = u64_column(&batch, "_row")?;
+            for (q, set) in sets.iter_mut().enumerate() {
+                let keys = u64_column(&batch, &format!("_key{q}"))?;
+                set.extend(
+                    keys.into_iter()
+                        .zip(&rows)
+                        .filter(|(k, r)| *k != 0 && repeated.binary_search(r).is_err())
+                        .map(|(k, _)| k),
+                );
+            }
+        }
+    }
+    for set in &mut sets {
+        set.par_sort_unstable();
+        set.dedup();
+    }
+    Ok(sets)
+}
+
+/// Per rule, the keys that at least two of the side's records but those of `repeated` (record
+/// numbers, sorted) have, sorted: a dedupe's parts, each one partition (batch 0). About
+/// `keys_per_pass` keys are held at once: a side with more is read in several passes, each over one
+/// range of key values (keys are hashes).
+fn shared_keys(
+    spec: &JobSpec,
+    files: &ScratchFiles,
+    (side, parts): (usize, &[Part]),
+    repeated: &[u64],
+    keys_per_pass: u64,
+) -> Result<Vec<Vec<u64>>, EngineError> {
+    let rules = spec.blocking.len();
+    let schema = table_schema(spec, &spec.inputs[side]);
+    let names: Vec<String> = std::iter::once("_row".to_string())
+        .chain((0..rules).map(|q| format!("_key{q}")))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let total: u64 = parts.iter().map(|p| p.counts.accepted).sum::<u64>() * rules as u64;
+    let passes = total.div_ceil(keys_per_pass.max(1)).max(1);
+    let range_of = |k: u64| ((u128::from(k) * u128::from(passes)) >> 64) as u64;
+    let mut shared: Vec<Vec<u64>> = vec![Vec::new(); rules];
+    for pass in 0..passes {
+        let mut keys: Vec<Vec<u64>> = vec![Vec::new(); rules];
+        for part in parts {
+            let batch = files
+                .ipc_columns(&part.partitions_file, &schema, &names)?
+                .batch(0)?;
+            let rows = u64_column(&batch, "_row")?;
+            for (q, keys) in keys.iter_mut().enumerate() {
+                keys.extend(
+                    u64_column(&batch, names[q + 1])?
+                        .into_iter()
+                        .zip(&rows)
+                        .filter(|&(k, r)| {
+                            k != 0
+                                && range_of(k) == pass
+                                && (repeated.is_empty() || repeated.binary_search(r).is_err())
+                        })
+                        .map(|(k, _)| k),
+                );
+            }
+        }
+        for (keys, shared) in keys.iter_mut().zip(&mut shared) {
+            keys.par_sort_unstable();
+            shared.extend(
+                keys.chunk_by(|a, b| a == b)
+                    .filter(|run| run.len() > 1)
+                    .map(|run| run[0]),
+            );
+        }
+    }
+    Ok(shared)
+}
+
+/// A dedupe's standardised part (all its records as partition 0, then its sample) sent on to the
+/// partitions of the keys in `keys_file` (the side's shared keys): batch `p` of the new file holds
+/// the part's records with such a key in partition `p`, in record order; the sample follows as it was.
+fn partition(
+    spec: &JobSpec,
+    files: &ScratchFiles,
+    (side, part): (usize, &Part),
+    keys_file: &Path,
+    file: &dyn Fn(&str) -> PathBuf,
+) -> Result<Part, EngineError> {
+    let shared = key_sets(files, keys_file)?;
+    let partitions = spec.execution.partitions;
+    let mut f = files.ipc(&part.partitions_file)?;
+    let (records, sample) = (f.batch(0)?, f.batch(1)?);
+    let keys = (0..spec.blocking.len())
+        .map(|q| u64_column(&records, &format!("_key{q}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); partitions as usize];
+    let mut scratch = Vec::new();
+    for r in 0..records.num_rows() {
+        partitions_of(&keys, r, partitions, Some(shared.as_slice()), &mut scratch);
+        for &p in &scratch {
+            rows[p as usize].push(r as u32);
+        }
+    }
+    drop(keys);
+    let partition_records = rows.iter().map(|r| r.len() as u64).collect();
+    let batches = rows
+        .into_par_iter()
+        .map(|rows| {
+            Ok(arrow::compute::take_record_batch(
+                &records,
+                &UInt32Array::from(rows),
+            )?)
+        })
+        .collect::<Vec<Result<RecordBatch, EngineError>>>();
+    let partitions_file = file("partitions.arrow");
+    let schema = table_schema(spec, &spec.inputs[side]);
+    files.write_ipc(
+        &partitions_file,
+        &schema,
+        batches.into_iter().chain([Ok(sample)]),
+    )?;
+    Ok(Part {
+        partitions_file,
+        partition_records,
+        ..part.clone()
     })
 }
 
@@ -1881,6 +2070,163 @@ mod tests {
                 }
             ),
             _ => panic!("not the write task"),
+        }
+    }
+
+    /// A dedupe has one more stage than its side's two: `partition`, one task per standardised part,
+    /// by the keys the `ids` task found shared; compare is cut by the partitioned parts' counts.
+    #[test]
+    fn a_dedupe_partitions_its_parts_by_shared_keys_before_compare() {
+        let spec = spec(Mode::Dedupe, "split_min_pairs = 0");
+        let names = stage_names(&spec);
+        assert_eq!(names.len(), 7);
+        assert_eq!(names[2], format!("partition {}", spec.inputs[0].name));
+        let planner = Planner {
+            spec: spec.clone(),
+            files: vec![vec!["a0".into(), "a1".into()]],
+        };
+        let ids = Output::Ids(Ids {
+            duplicates_file: "d".into(),
+            duplicates: 0,
+            keys_file: Some("k".into()),
+        });
+        let mut done = vec![
+            vec![
+                Output::Standardised(part(0, &[30])),
+                Output::Standardised(part(1, &[30])),
+            ],
+            vec![ids],
+        ];
+        let ids_task = Planner::next(&planner, &done[..1]).unwrap().unwrap();
+        assert!(matches!(
+            ids_task.tasks[0].work,
+            Work::Ids {
+                keys: KeysOut::Shared,
+                ..
+            }
+        ));
+        let partition = planner.next(&done).unwrap().unwrap();
+        assert_eq!(partition.name, names[2]);
+        let planned: Vec<(u32, PathBuf)> = partition
+            .tasks
+            .iter()
+            .map(|t| match &t.work {
+                Work::Partition {
+                    part, keys_file, ..
+                } => {
+                    assert!(part.partition_records.is_empty());
+                    (part.file_index, keys_file.clone())
+                }
+                _ => panic!("not a partition task"),
+            })
+            .collect();
+        assert_eq!(planned, [(0, "k".into()), (1, "k".into())]);
+        done.push(vec![
+            Output::Standardised(part(0, &[1, 1, 1, 10])),
+            Output::Standardised(part(1, &[1, 1, 1, 10])),
+        ]);
+        let compare = planner.next(&done).unwrap().unwrap();
+        assert_eq!(compare.name, "compare");
+        // Partition 3 holds 20 of the 26 partitioned records (the standardised parts' one partition
+        // of 30 each does not count): cut into slices, the others whole.
+        let slices: Vec<(u32, u32)> = compare
+            .tasks
+            .iter()
+            .map(|t| match &t.work {
+                Work::Compare {
+                    partition, slice, ..
+                } => (*partition, slice.count),
+                _ => panic!("not a compare task"),
+            })
+            .collect();
+        assert!(
+            slices.iter().all(|&(p, count)| (p == 3) == (count > 1))
+                && slices.iter().any(|&(p, _)| p == 3),
+            "{slices:?}"
+        );
+    }
+
+    /// A dedupe's shared keys: those at least two records have, records with a repeated id left
+    /// out, the same in one pass over the parts or several.
+    #[test]
+    fn shared_keys_are_found_in_one_pass_or_several() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ScratchFiles::Dir(dir.path().into());
+        let spec = spec(Mode::Dedupe, "");
+        let rules = spec.blocking.len();
+        assert!(rules >= 2);
+        let schema = table_schema(&spec, &spec.inputs[0]);
+        // Per part, per record: its keys under rules 0 and 1 (later rules: none).
+        let parts_keys: [&[[u64; 2]]; 3] = [
+            &[[7, 0], [u64::MAX, 5], [9, 5]],
+            &[[7, 1 << 63], [3, 2]],
+            &[[u64::MAX, 1 << 63], [3, 4], [8, 4]],
+        ];
+        let parts: Vec<Part> = parts_keys
+            .iter()
+            .enumerate()
+            .map(|(f, records)| {
+                let n = records.len();
+                let columns = schema
+                    .fields()
+                    .iter()
+                    .map(|field| -> ArrayRef {
+                        let name = field.name();
+                        if name == "_row" {
+                            Arc::new(UInt64Array::from_iter_values(
+                                (0..n as u64).map(|r| record_number(f as u32, r)),
+                            ))
+                        } else if let Some(q) = name.strip_prefix("_key") {
+                            let q: usize = q.parse().unwrap();
+                            Arc::new(UInt64Array::from_iter_values(
+                                records.iter().map(|k| k.get(q).copied().unwrap_or(0)),
+                            ))
+                        } else {
+                            arrow::array::new_null_array(field.data_type(), n)
+                        }
+                    })
+                    .collect();
+                let nullable = Arc::new(Schema::new(
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.as_ref().clone().with_nullable(true))
+                        .collect::<Vec<_>>(),
+                ));
+                let batch = RecordBatch::try_new(nullable.clone(), columns).unwrap();
+                let partitions_file = PathBuf::from(format!("{f}.partitions.arrow"));
+                files
+                    .write_ipc(&partitions_file, &nullable, [Ok(batch)])
+                    .unwrap();
+                Part {
+                    counts: SourceCounts {
+                        accepted: n as u64,
+                        ..SourceCounts::default()
+                    },
+                    partitions_file,
+                    ..part(f as u32, &[])
+                }
+            })
+            .collect();
+        let expect = |keys: [&[u64]; 2]| -> Vec<Vec<u64>> {
+            let mut all = vec![Vec::new(); rules];
+            all[0] = keys[0].to_vec();
+            all[1] = keys[1].to_vec();
+            all
+        };
+        // The second record of part 2 has an id an earlier record has: key 4 is left with one.
+        let repeated = [record_number(2, 1)];
+        for per_pass in [1, 2, 5, 1_000] {
+            for (repeated, keys) in [
+                (&[][..], expect([&[3, 7, u64::MAX], &[4, 5, 1 << 63]])),
+                (&repeated[..], expect([&[7, u64::MAX], &[5, 1 << 63]])),
+            ] {
+                assert_eq!(
+                    shared_keys(&spec, &files, (0, &parts), repeated, per_pass).unwrap(),
+                    keys,
+                    "{per_pass} keys per pass, repeated {repeated:?}"
+                );
+            }
         }
     }
 

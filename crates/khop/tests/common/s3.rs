@@ -35,17 +35,28 @@ impl S3Server {
             child,
             address: format!("127.0.0.1:{port}"),
         };
-        // The first start installs moto (a minute or two); later ones take a second or two.
+        // The first start installs moto (a minute or two); later ones take a second or two. The
+        // wait is on the first request itself, not on a connect: a server that has just bound its
+        // port can still refuse the next connection while it starts.
         let deadline = Instant::now() + Duration::from_secs(600);
-        while TcpStream::connect(&server.address).is_err() {
+        loop {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("the S3 server ({}) exited: {status}", script.display());
             }
-            assert!(Instant::now() < deadline, "the S3 server did not start");
+            match server.try_request("PUT", &format!("/{BUCKET}"), &[]) {
+                // Status 0: the connection closed before a response (the server still starting).
+                Ok((status, body)) if status != 0 => {
+                    assert_eq!(status, 200, "creating the bucket: {body}");
+                    break;
+                }
+                Ok(_) => assert!(Instant::now() < deadline, "the S3 server did not start"),
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "the S3 server did not start: {e}"
+                ),
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
-        let (status, body) = server.request("PUT", &format!("/{BUCKET}"), &[]);
-        assert_eq!(status, 200, "creating the bucket: {body}");
         server
     }
 
@@ -62,16 +73,26 @@ impl S3Server {
 
     /// One HTTP/1.1 request; the status and the body.
     fn request(&self, method: &str, target: &str, body: &[u8]) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.address).unwrap();
+        self.try_request(method, target, body)
+            .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+    }
+
+    fn try_request(
+        &self,
+        method: &str,
+        target: &str,
+        body: &[u8],
+    ) -> std::io::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(&self.address)?;
         let head = format!(
             "{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             self.address,
             body.len()
         );
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
         let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
+        stream.read_to_end(&mut response)?;
         let text = String::from_utf8_lossy(&response).into_owned();
         let status = text
             .split(' ')
@@ -81,7 +102,7 @@ impl S3Server {
         let body = text
             .split_once("\r\n\r\n")
             .map_or(String::new(), |(_, b)| b.to_string());
-        (status, body)
+        Ok((status, body))
     }
 
     /// Uploads a local file as `key` of the bucket.

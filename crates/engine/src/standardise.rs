@@ -855,6 +855,12 @@ pub trait Keeper: Sync {
 
     /// After the chunk's last `keep`.
     fn finish(&mut self, prepared: Self::Prepared);
+
+    /// Whether every accepted record stays: the table is then sized for the piece's rows up front
+    /// instead of growing as chunks are appended.
+    fn keeps_all(&self) -> bool {
+        false
+    }
 }
 
 /// The result of standardising one input.
@@ -876,7 +882,10 @@ pub fn standardise_input<K: Keeper>(
     mut progress: impl FnMut(u64),
 ) -> Result<Standardised, EngineError> {
     let plan = Plan::new(spec, input);
-    let mut table = plan.empty_table();
+    let mut table = match piece {
+        Some(piece) if keeper.keeps_all() => plan.table_with_capacity(piece.rows as usize),
+        _ => plan.empty_table(),
+    };
     let mut rejects = Vec::new();
     let mut counts = SourceCounts::default();
     let mut invalid = vec![0u64; spec.fields.len()];

@@ -909,6 +909,10 @@ impl crate::standardise::Keeper for Pruner<'_> {
             a.merge(b);
         }
     }
+
+    fn keeps_all(&self) -> bool {
+        self.other_keys.is_none()
+    }
 }
 
 fn standardise(
@@ -950,58 +954,78 @@ fn standardise(
         *row = record_number(file_index, *row);
     }
 
-    // Standardised records by partition, then the sample (destination `partitions`). A dedupe's
-    // records are written as one partition: which of their keys another record has is known only
-    // once every part is standardised (its `partition` stage).
-    let partitions = match spec.mode {
-        Mode::Link => spec.execution.partitions,
-        Mode::Dedupe => 1,
-    };
-    let mut targets: Vec<(u32, u32)> = Vec::with_capacity(table.len() * 2);
-    let mut scratch = Vec::new();
-    for (r, &shared) in shares.iter().enumerate() {
-        if shared {
-            partitions_of(
-                &table.keys,
-                r,
-                partitions,
-                other_keys.as_deref().map(Vec::as_slice),
-                &mut scratch,
-            );
-            targets.extend(scratch.iter().map(|&p| (r as u32, p)));
-        }
+    let in_sample = |table: &Table, r: usize| {
         let id = table.ids.get(r);
-        if samples
+        samples
             .iter()
             .zip(&seeds)
             .any(|(s, seed)| s.holds(sample_hash(*seed, id)))
-        {
-            targets.push((r as u32, partitions));
-        }
-    }
-    // In groups of destinations: one pass over the table per group, and only one group's copies of
-    // the records in memory at a time.
-    const GROUP: u32 = 16;
-    let mut partition_records = vec![0u64; partitions as usize];
+    };
     let schema = table_schema(spec, input);
     let partitions_file = file("partitions.arrow");
-    let batches = (0..=partitions).step_by(GROUP as usize).flat_map(|first| {
-        let group: Vec<(u32, u32)> = targets
-            .iter()
-            .filter(|(_, d)| (first..first + GROUP).contains(d))
-            .map(|&(r, d)| (r, d - first))
-            .collect();
-        let size = GROUP.min(partitions + 1 - first);
-        let tables = table.scatter(&group, size as usize);
-        for (d, t) in (first..).zip(&tables) {
-            if let Some(n) = partition_records.get_mut(d as usize) {
-                *n = t.len() as u64;
-            }
+    let partition_records = match spec.mode {
+        // A dedupe's records are written as one partition, the table itself (nothing prunes them),
+        // then the sample: which of their keys another record has is known only once every part is
+        // standardised (its `partition` stage).
+        Mode::Dedupe => {
+            debug_assert!(shares.len() == table.len() && shares.iter().all(|&s| s));
+            let sample: Vec<usize> = (0..table.len()).filter(|&r| in_sample(&table, r)).collect();
+            let sample = table.select(&sample);
+            let records = vec![table.len() as u64];
+            files.write_ipc(
+                &partitions_file,
+                &schema,
+                [
+                    table_to_batch(&schema, table),
+                    table_to_batch(&schema, sample),
+                ],
+            )?;
+            records
         }
-        tables.into_iter().map(|t| table_to_batch(&schema, t))
-    });
-    files.write_ipc(&partitions_file, &schema, batches)?;
-    drop(table);
+        // Records by partition, then the sample (destination `partitions`).
+        Mode::Link => {
+            let partitions = spec.execution.partitions;
+            let mut targets: Vec<(u32, u32)> = Vec::with_capacity(table.len() * 2);
+            let mut scratch = Vec::new();
+            for (r, &shared) in shares.iter().enumerate() {
+                if shared {
+                    partitions_of(
+                        &table.keys,
+                        r,
+                        partitions,
+                        other_keys.as_deref().map(Vec::as_slice),
+                        &mut scratch,
+                    );
+                    targets.extend(scratch.iter().map(|&p| (r as u32, p)));
+                }
+                if in_sample(&table, r) {
+                    targets.push((r as u32, partitions));
+                }
+            }
+            // In groups of destinations: one pass over the table per group, and only one group's
+            // copies of the records in memory at a time.
+            const GROUP: u32 = 16;
+            let mut partition_records = vec![0u64; partitions as usize];
+            let batches = (0..=partitions).step_by(GROUP as usize).flat_map(|first| {
+                let group: Vec<(u32, u32)> = targets
+                    .iter()
+                    .filter(|(_, d)| (first..first + GROUP).contains(d))
+                    .map(|&(r, d)| (r, d - first))
+                    .collect();
+                let size = GROUP.min(partitions + 1 - first);
+                let tables = table.scatter(&group, size as usize);
+                for (d, t) in (first..).zip(&tables) {
+                    if let Some(n) = partition_records.get_mut(d as usize) {
+                        *n = t.len() as u64;
+                    }
+                }
+                tables.into_iter().map(|t| table_to_batch(&schema, t))
+            });
+            files.write_ipc(&partitions_file, &schema, batches)?;
+            drop(table);
+            partition_records
+        }
+    };
     let ids_file = file("ids.arrow");
     write_batch(
         files,
@@ -2152,9 +2176,12 @@ mod tests {
     fn shared_keys_are_found_in_one_pass_or_several() {
         let dir = tempfile::tempdir().unwrap();
         let files = ScratchFiles::Dir(dir.path().into());
-        let spec = spec(Mode::Dedupe, "");
+        let mut spec = spec(Mode::Dedupe, "");
+        // A second rule (any keys: only its column is read).
+        let mut second = spec.blocking[0].clone();
+        second.name = "second".into();
+        spec.blocking.push(second);
         let rules = spec.blocking.len();
-        assert!(rules >= 2);
         let schema = table_schema(&spec, &spec.inputs[0]);
         // Per part, per record: its keys under rules 0 and 1 (later rules: none).
         let parts_keys: [&[[u64; 2]]; 3] = [

@@ -44,23 +44,37 @@ pub fn slice_of(record: u64, slices: u32) -> u32 {
 /// A set of key hashes answering membership with one probe (open addressing, linear probing): pruning
 /// asks it of every key of every record of the large side, against the small side's keys. A binary
 /// search of a sorted vector costs a cache miss per step once the small side has millions of keys.
+///
+/// Most keys asked are not members (91% of a population's records share no key with the civil
+/// servants), so a filter of 8 bits a key answers most of them first: one bit per hash value, set
+/// for the members' hashes, an eighth of the table's size (a 250 k-key set: 256 KB against 4 MB,
+/// which stays in cache). A clear bit means "not a member"; a set bit (every member, and about one
+/// key in nine of the others) is checked in the table.
 pub struct KeySet {
     /// Twice as many slots as keys, at least, so probes are short and always end; 0 is an empty slot.
     slots: Vec<u64>,
     shift: u32,
+    /// The filter: bit `filter_bit(key)` is set for every member.
+    filter: Vec<u64>,
+    filter_shift: u32,
 }
 
 impl KeySet {
     /// The set of `keys`; 0 ("no key") is never a member.
     pub fn new(keys: &[u64]) -> KeySet {
         let capacity = (keys.len() * 2).next_power_of_two().max(2);
+        let filter_bits = (keys.len() * 8).next_power_of_two().max(64);
         let mut set = KeySet {
             slots: vec![0; capacity],
             shift: 64 - capacity.trailing_zeros(),
+            filter: vec![0; filter_bits / 64],
+            filter_shift: 64 - filter_bits.trailing_zeros(),
         };
         for &key in keys.iter().filter(|&&k| k != 0) {
             let at = set.probe(key);
             set.slots[at] = key;
+            let bit = set.filter_bit(key);
+            set.filter[bit / 64] |= 1 << (bit % 64);
         }
         set
     }
@@ -76,8 +90,16 @@ impl KeySet {
         at
     }
 
+    /// The key's bit in the filter: other bits of the key than those that pick its slot.
+    fn filter_bit(&self, key: u64) -> usize {
+        (key.wrapping_mul(0xd6e8_feb8_6659_fd93) >> self.filter_shift) as usize
+    }
+
     pub fn contains(&self, key: u64) -> bool {
-        key != 0 && self.slots[self.probe(key)] == key
+        let bit = self.filter_bit(key);
+        key != 0
+            && self.filter[bit / 64] & (1 << (bit % 64)) != 0
+            && self.slots[self.probe(key)] == key
     }
 }
 

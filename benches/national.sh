@@ -106,6 +106,8 @@ names = [s["name"] for s in summary["sources"]]
 order = []
 for n in names:
     order += [f"standardise {n}", f"ids {n}"]
+    if f"partition {n}" in timings:  # a dedupe's third stage of its side
+        order.append(f"partition {n}")
 order += ["compare", "train", "score", "write"]
 # Stages ran one after another from (about) the process start: sampled memory is attributed by time.
 stages, t = [], start

@@ -424,6 +424,54 @@ fn khop_link_writes_what_the_engine_alone_writes() {
     );
 }
 
+/// A dedupe job (the reference population against itself, with `benches/jobs/dedupe.toml`) has a
+/// stage a link job does not (`partition`): workers run it, and the outputs are the engine's.
+#[test]
+fn a_dedupe_job_on_workers_writes_what_the_engine_alone_writes() {
+    let reference = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let data = reference.job.parent().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/jobs/dedupe.toml"),
+    )
+    .unwrap()
+    .replace("u_pairs = 2000000", "u_pairs = 100000")
+    .replace("partitions = 64", "partitions = 8\ntask_rows = 6000");
+    let job = dir.path().join("dedupe.toml");
+    std::fs::write(&job, &text).unwrap();
+    let mut spec = khop_engine::JobSpec::from_toml(&text, data).unwrap();
+    assert_eq!(khop_engine::task::stage_names(&spec).len(), 7);
+    spec.output = dir.path().join("engine");
+    khop_engine::run_job(&spec, &khop_engine::Silent).unwrap();
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(spec.output.join("summary.json")).unwrap())
+            .unwrap();
+    assert!(summary["timings"]["partition population"].is_number());
+    assert!(summary["candidate_pairs"].as_u64().unwrap() > 0);
+    // The job's paths are relative to its file: the data stays where the reference made it.
+    std::fs::write(
+        &job,
+        text.replace(
+            "path = \"population\"",
+            &format!("path = {:?}", data.join("population")),
+        ),
+    )
+    .unwrap();
+    let three = dir.path().join("three");
+    run_ok(
+        Command::new(KHOP)
+            .arg("link")
+            .arg(&job)
+            .args(["--workers", "3", "--output"])
+            .arg(&three),
+    );
+    assert_same_files(
+        &three,
+        &spec.output,
+        "between a dedupe on three workers and run_job",
+    );
+}
+
 #[test]
 fn three_coordinators_and_three_workers_run_a_job() {
     let _serial = serial();

@@ -403,15 +403,30 @@ fn khop_link_writes_what_the_engine_alone_writes() {
     let mut spec = khop_engine::JobSpec::from_toml(&text, reference.job.parent().unwrap()).unwrap();
     spec.output = dir.path().join("engine");
     khop_engine::run_job(&spec, &khop_engine::Silent).unwrap();
-    // And with three in-process workers sharing the slots.
+    // And with three in-process workers sharing the slots. The run's temporary directory holds the
+    // Raft directory a killed run left (its process is gone), which is removed, and one of a run
+    // still going (this process), which is not.
+    let tmp = dir.path().join("tmp");
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let stale = tmp.join(format!("khop-link-{gone_pid}-x1"));
+    let live = tmp.join(format!("khop-link-{}-x2", std::process::id()));
+    for d in [&stale, &live] {
+        std::fs::create_dir_all(d.join("raft")).unwrap();
+    }
     let three = dir.path().join("three");
     run_ok(
         Command::new(KHOP)
+            .env("TMPDIR", &tmp)
             .arg("link")
             .arg(&reference.job)
             .args(["--workers", "3", "--output"])
             .arg(&three),
     );
+    assert!(!stale.exists() && live.exists());
+    // The run's own Raft directory is removed when it ends.
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1);
     assert_same_files(
         &reference.output,
         &spec.output,

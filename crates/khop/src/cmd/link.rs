@@ -1,6 +1,6 @@
 //! `khop link`: runs a job on the embedded default and prints its summary. The embedded default is the
 //! cluster's own code path in one process: one coordinator (a one-voter Raft group persisted in a
-//! temporary directory) and `--workers` workers (one by default) sharing a slot per thread, on a
+//! temporary directory, `khop-link-<pid>-*`, which the next run removes if a signal killed this one) and `--workers` workers (one by default) sharing a slot per thread, on a
 //! 127.0.0.1 port with a token made
 //! for the run; the job is submitted and followed over gRPC like any other, so what `khop link` does
 //! is what a cluster does.
@@ -126,6 +126,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The temporary Raft directory of a run: `khop-link-<pid>-<random>`, removed when the run ends.
+const RAFT_DIR_PREFIX: &str = "khop-link-";
+
+/// Removes the Raft directories that runs killed by a signal left in `dir`: those whose process is
+/// gone (`/proc/<pid>` missing). Where `/proc` is not there, nothing is removed.
+fn remove_stale_raft_dirs(dir: &std::path::Path) {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(RAFT_DIR_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(dir = %entry.path().display(), "removed the Raft directory of a run that was killed")
+                }
+                Err(e) => {
+                    tracing::debug!(dir = %entry.path().display(), "a stale Raft directory: {e}")
+                }
+            }
+        }
+    }
+}
+
 /// Starts a coordinator and `workers` workers (`slots` shared out among them) on this process's
 /// runtime, submits the job, follows it to its end, and stops them.
 fn run_in_process(
@@ -136,7 +171,11 @@ fn run_in_process(
     if workers == 0 {
         bail!("--workers: at least 1");
     }
-    let raft_dir = tempfile::tempdir().context("a directory for the Raft log")?;
+    remove_stale_raft_dirs(&std::env::temp_dir());
+    let raft_dir = tempfile::Builder::new()
+        .prefix(&format!("{RAFT_DIR_PREFIX}{}-", std::process::id()))
+        .tempdir()
+        .context("a directory for the Raft log")?;
     let listen = std::net::TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .context("a port on 127.0.0.1")?;

@@ -101,6 +101,7 @@ pub enum Work {
         side: usize,
         parts: Vec<Part>,
         /// Which of the side's keys to write.
+        #[serde(deserialize_with = "keys_out")]
         keys: KeysOut,
     },
     /// A dedupe's standardised part, written as one partition, sent on to the partitions of the keys
@@ -155,6 +156,22 @@ pub enum KeysOut {
     /// The keys at least two records of the side have: a dedupe's, whose records are partitioned by
     /// them.
     Shared,
+}
+
+/// A [`KeysOut`], or the bool that tasks committed before it held (`true`: every key), so that a link
+/// job in flight across an upgrade still runs.
+fn keys_out<'de, D: serde::Deserializer<'de>>(d: D) -> Result<KeysOut, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Bool(bool),
+        Keys(KeysOut),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Bool(true) => KeysOut::All,
+        Either::Bool(false) => KeysOut::None,
+        Either::Keys(keys) => keys,
+    })
 }
 
 /// What a task hands on: small, the files it wrote named inside.
@@ -2167,6 +2184,44 @@ mod tests {
             slices.iter().all(|&(p, count)| (p == 3) == (count > 1))
                 && slices.iter().any(|&(p, _)| p == 3),
             "{slices:?}"
+        );
+    }
+
+    /// An `ids` task committed before `KeysOut` (a bool) still reads; new ones write the names.
+    #[test]
+    fn ids_tasks_read_the_keys_flag_of_earlier_versions() {
+        let work = |keys: &str| -> Work {
+            serde_json::from_str(&format!(
+                r#"{{"kind": "ids", "side": 0, "parts": [], "keys": {keys}}}"#
+            ))
+            .unwrap()
+        };
+        for (json, expected) in [
+            ("true", KeysOut::All),
+            ("false", KeysOut::None),
+            ("\"shared\"", KeysOut::Shared),
+            ("\"all\"", KeysOut::All),
+        ] {
+            let Work::Ids { keys, .. } = work(json) else {
+                panic!("not an ids task")
+            };
+            assert_eq!(keys, expected, "{json}");
+            let again = serde_json::to_string(&Work::Ids {
+                side: 0,
+                parts: Vec::new(),
+                keys,
+            })
+            .unwrap();
+            let Work::Ids { keys: read, .. } = serde_json::from_str(&again).unwrap() else {
+                panic!("not an ids task")
+            };
+            assert_eq!(read, keys);
+        }
+        assert!(
+            serde_json::from_str::<Work>(
+                r#"{"kind": "ids", "side": 0, "parts": [], "keys": "some"}"#
+            )
+            .is_err()
         );
     }
 

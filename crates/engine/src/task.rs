@@ -1098,6 +1098,15 @@ fn duplicates_schema() -> SchemaRef {
 /// with the side (100 M records would otherwise take 2.4 GB).
 const HASHES_PER_PASS: u64 = 32 << 20;
 
+/// How many passes hold about `per_pass` of `total` hashes each, and which pass a hash belongs to:
+/// pass `k` takes the k-th of the passes' equal ranges of hash values.
+fn hash_passes(total: u64, per_pass: u64) -> (u64, impl Fn(u64) -> u64) {
+    let passes = total.div_ceil(per_pass.max(1)).max(1);
+    (passes, move |h: u64| {
+        ((u128::from(h) * u128::from(passes)) >> 64) as u64
+    })
+}
+
 /// Records whose id an earlier record (in record order) of another file has: (record number, position
 /// of its part in `parts`), sorted; about `hashes_per_pass` hashes are held at once. A hash seen at an
 /// earlier record number is a repeated id (a false repeat needs a 64-bit collision); parts were each
@@ -1113,9 +1122,7 @@ fn repeated_ids(
             .read_all()
     };
     let total: u64 = parts.iter().map(|p| p.counts.accepted).sum();
-    let passes = total.div_ceil(hashes_per_pass.max(1)).max(1);
-    // Pass `k` takes the k-th of `passes` equal ranges of hash values.
-    let range_of = |h: u64| ((u128::from(h) * u128::from(passes)) >> 64) as u64;
+    let (passes, range_of) = hash_passes(total, hashes_per_pass);
     let mut repeated_hashes: Vec<u64> = Vec::new();
     for pass in 0..passes {
         let mut hashes: Vec<u64> =
@@ -1279,8 +1286,7 @@ fn shared_keys(
         .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let total: u64 = parts.iter().map(|p| p.counts.accepted).sum::<u64>() * rules as u64;
-    let passes = total.div_ceil(keys_per_pass.max(1)).max(1);
-    let range_of = |k: u64| ((u128::from(k) * u128::from(passes)) >> 64) as u64;
+    let (passes, range_of) = hash_passes(total, keys_per_pass);
     let mut shared: Vec<Vec<u64>> = vec![Vec::new(); rules];
     for pass in 0..passes {
         let mut keys: Vec<Vec<u64>> = vec![Vec::new(); rules];

@@ -198,14 +198,24 @@ fn osa_within(a: &str, b: &str, max: usize) -> bool {
 /// `strsim::jaro_winkler`, the same arithmetic in the same order (so the same `f64`), without its
 /// allocation and with the matched characters kept as bits, for strings of up to 64 characters
 /// (every name-part key): the `jaro_winkler` level of nearly every candidate pair, and of most random
-/// pairs drawn for u, where names differ.
+/// pairs drawn for u, where names differ. ASCII strings (keys are folded) are compared as their bytes,
+/// which are their characters, without decoding them.
 fn jaro_winkler(a: &str, b: &str) -> f64 {
     const MAX: usize = 64;
+    if a.is_ascii() && b.is_ascii() && a.len() <= MAX && b.len() <= MAX {
+        return jaro_winkler_of(a.as_bytes(), b.as_bytes());
+    }
     let (Some((a_chars, a_len)), Some((b_chars, b_len))) = (chars::<MAX>(a), chars::<MAX>(b))
     else {
         return strsim::jaro_winkler(a, b);
     };
-    let (a_chars, b_chars) = (&a_chars[..a_len], &b_chars[..b_len]);
+    jaro_winkler_of(&a_chars[..a_len], &b_chars[..b_len])
+}
+
+/// [`jaro_winkler`] of two sequences of characters, each at most 64 long.
+fn jaro_winkler_of<T: PartialEq>(a_chars: &[T], b_chars: &[T]) -> f64 {
+    let (a_len, b_len) = (a_chars.len(), b_chars.len());
+    debug_assert!(a_len <= 64 && b_len <= 64);
     if a_len == 0 && b_len == 0 {
         return 1.0;
     } else if a_len == 0 || b_len == 0 {
@@ -214,10 +224,10 @@ fn jaro_winkler(a: &str, b: &str) -> f64 {
     let search_range = (a_len.max(b_len) / 2).saturating_sub(1);
     let (mut a_flags, mut b_flags) = (0u64, 0u64);
     let mut matches = 0usize;
-    for (i, &x) in a_chars.iter().enumerate() {
+    for (i, x) in a_chars.iter().enumerate() {
         let min_bound = i.saturating_sub(search_range);
         let max_bound = b_len.min(i + search_range + 1);
-        for (j, &y) in b_chars.iter().enumerate().take(max_bound).skip(min_bound) {
+        for (j, y) in b_chars.iter().enumerate().take(max_bound).skip(min_bound) {
             if x == y && b_flags & (1 << j) == 0 {
                 a_flags |= 1 << i;
                 b_flags |= 1 << j;

@@ -99,6 +99,34 @@ fn sample_rows(table: &Table, seed: u64) -> Vec<usize> {
     hashed.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Pairs `range` of the random pairs of sample records (rows of the two sample tables) whose gammas
+/// give u: pair `i` is drawn by a hash of `seed` and `i`, a dedupe's pairs of a record with itself
+/// left out.
+/// Only the counts of their gammas are kept, which do not depend on the order the pairs are compared
+/// in; so they are returned ordered by tiles of 1,024 rows of each table, and the records a run of
+/// pairs reads stay in the core's cache instead of being fetched from anywhere in the samples.
+fn u_pairs(
+    range: std::ops::Range<u64>,
+    seed: u64,
+    (left, right): (&[usize], &[usize]),
+    dedupe: bool,
+) -> Vec<(u32, u32)> {
+    if left.is_empty() || right.is_empty() {
+        return Vec::new();
+    }
+    let mut pairs: Vec<(u32, u32)> = range
+        .into_par_iter()
+        .filter_map(|i| {
+            let h = mix64(seed ^ mix64(i.wrapping_add(0x75)));
+            let l = left[(h % left.len() as u64) as usize];
+            let r = right[((h >> 32) % right.len() as u64) as usize];
+            (!(dedupe && l == r)).then_some((l as u32, r as u32))
+        })
+        .collect();
+    pairs.par_sort_unstable_by_key(|&(l, r)| (l >> 10, r >> 10, l, r));
+    pairs
+}
+
 /// Runs a job to completion in this process, as the embedded default: the stages of [`crate::task`]
 /// one after another, on a pool of `spec.execution.threads`. Writes the outputs under `spec.output`
 /// and removes the scratch files when the job succeeds.
@@ -182,30 +210,28 @@ pub(crate) fn train(
     // hashes under `seed`; a dedupe job draws its two samples from one side, the second under another
     // seed. Records kept for other reasons (a pruned side's look-alikes of the left) never enter them.
     let right_sample = sample_rows(right, if dedupe { seed ^ 0x5eed } else { seed });
-    let pairs = spec.training.u_pairs;
-    let chunks = 64u64;
-    let counts: Vec<Vec<Vec<u64>>> = (0..chunks)
-        .into_par_iter()
-        .map_init(Scratch::default, |scratch, chunk| {
-            let mut counts: Vec<Vec<u64>> =
-                comparisons.iter().map(|c| vec![0; c.gammas()]).collect();
-            if left_sample.is_empty() || right_sample.is_empty() {
-                return counts;
-            }
-            let range = chunk * pairs / chunks..(chunk + 1) * pairs / chunks;
-            for i in range {
-                let h = mix64(seed ^ mix64(i.wrapping_add(0x75)));
-                let l = left_sample[(h % left_sample.len() as u64) as usize];
-                let r = right_sample[((h >> 32) % right_sample.len() as u64) as usize];
-                if dedupe && l == r {
-                    continue;
-                }
-                let g = gamma_vector(comparisons, left, l, right, r, scratch);
-                for (c, counts) in counts.iter_mut().enumerate() {
-                    counts[usize::from(gamma_at(g, c))] += 1;
-                }
-            }
-            counts
+    // In blocks of pairs, so memory stays bounded however many pairs the spec asks for.
+    const BLOCK: u64 = 1 << 22;
+    let n = spec.training.u_pairs;
+    let counts: Vec<Vec<Vec<u64>>> = (0..n.div_ceil(BLOCK))
+        .flat_map(|block| {
+            let range = block * BLOCK..n.min((block + 1) * BLOCK);
+            let pairs = u_pairs(range, seed, (&left_sample, &right_sample), dedupe);
+            pairs
+                .par_chunks(pairs.len().div_ceil(64).max(1))
+                .map_init(Scratch::default, |scratch, pairs| {
+                    let mut counts: Vec<Vec<u64>> =
+                        comparisons.iter().map(|c| vec![0; c.gammas()]).collect();
+                    for &(l, r) in pairs {
+                        let (l, r) = (l as usize, r as usize);
+                        let g = gamma_vector(comparisons, left, l, right, r, scratch);
+                        for (c, counts) in counts.iter_mut().enumerate() {
+                            counts[usize::from(gamma_at(g, c))] += 1;
+                        }
+                    }
+                    counts
+                })
+                .collect::<Vec<_>>()
         })
         .collect();
     let mut total: Vec<Vec<u64>> = comparisons.iter().map(|c| vec![0; c.gammas()]).collect();
@@ -304,7 +330,7 @@ pub(crate) fn train(
         ),
     };
     let training = model::Training {
-        u_pairs: pairs,
+        u_pairs: n,
         blocked_pairs: candidate_pairs,
         gamma_patterns: patterns.len() as u64,
         em_iterations: iterations,

@@ -628,7 +628,7 @@ impl<'a> Plan<'a> {
             let id = if ids.is_null(row) {
                 ""
             } else {
-                ids.value(row).trim()
+                trim(ids.value(row))
             };
             if id.is_empty() {
                 rejects.push(Reject {
@@ -719,7 +719,7 @@ fn standardise_value(
     values: &mut FieldValues,
     caches: &mut Caches,
 ) -> bool {
-    let first = raw.first().copied().unwrap_or("").trim();
+    let first = trim(raw.first().copied().unwrap_or(""));
     match (standardiser, values) {
         (
             Standardiser::VnName,
@@ -792,8 +792,9 @@ fn standardise_value(
             sex.is_some() || first.is_empty()
         }
         (Standardiser::Phone, FieldValues::Text(s)) => {
-            let phone = normalise_phone(first);
-            s.push(&phone);
+            let mut buf = [0; 12];
+            let phone = phone_digits(first, &mut buf);
+            s.push(phone);
             !phone.is_empty() || first.is_empty()
         }
         (Standardiser::Text, FieldValues::Text(s)) => {
@@ -804,13 +805,33 @@ fn standardise_value(
     }
 }
 
+/// `s.trim()`, answered from its two end bytes when they are visible ASCII (nearly every value): the
+/// general trim decodes characters at both ends, and runs for every field of every record.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(b)) if a.is_ascii_graphic() && b.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
 /// `Nam`/`Nữ` and the usual codes.
 pub fn parse_sex(raw: &str) -> Option<Sex> {
-    // Folded, so "Nữ", "NỮ", "nu" and the NFD forms are one value.
-    let folded = fold_diacritics(raw.trim()).to_ascii_lowercase();
-    match folded.as_str() {
-        "nam" | "m" | "male" | "1" | "trai" => Some(Sex::Male),
-        "nu" | "f" | "female" | "0" | "2" | "gai" => Some(Sex::Female),
+    let raw = raw.trim();
+    // Folded, so "Nữ", "NỮ", "nu" and the NFD forms are one value; the codes are short, so an ASCII
+    // value is lowered on the stack (this runs once per record).
+    let mut lower = [0u8; 6];
+    let folded;
+    let text: &[u8] = if raw.is_ascii() && raw.len() <= lower.len() {
+        lower[..raw.len()].copy_from_slice(raw.as_bytes());
+        lower[..raw.len()].make_ascii_lowercase();
+        &lower[..raw.len()]
+    } else {
+        folded = fold_diacritics(raw).to_ascii_lowercase();
+        folded.as_bytes()
+    };
+    match text {
+        b"nam" | b"m" | b"male" | b"1" | b"trai" => Some(Sex::Male),
+        b"nu" | b"f" | b"female" | b"0" | b"2" | b"gai" => Some(Sex::Female),
         _ => None,
     }
 }
@@ -818,19 +839,32 @@ pub fn parse_sex(raw: &str) -> Option<Sex> {
 /// Digits of a Vietnamese phone number, with the country code made a leading 0; empty when it is not
 /// one (fewer than 9 or more than 11 digits).
 pub fn normalise_phone(raw: &str) -> String {
-    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
-    let local = if let Some(rest) = digits.strip_prefix("84")
-        && (9..=10).contains(&rest.len())
+    phone_digits(raw, &mut [0; 12]).to_owned()
+}
+
+/// [`normalise_phone`] into `buf`, without an allocation (it runs once per record).
+fn phone_digits<'a>(raw: &str, buf: &'a mut [u8; 12]) -> &'a str {
+    let mut n = 0;
+    for b in raw.bytes().filter(u8::is_ascii_digit) {
+        if n == buf.len() {
+            return ""; // more digits than a number with its country code has
+        }
+        buf[n] = b;
+        n += 1;
+    }
+    let local = if buf[..n].starts_with(b"84")
+        && (9..=10).contains(&(n - 2))
         && raw.trim_start().starts_with(['+', '8'])
     {
-        format!("0{rest}")
+        buf[1] = b'0';
+        &buf[1..n]
     } else {
-        digits
+        &buf[..n]
     };
     if (9..=11).contains(&local.len()) {
-        local
+        std::str::from_utf8(local).unwrap_or_default()
     } else {
-        String::new()
+        ""
     }
 }
 
@@ -891,7 +925,10 @@ pub fn standardise_input<K: Keeper>(
     let mut invalid = vec![0u64; spec.fields.len()];
     // Ids are remembered by a 64-bit hash: exact enough (a false duplicate needs a collision among
     // 2^32 ids) and a fraction of the memory of the ids themselves at national scale.
-    let mut seen_ids: FxHashSet<u64> = FxHashSet::default();
+    let mut seen_ids: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(
+        piece.map_or(0, |p| p.rows as usize),
+        Default::default(),
+    );
     const CHUNK: usize = 8192;
     crate::scan::scan(input, file, piece, 65_536, |scanned| {
         let Scanned {
@@ -1017,6 +1054,59 @@ mod tests {
             }
         }
         assert_eq!(KeyPart::parse("surname"), None);
+    }
+
+    #[test]
+    fn sex_codes_in_any_case_and_spelling() {
+        let cases = [
+            ("Nam", Some(Sex::Male)),
+            (" NAM ", Some(Sex::Male)),
+            ("m", Some(Sex::Male)),
+            ("Male", Some(Sex::Male)),
+            ("1", Some(Sex::Male)),
+            ("trai", Some(Sex::Male)),
+            ("Nữ", Some(Sex::Female)),
+            ("NỮ", Some(Sex::Female)),
+            ("Nu\u{31b}\u{303}", Some(Sex::Female)),
+            ("nu", Some(Sex::Female)),
+            ("F", Some(Sex::Female)),
+            ("FEMALE", Some(Sex::Female)),
+            ("0", Some(Sex::Female)),
+            ("2", Some(Sex::Female)),
+            ("Gái", Some(Sex::Female)),
+            ("", None),
+            ("3", None),
+            ("namnam", None),
+            ("females", None),
+            ("Nam Nữ", None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(parse_sex(raw), expected, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn phones_are_their_local_digits() {
+        let cases = [
+            ("0912345678", "0912345678"),
+            ("091 234 5678", "0912345678"),
+            ("0912.345.678", "0912345678"),
+            ("+84 912 345 678", "0912345678"),
+            ("84912345678", "0912345678"),
+            ("+84 24 3825 1234", "02438251234"),
+            ("(024) 3825 1234", "02438251234"),
+            // 84 is a country code only in front: here it is the start of a local number.
+            ("0084912345", "0084912345"),
+            ("912345678", "912345678"),
+            ("12345678", ""),
+            ("091234567890", ""),
+            ("+84 912 345 678 999", ""),
+            ("", ""),
+            ("không có", ""),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(normalise_phone(raw), expected, "{raw:?}");
+        }
     }
 
     #[test]

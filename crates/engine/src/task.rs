@@ -51,7 +51,7 @@ use crate::hash::{KeySet, mix64, partition_of};
 use crate::job::{
     SAMPLE_RECORDS, Skew, SplitPartition, Summary, sample_hash, sample_hash_of, train,
 };
-use crate::model::{Model, TfTable, probability};
+use crate::model::{Model, TfCounter, TfTable, probability};
 use crate::scan::{Piece, input_files, pieces, row_groups};
 use crate::spec::{InputFormat, JobSpec, Level, Mode};
 use crate::standardise::{Plan, SourceCounts, Strings, Table, standardise_input};
@@ -845,7 +845,7 @@ struct Pruner<'a> {
     other_keys: Option<Arc<Vec<KeySet>>>,
     seeds: Vec<u64>,
     samples: Vec<BottomK>,
-    tf: Vec<TfTable>,
+    tf: Vec<TfCounter>,
     /// Every accepted record: record number, id hash, id, whether it shares a key.
     accepted: (UInt64Builder, UInt64Builder, StringBuilder, UInt8Builder),
     /// Per record of the table being built, whether it shares a key with the other side.
@@ -855,7 +855,7 @@ struct Pruner<'a> {
 
 /// A chunk's term frequencies and, per record, whether it shares a key with the other side.
 struct PreparedChunk {
-    tf: Vec<TfTable>,
+    tf: Vec<TfCounter>,
     shared: Vec<bool>,
 }
 
@@ -877,10 +877,10 @@ impl crate::standardise::Keeper for Pruner<'_> {
     type Prepared = PreparedChunk;
 
     fn prepare(&self, part: &Table, usable: &[bool]) -> PreparedChunk {
-        let mut tf: Vec<TfTable> = self
+        let mut tf: Vec<TfCounter> = self
             .comparisons
             .iter()
-            .map(|_| TfTable::default())
+            .map(|_| TfCounter::default())
             .collect();
         let shared = (0..part.len())
             .map(|r| {
@@ -952,7 +952,7 @@ fn standardise(
             .map(|_| BottomK::new(piece_sample(piece)))
             .collect(),
         seeds: seeds.clone(),
-        tf: comparisons.iter().map(|_| TfTable::default()).collect(),
+        tf: comparisons.iter().map(|_| TfCounter::default()).collect(),
         accepted: Default::default(),
         shares: Vec::new(),
         file_index,
@@ -1073,6 +1073,7 @@ fn standardise(
         &mut [&mut rejects.0, &mut rejects.1, &mut rejects.2],
     )?;
     let tf_file = file("tf.json");
+    let tf: Vec<TfTable> = tf.into_iter().map(TfCounter::into_table).collect();
     files.write_json(&tf_file, &tf)?;
     Ok(Part {
         file_index,

@@ -85,12 +85,15 @@ pub fn write(
 ) -> Result<Summary, EngineError> {
     let comparisons = compile(spec);
     let dedupe = sides.len() == 1;
-    let left = Records::load(spec, files, &sides[0])?;
-    let right = if dedupe {
-        None
-    } else {
-        Some(Records::load(spec, files, &sides[1])?)
-    };
+    let (left, right) = rayon::join(
+        || Records::load(spec, files, &sides[0]),
+        || {
+            (!dedupe)
+                .then(|| Records::load(spec, files, &sides[1]))
+                .transpose()
+        },
+    );
+    let (left, right) = (left?, right?);
     let right_records = right.as_ref().unwrap_or(&left);
 
     // Every scored pair, in record order (a split partition's slices each hold some of its pairs).
@@ -155,22 +158,39 @@ pub fn write(
     let out_dir = &spec.output;
     std::fs::create_dir_all(out_dir)
         .map_err(|e| EngineError::Output(format!("{}: {e}", out_dir.display())))?;
-    write_dataset(
-        &out_dir.join("pairs"),
-        pairs_schema(&comparisons),
-        pairs_batches(&scored, &comparisons, spec, &left, right_records),
-    )?;
-    write_dataset(
-        &out_dir.join("clusters"),
-        clusters_schema(),
-        clusters_batches(&left, right.as_ref(), &entities),
-    )?;
-    let mut statuses = BTreeMap::new();
-    if let Some(right) = &right {
-        let (batch, counts) = reconciliation(spec, &comparisons, &scored, (&left, right), &shown)?;
-        statuses = counts;
-        write_dataset(&out_dir.join("reconciliation"), batch.schema(), [batch])?;
-    }
+    // The three datasets are independent files, each written by one thread: side by side.
+    let ((pairs, clusters), statuses) = rayon::join(
+        || {
+            rayon::join(
+                || {
+                    write_dataset(
+                        &out_dir.join("pairs"),
+                        pairs_schema(&comparisons),
+                        pairs_batches(&scored, &comparisons, spec, &left, right_records),
+                    )
+                },
+                || {
+                    write_dataset(
+                        &out_dir.join("clusters"),
+                        clusters_schema(),
+                        clusters_batches(&left, right.as_ref(), &entities),
+                    )
+                },
+            )
+        },
+        || -> Result<BTreeMap<_, _>, EngineError> {
+            let Some(right) = &right else {
+                return Ok(BTreeMap::new());
+            };
+            let (batch, counts) =
+                reconciliation(spec, &comparisons, &scored, (&left, right), &shown)?;
+            write_dataset(&out_dir.join("reconciliation"), batch.schema(), [batch])?;
+            Ok(counts)
+        },
+    );
+    pairs?;
+    clusters?;
+    let statuses = statuses?;
     let mut rejects: Vec<(&str, Reject)> = Vec::new();
     for side in sides {
         let name = spec.inputs[side.input].name.as_str();

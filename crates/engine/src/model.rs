@@ -73,7 +73,8 @@ pub struct Model {
     pub training: Training,
 }
 
-/// Term frequencies of one comparison's values: how often each value occurs among all records.
+/// Term frequencies of one comparison's values: how often each value occurs among all records, as
+/// tasks hand them on (counted by [`TfCounter`]).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TfTable {
     pub counts: FxHashMap<String, u64>,
@@ -81,27 +82,6 @@ pub struct TfTable {
 }
 
 impl TfTable {
-    pub fn add(&mut self, value: &str) {
-        match self.counts.get_mut(value) {
-            Some(n) => *n += 1,
-            None => {
-                self.counts.insert(value.to_owned(), 1);
-            }
-        }
-        self.total += 1;
-    }
-
-    /// Takes back one [`TfTable::add`] of `value` (a record counted, then found to be a duplicate).
-    pub fn remove(&mut self, value: &str) {
-        if let Some(n) = self.counts.get_mut(value) {
-            *n -= 1;
-            if *n == 0 {
-                self.counts.remove(value);
-            }
-            self.total -= 1;
-        }
-    }
-
     pub fn merge(&mut self, other: TfTable) {
         for (value, n) in other.counts {
             *self.counts.entry(value).or_default() += n;
@@ -431,19 +411,18 @@ mod tests {
 
     #[test]
     fn term_frequencies_count_merge_and_take_back() {
-        let mut a = TfTable::default();
+        let mut a = TfCounter::default();
         for v in ["nguyễn", "nguyễn", "trần"] {
             a.add(v);
         }
-        let mut b = TfTable::default();
+        let mut b = TfCounter::default();
         b.add("lê");
         b.add("nguyễn");
         a.merge(b);
-        assert_eq!(a.total, 5);
-        assert_eq!(a.frequency("nguyễn"), Some(3.0 / 5.0));
         a.remove("lê");
         a.remove("nguyễn");
         a.remove("phạm");
+        let mut a = a.into_table();
         assert_eq!(a.total, 3);
         assert_eq!(
             a.frequency("lê"),
@@ -452,6 +431,13 @@ mod tests {
         );
         assert!(!a.counts.contains_key("lê"));
         assert_eq!(a.frequency("nguyễn"), Some(2.0 / 3.0));
+        assert_eq!(a.frequency("trần"), Some(1.0 / 3.0));
+        // Tables of several tasks add up.
+        let mut c = TfCounter::default();
+        c.add("trần");
+        a.merge(c.into_table());
+        assert_eq!(a.total, 4);
+        assert_eq!(a.frequency("trần"), Some(2.0 / 4.0));
     }
 
     #[test]

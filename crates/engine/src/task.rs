@@ -29,7 +29,7 @@
 //! earlier stages it names): never on which attempt, worker or thread count ran it. Records are
 //! numbered by `file_index << 40 | row in file`, which orders them as the input does.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,6 +39,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt32Type};
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
@@ -1556,8 +1557,9 @@ fn compare(
     let prior_rule = prior_rule(spec);
     let rules = spec.blocking.len();
     let (left, right) = (&loaded.left, loaded.right());
-    let mut patterns: HashMap<u64, u64> = HashMap::new();
-    let mut sessions: Vec<HashMap<u64, u64>> = vec![HashMap::new(); rules];
+    // Counted per candidate pair: a fast hash (the counts are sorted before they leave the task).
+    let mut patterns: FxHashMap<u64, u64> = FxHashMap::default();
+    let mut sessions: Vec<FxHashMap<u64, u64>> = vec![FxHashMap::default(); rules];
     let mut per_rule = vec![0u64; rules];
     let mut prior_pairs = 0;
     let mut scratch = Scratch::default();
@@ -1592,7 +1594,7 @@ fn compare(
         gammas_schema(),
         &mut [&mut out.0, &mut out.1, &mut out.2, &mut out.3],
     )?;
-    let sorted = |m: HashMap<u64, u64>| -> Vec<(u64, u64)> {
+    let sorted = |m: FxHashMap<u64, u64>| -> Vec<(u64, u64)> {
         let mut v: Vec<(u64, u64)> = m.into_iter().collect();
         v.sort_unstable();
         v

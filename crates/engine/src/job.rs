@@ -102,6 +102,7 @@ fn sample_rows(table: &Table, seed: u64) -> Vec<usize> {
 /// Pairs `range` of the random pairs of sample records (rows of the two sample tables) whose gammas
 /// give u: pair `i` is drawn by a hash of `seed` and `i`, a dedupe's pairs of a record with itself
 /// left out.
+///
 /// Only the counts of their gammas are kept, which do not depend on the order the pairs are compared
 /// in; so they are returned ordered by tiles of 1,024 rows of each table, and the records a run of
 /// pairs reads stay in the core's cache instead of being fetched from anywhere in the samples.

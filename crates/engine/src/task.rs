@@ -849,8 +849,10 @@ struct Pruner<'a> {
     tf: Vec<TfCounter>,
     /// Every accepted record: record number, id hash, id, whether it shares a key.
     accepted: (UInt64Builder, UInt64Builder, StringBuilder, UInt8Builder),
-    /// Per record of the table being built, whether it shares a key with the other side.
+    /// Per record of the table being built, whether it shares a key with the other side, and its id's
+    /// hash (so whether it is in the sample is known without hashing its id again).
     shares: Vec<bool>,
+    id_hashes: Vec<u64>,
     file_index: u32,
 }
 
@@ -918,6 +920,7 @@ impl crate::standardise::Keeper for Pruner<'_> {
         self.accepted.3.append_value(u8::from(shared));
         if shared || sampled {
             self.shares.push(shared);
+            self.id_hashes.push(id_hash);
         }
         shared || sampled
     }
@@ -956,6 +959,7 @@ fn standardise(
         tf: comparisons.iter().map(|_| TfCounter::default()).collect(),
         accepted: Default::default(),
         shares: Vec::new(),
+        id_hashes: Vec::new(),
         file_index,
     };
     let result = standardise_input(spec, input, (input_file, piece), &mut keeper, |_| {})?;
@@ -964,6 +968,7 @@ fn standardise(
         tf,
         mut accepted,
         shares,
+        id_hashes,
         other_keys,
         ..
     } = keeper;
@@ -972,12 +977,11 @@ fn standardise(
         *row = record_number(file_index, *row);
     }
 
-    let in_sample = |table: &Table, r: usize| {
-        let id = table.ids.get(r);
+    let in_sample = |r: usize| {
         samples
             .iter()
             .zip(&seeds)
-            .any(|(s, seed)| s.holds(sample_hash(*seed, id)))
+            .any(|(s, seed)| s.holds(sample_hash_of(*seed, id_hashes[r])))
     };
     let schema = table_schema(spec, input);
     let partitions_file = file("partitions.arrow");
@@ -987,7 +991,7 @@ fn standardise(
         // standardised (its `partition` stage).
         Mode::Dedupe => {
             debug_assert!(shares.len() == table.len() && shares.iter().all(|&s| s));
-            let sample: Vec<usize> = (0..table.len()).filter(|&r| in_sample(&table, r)).collect();
+            let sample: Vec<usize> = (0..table.len()).filter(|&r| in_sample(r)).collect();
             let sample = table.select(&sample);
             let records = vec![table.len() as u64];
             files.write_ipc(
@@ -1016,7 +1020,7 @@ fn standardise(
                     );
                     targets.extend(scratch.iter().map(|&p| (r as u32, p)));
                 }
-                if in_sample(&table, r) {
+                if in_sample(r) {
                     targets.push((r as u32, partitions));
                 }
             }

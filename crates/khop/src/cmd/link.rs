@@ -1,9 +1,9 @@
 //! `khop link`: runs a job on the embedded default and prints its summary. The embedded default is the
 //! cluster's own code path in one process: one coordinator (a one-voter Raft group persisted in a
-//! temporary directory, `khop-link-<pid>-*`, which the next run removes if a signal killed this one) and `--workers` workers (one by default) sharing a slot per thread, on a
-//! 127.0.0.1 port with a token made
-//! for the run; the job is submitted and followed over gRPC like any other, so what `khop link` does
-//! is what a cluster does.
+//! temporary directory, `khop-link-<pid>-*`, which the next run removes if a signal killed this one)
+//! and `--workers` workers (one by default) sharing a slot per thread, on a 127.0.0.1 port with a
+//! token made for the run; the job is submitted and followed over gRPC like any other, so what
+//! `khop link` does is what a cluster does.
 
 use std::path::PathBuf;
 

@@ -7,6 +7,7 @@
 //! do not depend on how the job was cut into tasks.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -18,7 +19,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt64Type
 use crate::EngineError;
 use crate::compare::{Compiled, NULL, compile, gamma_at};
 use crate::exchange::{text_column, u64_column};
-use crate::hash::hash_str;
+use crate::hash::KeyHasher;
 use crate::job::{RuleSummary, Skew, SourceSummary, Summary};
 use crate::output::{write_dataset, write_json};
 use crate::spec::JobSpec;
@@ -475,13 +476,20 @@ fn clusters_batches<'a>(
             let mut source = StringBuilder::with_capacity(n, n * 8);
             let mut id = StringBuilder::with_capacity(n, n * 12);
             let mut entity = StringBuilder::with_capacity(n, n * 17);
+            let mut key = Vec::with_capacity(64);
             for i in chunk {
                 let (t, r) = node(i);
                 source.append_value(&t.source);
                 id.append_value(t.ids.get(r));
+                // The root's source and id, NUL between: its `hash_str`, without a String per row.
                 let (rt, rr) = node(roots[i] as usize);
-                let h = hash_str(&format!("{}\u{0}{}", rt.source, rt.ids.get(rr)));
-                entity.append_value(format!("E{h:016x}"));
+                key.clear();
+                key.extend_from_slice(rt.source.as_bytes());
+                key.push(0);
+                key.extend_from_slice(rt.ids.get(rr).as_bytes());
+                let h = KeyHasher::hash(&key);
+                write!(entity, "E{h:016x}").expect("a StringBuilder takes any text");
+                entity.append_value("");
             }
             RecordBatch::try_new(
                 clusters_schema(),

@@ -9,10 +9,10 @@ use khop_vn::id::{IdNumber, parse_id};
 use khop_vn::name::NameParser;
 use khop_vn::text::{canonical_name, fold_diacritics};
 use rayon::prelude::*;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::EngineError;
-use crate::hash::{KeyHasher, hash_str};
+use crate::hash::{IdSet, KeyHasher, hash_str};
 use crate::scan::{Piece, Scanned, text};
 use crate::spec::{Input, JobSpec, Standardiser};
 
@@ -925,10 +925,7 @@ pub fn standardise_input<K: Keeper>(
     let mut invalid = vec![0u64; spec.fields.len()];
     // Ids are remembered by a 64-bit hash: exact enough (a false duplicate needs a collision among
     // 2^32 ids) and a fraction of the memory of the ids themselves at national scale.
-    let mut seen_ids: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(
-        piece.map_or(0, |p| p.rows as usize),
-        Default::default(),
-    );
+    let mut seen_ids = IdSet::with_capacity(piece.map_or(0, |p| p.rows as usize));
     const CHUNK: usize = 8192;
     crate::scan::scan(input, file, piece, 65_536, |scanned| {
         let Scanned {
@@ -977,6 +974,7 @@ pub fn standardise_input<K: Keeper>(
                 *a += b;
             }
             let mut rows = Vec::with_capacity(part.len());
+            seen_ids.warm(&id_hashes);
             for r in 0..part.len() {
                 let (id, row) = (part.ids.get(r), part.rows[r]);
                 if !usable[r] {

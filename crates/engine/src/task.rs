@@ -885,20 +885,20 @@ impl crate::standardise::Keeper for Pruner<'_> {
             .iter()
             .map(|_| TfCounter::default())
             .collect();
-        let shared = (0..part.len())
-            .map(|r| {
-                if !usable[r] {
-                    return false;
-                }
-                self.tf_values(part, r, |i, v| tf[i].add(v));
-                self.other_keys.as_ref().is_none_or(|other| {
-                    other
-                        .iter()
-                        .zip(&part.keys)
-                        .any(|(set, keys)| set.contains(keys[r]))
-                })
-            })
-            .collect();
+        for r in (0..part.len()).filter(|&r| usable[r]) {
+            self.tf_values(part, r, |i, v| tf[i].add(v));
+        }
+        // A rule at a time over the chunk's keys, not a record at a time (see `mark_members`).
+        let mut shared = usable.to_vec();
+        if let Some(other) = &self.other_keys {
+            let mut hits = vec![false; part.len()];
+            for (set, keys) in other.iter().zip(&part.keys) {
+                set.mark_members(keys, &mut hits);
+            }
+            for (s, hit) in shared.iter_mut().zip(hits) {
+                *s &= hit;
+            }
+        }
         PreparedChunk { tf, shared }
     }
 
@@ -1753,6 +1753,18 @@ fn score(
         .map(|c| c.term_frequency && matches!(c.levels[0], Level::Exact | Level::ExactKey))
         .collect();
     let mut buf = (String::new(), String::new());
+    // Per term-frequency comparison, per left record: its adjusted weight at the first level (`None`
+    // inside when its value has no frequency), worked out at its first pair: a record is in several.
+    let mut tf_weights: Vec<Vec<Option<Option<f64>>>> = tf_first_level
+        .iter()
+        .map(|&tf| {
+            if tf {
+                vec![None; left.len()]
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
     let mut out = (
         UInt64Builder::new(),
         UInt64Builder::new(),
@@ -1783,11 +1795,13 @@ fn score(
             for (i, c) in comparisons.iter().enumerate() {
                 let g = gamma_at(gammas, i);
                 if g == 1 && tf_first_level[i] {
-                    let frequency = c
-                        .tf_value(left, l, &mut buf)
-                        .and_then(|v| tf_tables[i].frequency(v));
-                    if let Some(f) = frequency {
-                        weight += (model.m_of(i, 1) / f.max(1e-12)).log2();
+                    let adjusted = *tf_weights[i][l].get_or_insert_with(|| {
+                        c.tf_value(left, l, &mut buf)
+                            .and_then(|v| tf_tables[i].frequency(v))
+                            .map(|f| (model.m_of(i, 1) / f.max(1e-12)).log2())
+                    });
+                    if let Some(w) = adjusted {
+                        weight += w;
                         continue;
                     }
                 }

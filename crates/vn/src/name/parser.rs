@@ -11,7 +11,7 @@
 //! **Invariant:** [`NameParser::parse`] gives exactly `parse_name(raw).unwrap_or_default()` and the
 //! [`name_key`] of each of its parts, whatever it parsed before. Names the word path cannot decide
 //! that way (text that detection would look at, Ê Đê names, very long words) go through
-//! [`parse_name`] and [`name_key`] themselves. The tests check the two paths agree on names of every
+//! [`parse_name`] and [`name_key`] themselves, and short ones are remembered whole. The tests check the two paths agree on names of every
 //! corruption class the generator makes.
 
 use rustc_hash::FxHashMap;
@@ -88,6 +88,9 @@ pub struct NameParser {
     pieces: Vec<Piece>,
     /// The words of the name being parsed: (piece, word of the piece).
     current: Vec<(u32, u32)>,
+    /// Whole names the word path refused, parsed the slow way: mostly short names whose letters all
+    /// lie within Windows-1252 ("Lê Hà") and mojibake, both of which repeat.
+    refused: FxHashMap<Box<str>, KeyedName>,
     out: KeyedName,
 }
 
@@ -146,14 +149,27 @@ impl NameParser {
     pub const MAX_PIECES: usize = 1 << 16;
     /// Longer pieces are never held: rare, and they would make the parser's memory unbounded.
     pub const MAX_PIECE_BYTES: usize = 48;
+    /// Refused names held at most (about a MiB), and the longest held.
+    pub const MAX_REFUSED: usize = 1 << 12;
+    pub const MAX_REFUSED_BYTES: usize = 64;
 
     /// `raw` parsed: `parse_name(raw).unwrap_or_default()` and the [`name_key`] of each part.
     pub fn parse(&mut self, raw: &str) -> &KeyedName {
         self.out.clear();
-        if !self.parse_by_words(raw) {
-            self.out = KeyedName::parse(raw);
+        if self.parse_by_words(raw) {
+            return &self.out;
         }
-        &self.out
+        if raw.len() > Self::MAX_REFUSED_BYTES {
+            self.out = KeyedName::parse(raw);
+            return &self.out;
+        }
+        if !self.refused.contains_key(raw) {
+            if self.refused.len() >= Self::MAX_REFUSED {
+                self.refused.clear();
+            }
+            self.refused.insert(raw.into(), KeyedName::parse(raw));
+        }
+        &self.refused[raw]
     }
 
     /// The word path; false (with nothing written) for a name it cannot decide exactly.
@@ -310,9 +326,12 @@ mod tests {
             "Nông Thị Út",
         ];
         let mut parser = NameParser::default();
-        for name in names {
-            for raw in variants(name) {
-                assert_eq!(parser.parse(&raw), &KeyedName::parse(&raw), "{raw:?}");
+        // Twice: the second time, names the word path refuses come from the parser's memory.
+        for _ in 0..2 {
+            for name in names {
+                for raw in variants(name) {
+                    assert_eq!(parser.parse(&raw), &KeyedName::parse(&raw), "{raw:?}");
+                }
             }
         }
         for raw in ["", "  ", "...", "123 - 45", "'", "An", "a'b'c", "中文 名"] {
@@ -355,5 +374,12 @@ mod tests {
         }
         let long = format!("Nguyễn Văn {}", "A".repeat(NameParser::MAX_PIECE_BYTES + 1));
         assert_eq!(parser.parse(&long), &KeyedName::parse(&long));
+        // Names the word path refuses (every letter within Windows-1252) fill its other memory.
+        for i in 0..NameParser::MAX_REFUSED + 10 {
+            let raw = format!("Lê Hà Z{i}");
+            assert!(!parser.parse_by_words(&raw), "{raw:?}");
+            assert_eq!(parser.parse(&raw), &KeyedName::parse(&raw), "{raw:?}");
+            assert!(parser.refused.len() <= NameParser::MAX_REFUSED);
+        }
     }
 }

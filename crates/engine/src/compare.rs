@@ -81,30 +81,14 @@ fn name_part<'a>(
     row: usize,
     buf: &'a mut (String, String),
 ) -> Option<(&'a str, &'a str)> {
-    let FieldValues::Name {
-        surname,
-        middle,
-        given,
-        surname_key,
-        middle_key,
-        given_key,
-    } = values
-    else {
-        return None;
-    };
     let (text, key) = match part {
-        NamePart::Surname => (surname.get(row), surname_key.get(row)),
-        NamePart::Middle => (middle.get(row), middle_key.get(row)),
-        NamePart::Given => (given.get(row), given_key.get(row)),
+        NamePart::Surname | NamePart::Middle | NamePart::Given => one_part(values, part, row)?,
         NamePart::Full => {
             let (text, key) = buf;
             text.clear();
             key.clear();
-            for (t, k) in [
-                (surname.get(row), surname_key.get(row)),
-                (middle.get(row), middle_key.get(row)),
-                (given.get(row), given_key.get(row)),
-            ] {
+            for part in [NamePart::Surname, NamePart::Middle, NamePart::Given] {
+                let (t, k) = one_part(values, part, row)?;
                 if !t.is_empty() {
                     if !text.is_empty() {
                         text.push(' ');
@@ -118,6 +102,27 @@ fn name_part<'a>(
         }
     };
     (!text.is_empty()).then_some((text, key))
+}
+
+/// One part of a name (not [`NamePart::Full`]): its canonical text and key, empty when missing.
+fn one_part(values: &FieldValues, part: NamePart, row: usize) -> Option<(&str, &str)> {
+    let FieldValues::Name {
+        surname,
+        middle,
+        given,
+        surname_key,
+        middle_key,
+        given_key,
+    } = values
+    else {
+        return None;
+    };
+    match part {
+        NamePart::Surname => Some((surname.get(row), surname_key.get(row))),
+        NamePart::Middle => Some((middle.get(row), middle_key.get(row))),
+        NamePart::Given => Some((given.get(row), given_key.get(row))),
+        NamePart::Full => None,
+    }
 }
 
 fn sorted_words(s: &str) -> Vec<&str> {
@@ -398,6 +403,13 @@ impl Compiled {
             }
             _ => NULL,
         }
+    }
+
+    /// For a comparison of one name part, record `row`'s text and key of that part (empty when
+    /// missing): all its gamma depends on, so two records with equal values have equal gammas against
+    /// any third. `None` for every other comparison.
+    pub(crate) fn part_value<'a>(&self, t: &'a Table, row: usize) -> Option<(&'a str, &'a str)> {
+        one_part(t.fields[self.field].as_ref()?, self.part, row)
     }
 
     /// The value this comparison looks at, as text for outputs (`right_<comparison>` columns).

@@ -2,12 +2,14 @@
 //! another on the compute pool; and the training step of the `train` task.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{Compiled, Scratch, gamma_at, gamma_vector};
+use crate::compare::{Compiled, Scratch};
 use crate::hash::{hash_str, mix64};
 use crate::model::{self, Model, TfTable};
 use crate::output::write_json;
@@ -99,9 +101,9 @@ fn sample_rows(table: &Table, seed: u64) -> Vec<usize> {
     hashed.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Pairs `range` of the random pairs of sample records (rows of the two sample tables) whose gammas
-/// give u: pair `i` is drawn by a hash of `seed` and `i`, a dedupe's pairs of a record with itself
-/// left out.
+/// Pairs `range` of the random pairs of sample records whose gammas give u, each as the positions of
+/// its two records in the samples (`left` and `right`: rows of the two tables): pair `i` is drawn by a
+/// hash of `seed` and `i`, a dedupe's pairs of a record with itself left out.
 ///
 /// Only the counts of their gammas are kept, which do not depend on the order the pairs are compared
 /// in; so they are returned ordered by tiles of 1,024 rows of each table, and the records a run of
@@ -119,13 +121,80 @@ fn u_pairs(
         .into_par_iter()
         .filter_map(|i| {
             let h = mix64(seed ^ mix64(i.wrapping_add(0x75)));
-            let l = left[(h % left.len() as u64) as usize];
-            let r = right[((h >> 32) % right.len() as u64) as usize];
-            (!(dedupe && l == r)).then_some((l as u32, r as u32))
+            let l = (h % left.len() as u64) as usize;
+            let r = ((h >> 32) % right.len() as u64) as usize;
+            (!(dedupe && left[l] == right[r])).then_some((l as u32, r as u32))
         })
         .collect();
-    pairs.par_sort_unstable_by_key(|&(l, r)| (l >> 10, r >> 10, l, r));
+    pairs.par_sort_unstable_by_key(|&(l, r)| {
+        let (l, r) = (left[l as usize], right[r as usize]);
+        (l >> 10, r >> 10, l, r)
+    });
     pairs
+}
+
+/// The gammas of one name-part comparison over the u pairs, remembered per pair of distinct values:
+/// the samples' values of a name part are few (a few hundred surnames, a few thousand given names), a
+/// gamma depends on the two values only ([`Compiled::part_value`]), and most of the 2 M random pairs
+/// repeat a pair of values already compared. A value is known by its number among the samples'
+/// distinct values; the table holds, per pair of numbers, 0 or the gamma + 1. Threads fill it side by
+/// side: two that compare the same values write the same gamma.
+struct PairMemo {
+    /// Value number of each left and right sample record, by its position in the sample.
+    left: Vec<u32>,
+    right: Vec<u32>,
+    values: usize,
+    gammas: Vec<AtomicU8>,
+}
+
+impl PairMemo {
+    /// The most pairs of values remembered (one byte each): comparisons with more distinct values
+    /// than its square root are compared pair by pair.
+    const MAX_CELLS: usize = 1 << 24;
+
+    fn new(
+        comparison: &Compiled,
+        (left, right): (&Table, &Table),
+        (left_sample, right_sample): (&[usize], &[usize]),
+    ) -> Option<PairMemo> {
+        let mut numbers: FxHashMap<(&str, &str), u32> = FxHashMap::default();
+        let mut number_of = |t, row| {
+            let value = comparison.part_value(t, row)?;
+            let next = numbers.len() as u32;
+            Some(*numbers.entry(value).or_insert(next))
+        };
+        let left_numbers: Vec<u32> = left_sample
+            .iter()
+            .map(|&r| number_of(left, r))
+            .collect::<Option<_>>()?;
+        let right_numbers: Vec<u32> = right_sample
+            .iter()
+            .map(|&r| number_of(right, r))
+            .collect::<Option<_>>()?;
+        let values = numbers.len();
+        let cells = values
+            .checked_mul(values)
+            .filter(|&c| c <= Self::MAX_CELLS)?;
+        Some(PairMemo {
+            left: left_numbers,
+            right: right_numbers,
+            values,
+            gammas: (0..cells).map(|_| AtomicU8::new(0)).collect(),
+        })
+    }
+
+    /// The gamma of the sample records at positions `(l, r)`: remembered, or `compare()`d.
+    fn gamma(&self, (l, r): (usize, usize), compare: impl FnOnce() -> u8) -> u8 {
+        let cell = &self.gammas[self.left[l] as usize * self.values + self.right[r] as usize];
+        match cell.load(Ordering::Relaxed) {
+            0 => {
+                let gamma = compare();
+                cell.store(gamma + 1, Ordering::Relaxed);
+                gamma
+            }
+            known => known - 1,
+        }
+    }
 }
 
 /// Runs a job to completion in this process, as the embedded default: the stages of [`crate::task`]
@@ -214,6 +283,10 @@ pub(crate) fn train(
     // In blocks of pairs, so memory stays bounded however many pairs the spec asks for.
     const BLOCK: u64 = 1 << 22;
     let n = spec.training.u_pairs;
+    let memos: Vec<Option<PairMemo>> = comparisons
+        .par_iter()
+        .map(|c| PairMemo::new(c, (left, right), (&left_sample, &right_sample)))
+        .collect();
     let counts: Vec<Vec<Vec<u64>>> = (0..n.div_ceil(BLOCK))
         .flat_map(|block| {
             let range = block * BLOCK..n.min((block + 1) * BLOCK);
@@ -223,11 +296,16 @@ pub(crate) fn train(
                 .map_init(Scratch::default, |scratch, pairs| {
                     let mut counts: Vec<Vec<u64>> =
                         comparisons.iter().map(|c| vec![0; c.gammas()]).collect();
-                    for &(l, r) in pairs {
-                        let (l, r) = (l as usize, r as usize);
-                        let g = gamma_vector(comparisons, left, l, right, r, scratch);
-                        for (c, counts) in counts.iter_mut().enumerate() {
-                            counts[usize::from(gamma_at(g, c))] += 1;
+                    for &(i, j) in pairs {
+                        let at = (i as usize, j as usize);
+                        let (l, r) = (left_sample[at.0], right_sample[at.1]);
+                        for ((c, memo), counts) in comparisons.iter().zip(&memos).zip(&mut counts) {
+                            let mut compare = || c.gamma(left, l, right, r, scratch);
+                            let gamma = match memo {
+                                Some(memo) => memo.gamma(at, compare),
+                                None => compare(),
+                            };
+                            counts[usize::from(gamma)] += 1;
                         }
                     }
                     counts

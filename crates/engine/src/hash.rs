@@ -108,10 +108,7 @@ impl KeySet {
     pub fn mark_members(&self, keys: &[u64], hits: &mut [bool]) {
         debug_assert_eq!(keys.len(), hits.len());
         for (hit, &key) in hits.iter_mut().zip(keys) {
-            let bit = self.filter_bit(key);
-            if self.filter[bit / 64] & (1 << (bit % 64)) != 0 && key != 0 && !*hit {
-                *hit = self.slots[self.probe(key)] == key;
-            }
+            *hit = *hit || self.contains(key);
         }
     }
 }

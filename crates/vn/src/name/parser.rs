@@ -11,8 +11,8 @@
 //! **Invariant:** [`NameParser::parse`] gives exactly `parse_name(raw).unwrap_or_default()` and the
 //! [`name_key`] of each of its parts, whatever it parsed before. Names the word path cannot decide
 //! that way (text that detection would look at, Ê Đê names, very long words) go through
-//! [`parse_name`] and [`name_key`] themselves, and short ones are remembered whole. The tests check the two paths agree on names of every
-//! corruption class the generator makes.
+//! [`parse_name`] and [`name_key`] themselves, and short ones are remembered whole. The tests check
+//! the two paths agree on names of every corruption class the generator makes.
 
 use rustc_hash::FxHashMap;
 

@@ -182,6 +182,13 @@ pub trait ReadSeek: std::io::Read + std::io::Seek + Send {}
 
 impl<T: std::io::Read + std::io::Seek + Send> ReadSeek for T {}
 
+/// Bytes a local IPC file is read ahead by. Small: a reader seeks to each batch it reads, and a seek
+/// empties the buffer, so what is read ahead past the batch is thrown away. A compare task reads one
+/// small batch (its partition's records) of each of a side's files, and a buffer of 1 MiB read 20
+/// times the bytes it used. A message's header comes with the buffer's first fill; a body larger than
+/// the buffer is read straight into its own allocation.
+const RANDOM_READ_BUFFER: usize = 64 << 10;
+
 /// An Arrow IPC file open for reading single batches.
 pub struct IpcFile {
     reader: FileReader<Box<dyn ReadSeek>>,
@@ -199,7 +206,7 @@ impl IpcFile {
     ) -> Result<IpcFile, EngineError> {
         let file = File::open(path).map_err(io(path))?;
         Self::from_reader(
-            Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+            Box::new(std::io::BufReader::with_capacity(RANDOM_READ_BUFFER, file)),
             projection,
         )
     }

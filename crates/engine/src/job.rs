@@ -106,18 +106,19 @@ fn sample_rows(table: &Table, seed: u64) -> Vec<usize> {
 /// hash of `seed` and `i`, a dedupe's pairs of a record with itself left out.
 ///
 /// Only the counts of their gammas are kept, which do not depend on the order the pairs are compared
-/// in; so they are returned ordered by tiles of 1,024 rows of each table, and the records a run of
-/// pairs reads stay in the core's cache instead of being fetched from anywhere in the samples.
+/// in; so they are returned grouped by tiles of rows of each table ([`tile_shift`]), and the records a
+/// run of pairs reads stay in the core's cache instead of being fetched from anywhere in the samples.
+/// Grouped by a counting sort, in one pass: a comparison sort of 2 M pairs cost more than comparing them.
 fn u_pairs(
     range: std::ops::Range<u64>,
     seed: u64,
     (left, right): (&[usize], &[usize]),
     dedupe: bool,
 ) -> Vec<(u32, u32)> {
-    if left.is_empty() || right.is_empty() {
+    let (Some(&left_max), Some(&right_max)) = (left.iter().max(), right.iter().max()) else {
         return Vec::new();
-    }
-    let mut pairs: Vec<(u32, u32)> = range
+    };
+    let drawn: Vec<(u32, u32)> = range
         .into_par_iter()
         .filter_map(|i| {
             let h = mix64(seed ^ mix64(i.wrapping_add(0x75)));
@@ -126,11 +127,37 @@ fn u_pairs(
             (!(dedupe && left[l] == right[r])).then_some((l as u32, r as u32))
         })
         .collect();
-    pairs.par_sort_unstable_by_key(|&(l, r)| {
-        let (l, r) = (left[l as usize], right[r as usize]);
-        (l >> 10, r >> 10, l, r)
-    });
+    let shift = tile_shift(left_max, right_max);
+    let right_tiles = (right_max >> shift) + 1;
+    let tile_of = |&(l, r): &(u32, u32)| {
+        (left[l as usize] >> shift) * right_tiles + (right[r as usize] >> shift)
+    };
+    // Each tile's first place in the result, then the pairs put in place in the order drawn.
+    let mut next = vec![0usize; ((left_max >> shift) + 1) * right_tiles];
+    for pair in &drawn {
+        next[tile_of(pair)] += 1;
+    }
+    let mut start = 0;
+    for slot in &mut next {
+        (*slot, start) = (start, start + *slot);
+    }
+    let mut pairs = vec![(0, 0); drawn.len()];
+    for pair in drawn {
+        let slot = &mut next[tile_of(&pair)];
+        pairs[*slot] = pair;
+        *slot += 1;
+    }
     pairs
+}
+
+/// Rows of a tile's side, as a shift: 1,024 rows (what a core's cache holds of a few columns), more
+/// where the tables are so large that the tiles would outnumber the pairs (at most 2^20 tiles).
+fn tile_shift(left_max: usize, right_max: usize) -> u32 {
+    let mut shift = 10;
+    while ((left_max >> shift) + 1).saturating_mul((right_max >> shift) + 1) > 1 << 20 {
+        shift += 1;
+    }
+    shift
 }
 
 /// The gammas of one name-part comparison over the u pairs, remembered per pair of distinct values:
@@ -424,4 +451,58 @@ pub(crate) fn train(
         .map(|(c, t)| t.summary(&c.name))
         .collect();
     Model::build(comparisons, &m, &u, prior, tf_summaries, training)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn u_pairs_are_the_pairs_drawn_grouped_by_tile() {
+        // Sample rows out of order, spread over several tiles of each table.
+        let left: Vec<usize> = (0..3_000).map(|i| (i * 7_919) % 9_000).collect();
+        let right: Vec<usize> = (0..2_000).map(|i| (i * 104_729) % 5_000).collect();
+        let pairs = u_pairs(0..50_000, 42, (&left, &right), false);
+        assert_eq!(pairs.len(), 50_000);
+        // Pair i is drawn by i alone: the pairs of two halves are those of the whole.
+        let mut halves = u_pairs(0..20_000, 42, (&left, &right), false);
+        halves.extend(u_pairs(20_000..50_000, 42, (&left, &right), false));
+        let (mut a, mut b) = (pairs.clone(), halves);
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b);
+        // Each tile's pairs are neighbours: once left, a tile never comes back.
+        let tile = |&(l, r): &(u32, u32)| (left[l as usize] >> 10, right[r as usize] >> 10);
+        let mut seen = std::collections::HashSet::new();
+        let mut previous = None;
+        for pair in &pairs {
+            let t = tile(pair);
+            if previous != Some(t) {
+                assert!(seen.insert(t), "tile {t:?} split");
+                previous = Some(t);
+            }
+        }
+        assert!(seen.len() > 20, "the samples span {} tiles", seen.len());
+    }
+
+    #[test]
+    fn a_dedupe_never_pairs_a_record_with_itself() {
+        let side: Vec<usize> = (0..50).collect();
+        let pairs = u_pairs(0..10_000, 7, (&side, &side), true);
+        assert!(!pairs.is_empty() && pairs.len() < 10_000);
+        assert!(
+            pairs
+                .iter()
+                .all(|&(l, r)| side[l as usize] != side[r as usize])
+        );
+        assert!(u_pairs(0..10, 7, (&[], &side), false).is_empty());
+    }
+
+    #[test]
+    fn tiles_grow_rather_than_outnumber_a_million() {
+        assert_eq!(tile_shift(20_000, 20_000), 10);
+        let shift = tile_shift(100_000_000, 100_000_000);
+        assert!(((100_000_000usize >> shift) + 1).pow(2) <= 1 << 20);
+        assert!(((100_000_000usize >> (shift - 1)) + 1).pow(2) > 1 << 20);
+    }
 }

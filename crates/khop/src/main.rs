@@ -21,7 +21,10 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// the next more than a second later; returned memory is faulted in and cleared again by the kernel
 /// (with the 1 s default, system time was a fifth of a 1 M dedupe's CPU time and the link of 250 k
 /// against 10 M took 8% longer: benches/README.md). An idle worker still gives its memory back, ten
-/// seconds after its last task. `MIMALLOC_PURGE_DELAY` in the environment wins.
+/// seconds after its last task. `MIMALLOC_PURGE_DELAY` in the environment wins. The delay is not the
+/// whole story: mimalloc v3 still hands some 64 KiB slices back at once (`strace -e madvise`: about
+/// 1,200 per 1 M dedupe run in process, 500 with `khop link --direct`); `-1` (never) removes them, but
+/// was no faster in alternated runs (benches/README.md, session 15), and a worker must give memory back.
 const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
 fn tune_allocator() {

@@ -108,7 +108,8 @@ fn sample_rows(table: &Table, seed: u64) -> Vec<usize> {
 /// Only the counts of their gammas are kept, which do not depend on the order the pairs are compared
 /// in; so they are returned grouped by tiles of rows of each table ([`tile_shift`]), and the records a
 /// run of pairs reads stay in the core's cache instead of being fetched from anywhere in the samples.
-/// Grouped by a counting sort, in one pass: a comparison sort of 2 M pairs cost more than comparing them.
+/// Grouped by a counting sort (a pass to count each tile's pairs, one to put them in place): a
+/// comparison sort of 2 M pairs cost more than comparing them.
 fn u_pairs(
     range: std::ops::Range<u64>,
     seed: u64,
@@ -151,7 +152,8 @@ fn u_pairs(
 }
 
 /// Rows of a tile's side, as a shift: 1,024 rows (what a core's cache holds of a few columns), more
-/// where the tables are so large that the tiles would outnumber the pairs (at most 2^20 tiles).
+/// where the tables are so large that there would be over 2^20 tiles (their counts would outweigh the
+/// pairs).
 fn tile_shift(left_max: usize, right_max: usize) -> u32 {
     let mut shift = 10;
     while ((left_max >> shift) + 1).saturating_mul((right_max >> shift) + 1) > 1 << 20 {

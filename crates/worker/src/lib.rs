@@ -1,9 +1,10 @@
 //! The khop worker: registers with the coordinators, polls the leader for task leases (the poll is its
-//! heartbeat), runs each leased task on an OS thread of its own with the engine's `run_task`, and reports
+//! heartbeat), runs each leased task on one of its task threads with the engine's `run_task`, and reports
 //! the outcome.
 //!
 //! Runtime view: the async runtime only polls and reports; tasks are CPU heavy and blocking, so they run
-//! on dedicated threads and hand their result back through a channel. A report goes out as soon as a
+//! on dedicated threads, one per slot, started with the worker and kept for its life
+//! ([`TaskThreads`]), and hand their result back through a channel. A report goes out as soon as a
 //! task ends, independent of the poll loop, and the attempt stays in the heartbeat's `running` list
 //! until the report is answered, so its lease never lapses while the worker is alive.
 //!
@@ -88,6 +89,7 @@ pub async fn run(
     let coordinators = Arc::new(Coordinators::new(&cfg.coordinators, cfg.token.as_deref())?);
     let state: Shared = Arc::default();
     let slots = Arc::new(Semaphore::new(cfg.slots.max(1) as usize));
+    let threads = TaskThreads::start(cfg.slots.max(1))?;
     let wake = Arc::new(Notify::new());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let reporter = tokio::spawn(report_loop(
@@ -97,7 +99,7 @@ pub async fn run(
         done_rx,
     ));
     let result = tokio::select! {
-        r = work(&cfg, &coordinators, (&state, &slots), &wake, done_tx) => r,
+        r = work(&cfg, &coordinators, (&state, &slots, &threads), &wake, done_tx) => r,
         () = shutdown => {
             tracing::info!("worker stopping");
             Ok(())
@@ -148,7 +150,7 @@ async fn register(
 async fn work(
     cfg: &Config,
     coordinators: &Coordinators,
-    (state, slots): (&Shared, &Arc<Semaphore>),
+    (state, slots, threads): (&Shared, &Arc<Semaphore>, &TaskThreads),
     wake: &Notify,
     done_tx: mpsc::UnboundedSender<Finished>,
 ) -> Result<(), String> {
@@ -215,7 +217,7 @@ async fn work(
                         start(
                             task,
                             (generation, worker_id.clone()),
-                            (Arc::clone(state), Arc::clone(slots)),
+                            (Arc::clone(state), Arc::clone(slots), threads.clone()),
                             cfg.task_delay,
                             done_tx.clone(),
                         );
@@ -248,12 +250,51 @@ async fn work(
     }
 }
 
-/// Runs a task on a thread of its own (never on the runtime that heartbeats) once a slot is free; a
-/// queued attempt cancelled meanwhile never starts.
+/// The threads tasks run on: one per slot, started with the worker and kept for its life. A task
+/// needs a slot's permit before it is handed over, and gives it back only when it returns (a cancelled
+/// task runs on and keeps its slot), so there is always an idle thread for a task handed over.
+///
+/// Why not a thread per task: a 1 M dedupe runs ~150 short tasks, and each fresh thread started with
+/// an empty allocator heap, so the memory its task touched came freshly from the kernel (zeroed pages:
+/// a third of the CPU time of the in-process dedupe was the kernel clearing pages, against a tenth
+/// when the same stages run on long-lived threads, `khop link --direct`). A kept thread also keeps
+/// the engine's per-thread memo of names and provinces from one task to the next.
+#[derive(Clone)]
+struct TaskThreads {
+    sender: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl TaskThreads {
+    fn start(count: u32) -> Result<Self, String> {
+        let (sender, receiver) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for n in 0..count {
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new()
+                .name(format!("task-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next task, never while one runs.
+                        let next = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match next {
+                            Ok(run) => run(),
+                            // The worker has ended: every sender is gone.
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| format!("cannot start a task thread: {e}"))?;
+        }
+        Ok(TaskThreads { sender })
+    }
+}
+
+/// Runs a task on a task thread (never on the runtime that heartbeats) once a slot is free; a queued
+/// attempt cancelled meanwhile never starts.
 fn start(
     task: v1::TaskAssignment,
     (generation, worker_id): (u64, String),
-    (state, slots): (Shared, Arc<Semaphore>),
+    (state, slots, threads): (Shared, Arc<Semaphore>, TaskThreads),
     delay: Duration,
     done: mpsc::UnboundedSender<Finished>,
 ) {
@@ -266,48 +307,46 @@ fn start(
             s.generation == generation && s.held.contains_key(&task.attempt_id)
         };
         if held {
-            run_on_thread(task, generation, worker_id, delay, done, slot);
+            run_on_thread(&threads, task, (generation, worker_id), delay, done, slot);
         }
     });
 }
 
 fn run_on_thread(
+    threads: &TaskThreads,
     task: v1::TaskAssignment,
-    generation: u64,
-    worker_id: String,
+    (generation, worker_id): (u64, String),
     delay: Duration,
     done: mpsc::UnboundedSender<Finished>,
     slot: OwnedSemaphorePermit,
 ) {
     let attempt_id = task.attempt_id.clone();
     tracing::info!(job = %task.job_id, stage = %task.stage, task = task.task_index, attempt = %attempt_id, "task started");
-    let spawned = std::thread::Builder::new()
-        .name(format!("task-{attempt_id}"))
-        .spawn(move || {
-            std::thread::sleep(delay);
-            let started = std::time::Instant::now();
-            let outcome = std::panic::catch_unwind(|| execute(&task.payload_json, &task.attempt_id))
-                .unwrap_or_else(|_| {
-                    v1::report_task_request::Outcome::Failed(v1::TaskFailed {
-                        reason: "the task panicked".into(),
-                        retryable: true,
-                    })
-                });
-            let elapsed = started.elapsed();
-            drop(slot);
-            let ok = matches!(outcome, v1::report_task_request::Outcome::Succeeded(_));
-            tracing::info!(job = %task.job_id, stage = %task.stage, task = task.task_index, attempt = %task.attempt_id, ok, seconds = elapsed.as_secs_f64(), "task ended");
-            let _ = done.send(Finished {
-                generation,
-                worker_id,
-                attempt_id: task.attempt_id,
-                term: task.term,
-                outcome,
-                elapsed,
+    let run = Box::new(move || {
+        std::thread::sleep(delay);
+        let started = std::time::Instant::now();
+        let outcome = std::panic::catch_unwind(|| execute(&task.payload_json, &task.attempt_id))
+            .unwrap_or_else(|_| {
+                v1::report_task_request::Outcome::Failed(v1::TaskFailed {
+                    reason: "the task panicked".into(),
+                    retryable: true,
+                })
             });
+        let elapsed = started.elapsed();
+        drop(slot);
+        let ok = matches!(outcome, v1::report_task_request::Outcome::Succeeded(_));
+        tracing::info!(job = %task.job_id, stage = %task.stage, task = task.task_index, attempt = %task.attempt_id, ok, seconds = elapsed.as_secs_f64(), "task ended");
+        let _ = done.send(Finished {
+            generation,
+            worker_id,
+            attempt_id: task.attempt_id,
+            term: task.term,
+            outcome,
+            elapsed,
         });
-    if let Err(e) = spawned {
-        tracing::error!(attempt = %attempt_id, error = %e, "cannot start a task thread");
+    });
+    if threads.sender.send(run).is_err() {
+        tracing::error!(attempt = %attempt_id, "the task threads have stopped");
     }
 }
 

@@ -255,10 +255,10 @@ async fn work(
 /// task runs on and keeps its slot), so there is always an idle thread for a task handed over.
 ///
 /// Why not a thread per task: a 1 M dedupe runs ~150 short tasks, and each fresh thread started with
-/// an empty allocator heap, so the memory its task touched came freshly from the kernel (zeroed pages:
-/// a third of the CPU time of the in-process dedupe was the kernel clearing pages, against a tenth
-/// when the same stages run on long-lived threads, `khop link --direct`). A kept thread also keeps
-/// the engine's per-thread memo of names and provinces from one task to the next.
+/// an empty allocator heap, so the memory its task touched came freshly from the kernel (`perf`: a
+/// third of the in-process dedupe's CPU samples were in the kernel, most of them clearing pages,
+/// against an eighth when the same stages run on long-lived threads, `khop link --direct`). A kept
+/// thread also keeps the engine's per-thread memo of names and provinces from one task to the next.
 #[derive(Clone)]
 struct TaskThreads {
     sender: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
@@ -277,7 +277,11 @@ impl TaskThreads {
                         // The lock is held only while waiting for the next task, never while one runs.
                         let next = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
                         match next {
-                            Ok(run) => run(),
+                            // A task's own panic is caught in `run_on_thread`; this catches the
+                            // rest, so that a thread is never lost and a slot never left without one.
+                            Ok(run) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+                            }
                             // The worker has ended: every sender is gone.
                             Err(_) => return,
                         }

@@ -88,8 +88,9 @@ pub async fn run(
 ) -> Result<(), String> {
     let coordinators = Arc::new(Coordinators::new(&cfg.coordinators, cfg.token.as_deref())?);
     let state: Shared = Arc::default();
-    let slots = Arc::new(Semaphore::new(cfg.slots.max(1) as usize));
-    let threads = TaskThreads::start(cfg.slots.max(1))?;
+    let slot_count = cfg.slots.max(1);
+    let slots = Arc::new(Semaphore::new(slot_count as usize));
+    let threads = TaskThreads::start(slot_count)?;
     let wake = Arc::new(Notify::new());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let reporter = tokio::spawn(report_loop(

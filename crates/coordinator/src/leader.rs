@@ -342,6 +342,15 @@ mod tests {
     }
 
     #[test]
+    fn the_scheduler_and_the_wire_speak_one_protocol_version() {
+        // The worker sends khop_proto's; the scheduler refuses any but its own.
+        assert_eq!(
+            khop_proto::PROTOCOL_VERSION,
+            khop_scheduler::PROTOCOL_VERSION
+        );
+    }
+
+    #[test]
     fn a_stage_that_cannot_be_planned_fails_its_job_with_the_reason() {
         let spec_toml = stored_spec();
         let names = stage_names(&load_spec(&spec_toml).unwrap());

@@ -19,7 +19,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt64Type
 use crate::EngineError;
 use crate::compare::{Compiled, NULL, compile, gamma_at};
 use crate::exchange::{text_column, u64_column};
-use crate::hash::KeyHasher;
+use crate::hash::hash_bytes;
 use crate::job::{RuleSummary, Skew, SourceSummary, Summary};
 use crate::output::{write_dataset, write_json};
 use crate::spec::JobSpec;
@@ -487,7 +487,7 @@ fn clusters_batches<'a>(
                 key.extend_from_slice(rt.source.as_bytes());
                 key.push(0);
                 key.extend_from_slice(rt.ids.get(rr).as_bytes());
-                let h = KeyHasher::hash(&key);
+                let h = hash_bytes(&key);
                 write!(entity, "E{h:016x}").expect("a StringBuilder takes any text");
                 entity.append_value("");
             }

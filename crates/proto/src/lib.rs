@@ -9,9 +9,11 @@
 //! Wire compatibility: fields are only ever added within `v1`; a breaking change is a new package (`v2`)
 //! and a new [`PROTOCOL_VERSION`].
 
-/// The version of the coordinator–worker protocol. Workers send it in `RegisterWorker`; the coordinator
-/// refuses a worker whose version differs.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The version of the coordinator–worker protocol and of the data definition its nodes share (the
+/// hashes that route keys and draw samples: `khop_engine::hash`). Workers send it in `RegisterWorker`;
+/// the coordinator refuses a worker whose version differs. Version 2: blocking keys hashed a word at a
+/// time.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The file descriptor set of `khop.v1`, for `tonic-reflection` (so `grpcurl` can list the services).
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -88,8 +88,9 @@ pub type WorkerId = String;
 /// Attempts are numbered from 1 in lease order.
 pub type AttemptId = u64;
 
-/// The worker protocol version: a worker registering with another one is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The worker protocol version: a worker registering with another one is refused. The same number as
+/// `khop_proto::PROTOCOL_VERSION` (which says what each version changed).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The snapshot format version: [`Machine::restore`] refuses any other.
 pub const SNAPSHOT_FORMAT: u64 = 1;

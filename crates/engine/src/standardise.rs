@@ -829,13 +829,13 @@ fn trim(s: &str) -> &str {
 /// `Nam`/`Nữ` and the usual codes.
 pub fn parse_sex(raw: &str) -> Option<Sex> {
     let raw = raw.trim();
-    // Folded, so "Nữ", "NỮ", "nu" and the NFD forms are one value; the codes are short, so an ASCII
-    // value is lowered on the stack (this runs once per record).
     // "Nữ" and "NỮ" (NFC) are most female values of a Vietnamese register: answered without folding,
     // which allocates.
     if matches!(raw, "Nữ" | "NỮ" | "nữ") {
         return Some(Sex::Female);
     }
+    // Folded, so "Nữ", "NỮ", "nu" and the NFD forms are one value; the codes are short, so an ASCII
+    // value is lowered on the stack (this runs once per record).
     let mut lower = [0u8; 6];
     let folded;
     let text: &[u8] = if raw.is_ascii() && raw.len() <= lower.len() {

@@ -42,33 +42,27 @@ const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 const ALLOW_THP: std::ffi::c_long = 0;
 
 fn tune_allocator() {
-    let options = [
-        (
-            "MIMALLOC_PURGE_DELAY",
-            MI_OPTION_PURGE_DELAY,
-            PURGE_DELAY_MS,
-        ),
-        ("MIMALLOC_ALLOW_THP", MI_OPTION_ALLOW_THP, ALLOW_THP),
-    ];
-    for (variable, option, value) in options {
-        if std::env::var_os(variable).is_some() {
-            continue;
-        }
-        // SAFETY: `mi_option_set` takes no pointer; it stores an integer in mimalloc's table of
-        // options, which mimalloc reads atomically, and may be called at any time from any thread.
-        #[allow(unsafe_code)]
-        unsafe {
-            libmimalloc_sys::mi_option_set(option, value)
-        };
-        #[cfg(target_os = "linux")]
-        if option == MI_OPTION_ALLOW_THP && value == 0 {
-            // SAFETY: `prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)` takes integers only and sets a flag of
-            // this process (kept by its children); pages already faulted in are left as they are.
-            // Failure (an old kernel) leaves THP as it was, which is only slower.
-            #[allow(unsafe_code)]
-            let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-        }
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        set_allocator_option(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
     }
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        set_allocator_option(MI_OPTION_ALLOW_THP, ALLOW_THP);
+        // SAFETY: `prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)` takes integers only and sets a flag of this
+        // process (kept by its children); pages already faulted in are left as they are. Failure (an
+        // old kernel) leaves THP as it was, which is only slower.
+        #[cfg(target_os = "linux")]
+        #[allow(unsafe_code)]
+        let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    }
+}
+
+fn set_allocator_option(option: libmimalloc_sys::mi_option_t, value: std::ffi::c_long) {
+    // SAFETY: `mi_option_set` takes no pointer; it stores an integer in mimalloc's table of options,
+    // which mimalloc reads atomically, and may be called at any time from any thread.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(option, value)
+    };
 }
 
 use clap::{Parser, Subcommand};

@@ -634,8 +634,10 @@ impl<'a> Plan<'a> {
                     .unwrap_or_default()
             })
             .collect();
-        let mut key_buf = Vec::with_capacity(64);
-        let mut raw: Vec<&str> = Vec::with_capacity(4);
+        // The records with an id, then each field for all of them, then each rule's keys: a column
+        // at a time, so each loop reads one column of the batch in order and dispatches on its
+        // standardiser once, not once per record.
+        let mut valid = Vec::with_capacity(range.len());
         for row in range {
             let id = if ids.is_null(row) {
                 ""
@@ -650,13 +652,19 @@ impl<'a> Plan<'a> {
                 });
                 continue;
             }
-            for (f, (values, standardiser)) in table
-                .fields
-                .iter_mut()
-                .zip(self.spec.fields.values())
-                .enumerate()
-            {
-                let Some(values) = values else { continue };
+            table.ids.push(id);
+            table.rows.push(numbers[row]);
+            valid.push(row);
+        }
+        let mut raw: Vec<&str> = Vec::with_capacity(4);
+        for (f, (values, standardiser)) in table
+            .fields
+            .iter_mut()
+            .zip(self.spec.fields.values())
+            .enumerate()
+        {
+            let Some(values) = values else { continue };
+            for &row in &valid {
                 raw.clear();
                 raw.extend(
                     columns[f]
@@ -667,10 +675,10 @@ impl<'a> Plan<'a> {
                     invalid[f] += 1;
                 }
             }
-            table.ids.push(id);
-            table.rows.push(numbers[row]);
-            let r = table.ids.len() - 1;
-            for (rule, parts) in self.rules.iter().enumerate() {
+        }
+        let mut key_buf = Vec::with_capacity(64);
+        for (parts, keys) in self.rules.iter().zip(&mut table.keys) {
+            for r in 0..valid.len() {
                 key_buf.clear();
                 let mut present = true;
                 for (field, part) in parts {
@@ -679,7 +687,7 @@ impl<'a> Plan<'a> {
                         .is_some_and(|v| v.key_bytes(*part, r, &mut key_buf));
                     key_buf.push(0xff);
                 }
-                table.keys[rule].push(if present {
+                keys.push(if present {
                     KeyHasher::hash(&key_buf)
                 } else {
                     0

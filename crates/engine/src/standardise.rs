@@ -656,24 +656,14 @@ impl<'a> Plan<'a> {
             table.rows.push(numbers[row]);
             valid.push(row);
         }
-        let mut raw: Vec<&str> = Vec::with_capacity(4);
         for (f, (values, standardiser)) in table
             .fields
             .iter_mut()
             .zip(self.spec.fields.values())
             .enumerate()
         {
-            let Some(values) = values else { continue };
-            for &row in &valid {
-                raw.clear();
-                raw.extend(
-                    columns[f]
-                        .iter()
-                        .map(|c| if c.is_null(row) { "" } else { c.value(row) }),
-                );
-                if !standardise_value(*standardiser, &raw, values, caches) {
-                    invalid[f] += 1;
-                }
+            if let Some(values) = values {
+                invalid[f] = standardise_column(*standardiser, &columns[f], &valid, values, caches);
             }
         }
         let mut key_buf = Vec::with_capacity(64);
@@ -732,14 +722,25 @@ impl Caches {
     const MAX_PROVINCES: usize = 1 << 17;
 }
 
-/// Standardises one field value from its raw column texts; false when present but not understood.
-fn standardise_value(
+/// Standardises one field of records `rows` from its raw columns (the spec's columns for the field, in
+/// order; only IDs read more than the first) into `values`; gives how many values were present but
+/// not understood. One loop per standardiser, over one column in row order.
+fn standardise_column(
     standardiser: Standardiser,
-    raw: &[&str],
+    columns: &[StringArray],
+    rows: &[usize],
     values: &mut FieldValues,
     caches: &mut Caches,
-) -> bool {
-    let first = trim(raw.first().copied().unwrap_or(""));
+) -> u64 {
+    fn raw(c: &StringArray, row: usize) -> &str {
+        if c.is_null(row) { "" } else { c.value(row) }
+    }
+    // The first column's trimmed text of each row.
+    let firsts = rows
+        .iter()
+        .map(|&row| columns.first().map_or("", |c| trim(raw(c, row))));
+    let mut invalid = 0u64;
+    let mut count = |understood: bool| invalid += u64::from(!understood);
     match (standardiser, values) {
         (
             Standardiser::VnName,
@@ -752,77 +753,92 @@ fn standardise_value(
                 given_key,
             },
         ) => {
-            let columns = [surname, middle, given, surname_key, middle_key, given_key];
-            let parts = caches.names.parse(first).parts();
-            for (column, part) in columns.into_iter().zip(parts) {
-                column.push(part);
+            let mut columns = [surname, middle, given, surname_key, middle_key, given_key];
+            for first in firsts {
+                let parts = caches.names.parse(first).parts();
+                for (column, part) in columns.iter_mut().zip(parts) {
+                    column.push(part);
+                }
+                count(first.is_empty() || !parts[2].is_empty());
             }
-            let has_given = !parts[2].is_empty();
-            first.is_empty() || has_given
         }
-        (Standardiser::Date, FieldValues::Date(dates)) => match parse_date(first) {
-            Ok(d) => {
-                dates.push(pack_date(&d));
-                true
-            }
-            Err(_) => {
-                dates.push(0);
-                first.is_empty()
-            }
-        },
-        (Standardiser::VnId, FieldValues::Id { pin, cmnd }) => {
-            let (mut p, mut c) = (String::new(), String::new());
-            let mut ok = true;
-            for text in raw {
-                match parse_id(text) {
-                    IdNumber::Pin(x) if p.is_empty() => p = x.digits,
-                    IdNumber::Cmnd9 { number, .. } if c.is_empty() => c = number,
-                    IdNumber::Invalid { .. } => ok = false,
-                    _ => {}
+        (Standardiser::Date, FieldValues::Date(dates)) => {
+            for first in firsts {
+                match parse_date(first) {
+                    Ok(d) => {
+                        dates.push(pack_date(&d));
+                        count(true);
+                    }
+                    Err(_) => {
+                        dates.push(0);
+                        count(first.is_empty());
+                    }
                 }
             }
-            pin.push(&p);
-            cmnd.push(&c);
-            ok
+        }
+        (Standardiser::VnId, FieldValues::Id { pin, cmnd }) => {
+            for &row in rows {
+                let (mut p, mut c) = (String::new(), String::new());
+                let mut ok = true;
+                for column in columns {
+                    match parse_id(raw(column, row)) {
+                        IdNumber::Pin(x) if p.is_empty() => p = x.digits,
+                        IdNumber::Cmnd9 { number, .. } if c.is_empty() => c = number,
+                        IdNumber::Invalid { .. } => ok = false,
+                        _ => {}
+                    }
+                }
+                pin.push(&p);
+                cmnd.push(&c);
+                count(ok);
+            }
         }
         (Standardiser::VnProvince, FieldValues::Province { new, old }) => {
-            let (n, o) = match caches.provinces.get(first) {
-                Some(&v) => v,
-                None => {
-                    let v = resolve_province(first)
-                        .map(|p| (p.new_code, p.old_nso_code.unwrap_or(0)))
-                        .unwrap_or((0, 0));
-                    if caches.provinces.len() < Caches::MAX_PROVINCES {
-                        caches.provinces.insert(first.to_owned(), v);
+            for first in firsts {
+                let (n, o) = match caches.provinces.get(first) {
+                    Some(&v) => v,
+                    None => {
+                        let v = resolve_province(first)
+                            .map(|p| (p.new_code, p.old_nso_code.unwrap_or(0)))
+                            .unwrap_or((0, 0));
+                        if caches.provinces.len() < Caches::MAX_PROVINCES {
+                            caches.provinces.insert(first.to_owned(), v);
+                        }
+                        v
                     }
-                    v
-                }
-            };
-            new.push(n);
-            old.push(o);
-            n != 0 || first.is_empty()
+                };
+                new.push(n);
+                old.push(o);
+                count(n != 0 || first.is_empty());
+            }
         }
         (Standardiser::Sex, FieldValues::Sex(v)) => {
-            let sex = parse_sex(first);
-            v.push(match sex {
-                Some(Sex::Male) => 1,
-                Some(Sex::Female) => 2,
-                None => 0,
-            });
-            sex.is_some() || first.is_empty()
+            for first in firsts {
+                let sex = parse_sex(first);
+                v.push(match sex {
+                    Some(Sex::Male) => 1,
+                    Some(Sex::Female) => 2,
+                    None => 0,
+                });
+                count(sex.is_some() || first.is_empty());
+            }
         }
         (Standardiser::Phone, FieldValues::Text(s)) => {
             let mut buf = [0; 12];
-            let phone = phone_digits(first, &mut buf);
-            s.push(phone);
-            !phone.is_empty() || first.is_empty()
+            for first in firsts {
+                let phone = phone_digits(first, &mut buf);
+                s.push(phone);
+                count(!phone.is_empty() || first.is_empty());
+            }
         }
         (Standardiser::Text, FieldValues::Text(s)) => {
-            s.push(&canonical_name(first));
-            true
+            for first in firsts {
+                s.push(&canonical_name(first));
+            }
         }
         _ => unreachable!("field values are created from their standardiser"),
     }
+    invalid
 }
 
 /// `s.trim()`, answered from its two end bytes when they are visible ASCII (nearly every value): the

@@ -885,8 +885,17 @@ impl crate::standardise::Keeper for Pruner<'_> {
             .iter()
             .map(|_| TfCounter::default())
             .collect();
-        for r in (0..part.len()).filter(|&r| usable[r]) {
-            self.tf_values(part, r, |i, v| tf[i].add(v));
+        // A comparison at a time over the chunk's records, so each loop reads one column.
+        let mut buf = (String::new(), String::new());
+        for (c, counter) in self.comparisons.iter().zip(&mut tf) {
+            if !c.term_frequency {
+                continue;
+            }
+            for r in (0..part.len()).filter(|&r| usable[r]) {
+                if let Some(v) = c.tf_value(part, r, &mut buf) {
+                    counter.add(v);
+                }
+            }
         }
         // A rule at a time over the chunk's keys, not a record at a time (see `mark_members`).
         let mut shared = usable.to_vec();

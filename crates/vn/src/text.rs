@@ -134,6 +134,12 @@ pub(crate) fn may_be_mojibake(nfc: &str) -> bool {
     !nfc.is_ascii() && nfc.chars().all(legacy::is_cp1252)
 }
 
+/// Whether no word of NFC text `nfc` is evidence of mojibake: then [`repair_mojibake`] leaves alone
+/// any text whose whitespace-separated pieces are all such text (detection weighs each word alone).
+pub(crate) fn no_mojibake_evidence(nfc: &str) -> bool {
+    legacy::no_evidence(nfc)
+}
+
 /// TCVN3/VNI mojibake decoded back to NFC Unicode when detected; otherwise the NFC of `s`.
 ///
 /// Round trip: `repair_mojibake(&to_tcvn3_mojibake(x)) == nfc(x)` (same for VNI) whenever some word

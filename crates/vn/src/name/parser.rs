@@ -3,8 +3,10 @@
 //! Every step of [`parse_name`] and [`name_key`] works word by word (NFC, tone style, case, cleaning,
 //! folding, the key's merges) except one: mojibake detection weighs the whole string. But detection
 //! only looks at text whose characters all lie within Windows-1252, and one word beyond it (ă, đ, ơ,
-//! ư, ạ…, which most Vietnamese names have) rules it out for the whole name. So a name that is ASCII,
-//! or has such a word, is the concatenation of its words' canonical forms, and each distinct
+//! ư, ạ…, which most Vietnamese names have) rules it out for the whole name; and it weighs each word
+//! alone, a word that is a Vietnamese syllable as written ("Lê", "Hà") counting for nothing. So a name
+//! that is ASCII, or has such a word, or has no word that detection would count ("Lê Thu Trang", 3% of
+//! a register's names), is the concatenation of its words' canonical forms, and each distinct
 //! whitespace-separated piece of raw text is worked out once and remembered: about 8,000 distinct words
 //! make up the names of a population register, against millions of distinct full names.
 //!
@@ -20,7 +22,9 @@ use super::{
     arrange, clean_words, is_ede_prefix, is_middle_only, key_of_folded, name_key, order_share,
     parse_name,
 };
-use crate::text::{canonical_unrepaired, fold_diacritics, may_be_mojibake, nfc_cow};
+use crate::text::{
+    canonical_unrepaired, fold_diacritics, may_be_mojibake, nfc_cow, no_mojibake_evidence,
+};
 
 /// A name's parts in canonical form and their [`name_key`]s, as [`NameParser::parse`] gives them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -99,6 +103,9 @@ struct Piece {
     /// Whether its NFC form has a character beyond Windows-1252, which rules out mojibake detection
     /// for any text it is part of.
     beyond_cp1252: bool,
+    /// Whether no word of its NFC form is evidence of mojibake ("Lê", "Hà", "Trang"): a name made of
+    /// such pieces only is left alone by detection, even with every character within Windows-1252.
+    no_evidence: bool,
     /// Its canonical words (usually one; none for punctuation).
     words: Vec<Word>,
 }
@@ -139,6 +146,7 @@ impl Piece {
             .collect();
         Piece {
             beyond_cp1252: !nfc.is_ascii() && !may_be_mojibake(&nfc),
+            no_evidence: no_mojibake_evidence(&nfc),
             words,
         }
     }
@@ -179,7 +187,7 @@ impl NameParser {
             self.pieces.clear();
         }
         self.current.clear();
-        let mut beyond_cp1252 = false;
+        let (mut beyond_cp1252, mut no_evidence) = (false, true);
         for piece in raw.split_whitespace() {
             if piece.len() > Self::MAX_PIECE_BYTES {
                 return false;
@@ -195,11 +203,12 @@ impl NameParser {
             };
             let piece = &self.pieces[i as usize];
             beyond_cp1252 |= piece.beyond_cp1252;
+            no_evidence &= piece.no_evidence;
             self.current
                 .extend((0..piece.words.len() as u32).map(|w| (i, w)));
         }
-        // Otherwise mojibake detection would look at the whole name.
-        if !(raw.is_ascii() || beyond_cp1252) {
+        // Otherwise mojibake detection would look at the whole name, and might repair it.
+        if !(raw.is_ascii() || beyond_cp1252 || no_evidence) {
             return false;
         }
         let (pieces, current) = (&self.pieces, &self.current);
@@ -324,6 +333,9 @@ mod tests {
             "Lê Mỹ Hoà",
             "Ông Ích Khiêm",
             "Nông Thị Út",
+            "Lê Thu Trang",
+            "Lê Minh Hoàng",
+            "Tô Hà My",
         ];
         let mut parser = NameParser::default();
         // Twice: the second time, names the word path refuses come from the parser's memory.
@@ -334,7 +346,18 @@ mod tests {
                 }
             }
         }
-        for raw in ["", "  ", "...", "123 - 45", "'", "An", "a'b'c", "中文 名"] {
+        let odd = [
+            "",
+            "  ",
+            "...",
+            "123 - 45",
+            "'",
+            "An",
+            "a'b'c",
+            "中文 名",
+            "Cao Thò An",
+        ];
+        for raw in odd {
             assert_eq!(parser.parse(raw), &KeyedName::parse(raw), "{raw:?}");
         }
     }
@@ -349,14 +372,18 @@ mod tests {
             name.to_uppercase(),
             fold_diacritics(name),
             "Văn Đức Nguyễn".to_owned(),
+            // Every letter within Windows-1252, but every word a syllable: no mojibake.
+            "Lê Hà".to_owned(),
+            "LÊ MINH HOÀNG".to_owned(),
         ] {
             assert!(parser.parse_by_words(&raw), "{raw:?}");
         }
-        // Mojibake detection would look at these; an Ê Đê name keeps its own order.
+        // Mojibake detection would repair these ("Thò" is VNI for Thị); an Ê Đê name keeps its own
+        // order.
         for raw in [
             to_tcvn3_mojibake(name),
             to_vni_mojibake(name),
-            "Lê Hà".to_owned(),
+            "Cao Thò An".to_owned(),
             "Y Ngông Niê Kdăm".to_owned(),
         ] {
             assert!(!parser.parse_by_words(&raw), "{raw:?}");
@@ -374,9 +401,9 @@ mod tests {
         }
         let long = format!("Nguyễn Văn {}", "A".repeat(NameParser::MAX_PIECE_BYTES + 1));
         assert_eq!(parser.parse(&long), &KeyedName::parse(&long));
-        // Names the word path refuses (every letter within Windows-1252) fill its other memory.
+        // Names the word path refuses (mojibake) fill its other memory.
         for i in 0..NameParser::MAX_REFUSED + 10 {
-            let raw = format!("Lê Hà Z{i}");
+            let raw = format!("{} Z{i}", to_tcvn3_mojibake("Nguyễn Văn"));
             assert!(!parser.parse_by_words(&raw), "{raw:?}");
             assert_eq!(parser.parse(&raw), &KeyedName::parse(&raw), "{raw:?}");
             assert!(parser.refused.len() <= NameParser::MAX_REFUSED);

@@ -238,7 +238,30 @@ pub(crate) fn detect(s: &str) -> Option<Legacy> {
     if !super::may_be_mojibake(s) {
         return None;
     }
-    let has_lower = s.chars().any(char::is_lowercase);
+    let [t, v] = evidence(s, s.chars().any(char::is_lowercase));
+    if t.words == 0 && v.words == 0 {
+        None
+    } else if t.words != v.words {
+        Some(if t.words > v.words {
+            Legacy::Tcvn3
+        } else {
+            Legacy::Vni
+        })
+    } else if (v.shouting, v.recased, v.tones) < (t.shouting, t.recased, t.tones) {
+        // A tie: "Thuû" is TCVN3 Thuỷ and VNI Thủ, "thö" VNI thư and TCVN3 thử, "BOÏ" VNI BỌ and
+        // caps-font TCVN3 BOẼ, "LÖ" TCVN3 Lệ and VNI LƯ. Prefer the reading whose case fits the rest
+        // of the string, then the one that needs no case repair, then the one with fewer tone marks
+        // (most syllables carry none), then TCVN3, the official encoding.
+        Some(Legacy::Vni)
+    } else {
+        Some(Legacy::Tcvn3)
+    }
+}
+
+/// What the words of `s` (NFC) say for each encoding: each word is weighed alone, so the evidence of
+/// a string is the sum of its words' (words never span a space: see `spaces_end_words` in the tests).
+/// `has_lower`: whether the whole string has a lowercase letter.
+fn evidence(s: &str, has_lower: bool) -> [Evidence; 2] {
     let mut evidence = [Evidence::default(); 2];
     let mut buf = String::new();
     segments(s, |seg, word| {
@@ -269,22 +292,11 @@ pub(crate) fn detect(s: &str) -> Option<Legacy> {
             }
         }
     });
-    let [t, v] = evidence;
-    if t.words == 0 && v.words == 0 {
-        None
-    } else if t.words != v.words {
-        Some(if t.words > v.words {
-            Legacy::Tcvn3
-        } else {
-            Legacy::Vni
-        })
-    } else if (v.shouting, v.recased, v.tones) < (t.shouting, t.recased, t.tones) {
-        // A tie: "Thuû" is TCVN3 Thuỷ and VNI Thủ, "thö" VNI thư and TCVN3 thử, "BOÏ" VNI BỌ and
-        // caps-font TCVN3 BOẼ, "LÖ" TCVN3 Lệ and VNI LƯ. Prefer the reading whose case fits the rest
-        // of the string, then the one that needs no case repair, then the one with fewer tone marks
-        // (most syllables carry none), then TCVN3, the official encoding.
-        Some(Legacy::Vni)
-    } else {
-        Some(Legacy::Tcvn3)
-    }
+    evidence
+}
+
+/// Whether no word of `s` (NFC) is evidence of either encoding: then [`detect`] finds no mojibake in
+/// any text made of `s` and other such pieces, separated by whitespace.
+pub(crate) fn no_evidence(s: &str) -> bool {
+    evidence(s, false).iter().all(|e| e.words == 0)
 }

@@ -666,3 +666,35 @@ fn documented_limitations() {
     // The VNI exception for the middle name Thị.
     assert_eq!(repair_mojibake("Cao Thò An"), "Cao Thị An");
 }
+
+/// Detection weighs each word alone, so the name parser may decide a name piece by piece
+/// ([`no_mojibake_evidence`]): every whitespace character a name may hold ends a word for detection,
+/// and the evidence of a name is none exactly when none of its pieces has any.
+#[test]
+fn mojibake_evidence_is_the_sum_of_the_pieces() {
+    let genuine = ["Lê", "Hà", "Tô", "Hoàng", "Trang", "LÊ", "Thu", "An"];
+    for w in genuine {
+        assert!(no_mojibake_evidence(w), "{w:?}");
+    }
+    let moji = [
+        to_tcvn3_mojibake("Nguyễn"),
+        to_vni_mojibake("Thị"),
+        to_vni_mojibake("Đức"),
+    ];
+    for w in &moji {
+        assert!(!no_mojibake_evidence(w), "{w:?}");
+    }
+    let spaces = (0..=0xFFu32)
+        .filter_map(char::from_u32)
+        .filter(|c| c.is_whitespace());
+    for space in spaces {
+        for (a, b) in [("Lê", "Hà"), ("Tô", "Trang"), ("Hoàng", "LÊ")] {
+            let name = format!("{a}{space}{b}");
+            assert_eq!(detect_mojibake(&name), None, "{name:?}");
+        }
+        for m in &moji {
+            let name = format!("Lê{space}{m}");
+            assert!(detect_mojibake(&name).is_some(), "{name:?}");
+        }
+    }
+}

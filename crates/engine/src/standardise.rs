@@ -527,18 +527,35 @@ impl Table {
         for &(_, d) in targets {
             sizes[d as usize] += 1;
         }
-        let mut ids = self.ids.scatter(targets, &sizes).into_iter();
-        let mut rows = scatter_values(&self.rows, targets, &sizes).into_iter();
-        let mut fields: Vec<_> = self
-            .fields
-            .iter()
-            .map(|f| f.as_ref().map(|f| f.scatter(targets, &sizes).into_iter()))
-            .collect();
-        let mut keys: Vec<_> = self
-            .keys
-            .iter()
-            .map(|k| scatter_values(k, targets, &sizes).into_iter())
-            .collect();
+        // The columns side by side: a task scattering its table to partitions has the cores to
+        // itself when it is its stage's only task (the first input of a link is often one file).
+        let ((ids, rows), (fields, keys)) = rayon::join(
+            || {
+                rayon::join(
+                    || self.ids.scatter(targets, &sizes),
+                    || scatter_values(&self.rows, targets, &sizes),
+                )
+            },
+            || {
+                rayon::join(
+                    || {
+                        self.fields
+                            .par_iter()
+                            .map(|f| f.as_ref().map(|f| f.scatter(targets, &sizes)))
+                            .collect::<Vec<_>>()
+                    },
+                    || {
+                        self.keys
+                            .par_iter()
+                            .map(|k| scatter_values(k, targets, &sizes))
+                            .collect::<Vec<_>>()
+                    },
+                )
+            },
+        );
+        let (mut ids, mut rows) = (ids.into_iter(), rows.into_iter());
+        let mut fields: Vec<_> = fields.into_iter().map(|f| f.map(Vec::into_iter)).collect();
+        let mut keys: Vec<_> = keys.into_iter().map(Vec::into_iter).collect();
         (0..destinations)
             .map(|_| Table {
                 source: self.source.clone(),

@@ -121,6 +121,8 @@ struct Word {
     inner_key: Box<str>,
     ascii: bool,
     beyond_cp1252: bool,
+    /// Whether it is no evidence of mojibake on its own (see [`Piece::no_evidence`]).
+    no_evidence: bool,
 }
 
 impl Piece {
@@ -142,6 +144,7 @@ impl Piece {
                 inner_key: key_of_folded(&fold_diacritics(w)).into(),
                 ascii: w.is_ascii(),
                 beyond_cp1252: !w.is_ascii() && !may_be_mojibake(w),
+                no_evidence: no_mojibake_evidence(w),
             })
             .collect();
         Piece {
@@ -259,7 +262,9 @@ fn push_middle<'a>(
     }
     if words.len() == 1 {
         key.push_str(words.clone().next().map_or("", |w| &w.key));
-    } else if words.clone().all(|w| w.ascii) || words.clone().any(|w| w.beyond_cp1252) {
+    } else if words.clone().all(|w| w.ascii || w.no_evidence)
+        || words.clone().any(|w| w.beyond_cp1252)
+    {
         // Detection leaves the joined words alone, and the rest of the key is word by word.
         for w in words.filter(|w| !w.inner_key.is_empty()) {
             if !key.is_empty() {

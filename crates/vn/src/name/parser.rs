@@ -341,6 +341,9 @@ mod tests {
             "Lê Thu Trang",
             "Lê Minh Hoàng",
             "Tô Hà My",
+            // Middle names of several words, every letter within Windows-1252.
+            "Lê Minh Hoàng Anh",
+            "Tô Hà Thu Trang",
         ];
         let mut parser = NameParser::default();
         // Twice: the second time, names the word path refuses come from the parser's memory.

@@ -863,14 +863,23 @@ struct PreparedChunk {
 }
 
 impl Pruner<'_> {
-    /// Calls `each(comparison, value)` for record `r`'s term-frequency values.
-    fn tf_values(&self, t: &Table, r: usize, mut each: impl FnMut(usize, &str)) {
+    /// Calls `each(comparison, value)` for the term-frequency values of records `rows`, a comparison
+    /// at a time over the records, so each loop reads one column.
+    fn tf_values(
+        &self,
+        t: &Table,
+        rows: impl Iterator<Item = usize> + Clone,
+        mut each: impl FnMut(usize, &str),
+    ) {
         let mut buf = (String::new(), String::new());
         for (i, c) in self.comparisons.iter().enumerate() {
-            if c.term_frequency
-                && let Some(v) = c.tf_value(t, r, &mut buf)
-            {
-                each(i, v);
+            if !c.term_frequency {
+                continue;
+            }
+            for r in rows.clone() {
+                if let Some(v) = c.tf_value(t, r, &mut buf) {
+                    each(i, v);
+                }
             }
         }
     }
@@ -885,18 +894,8 @@ impl crate::standardise::Keeper for Pruner<'_> {
             .iter()
             .map(|_| TfCounter::default())
             .collect();
-        // A comparison at a time over the chunk's records, so each loop reads one column.
-        let mut buf = (String::new(), String::new());
-        for (c, counter) in self.comparisons.iter().zip(&mut tf) {
-            if !c.term_frequency {
-                continue;
-            }
-            for r in (0..part.len()).filter(|&r| usable[r]) {
-                if let Some(v) = c.tf_value(part, r, &mut buf) {
-                    counter.add(v);
-                }
-            }
-        }
+        let usable_rows = (0..part.len()).filter(|&r| usable[r]);
+        self.tf_values(part, usable_rows, |i, v| tf[i].add(v));
         // A rule at a time over the chunk's keys, not a record at a time (see `mark_members`).
         let mut shared = usable.to_vec();
         if let Some(other) = &self.other_keys {
@@ -912,7 +911,7 @@ impl crate::standardise::Keeper for Pruner<'_> {
     }
 
     fn unprepare(&mut self, part: &Table, prepared: &mut PreparedChunk, r: usize) {
-        self.tf_values(part, r, |i, v| prepared.tf[i].remove(v));
+        self.tf_values(part, std::iter::once(r), |i, v| prepared.tf[i].remove(v));
     }
 
     fn keep(&mut self, t: &Table, prepared: &PreparedChunk, r: usize, id_hash: u64) -> bool {

@@ -1,5 +1,7 @@
 //! Exchange: what one task hands to the next, as files. Standardised records travel as Arrow IPC files
-//! (one record batch per partition, read back one batch at a time); small results as JSON.
+//! (one record batch per partition, read back one batch at a time); small results as JSON. Where every
+//! task runs in one process, an IPC file is its batches in memory ([`crate::storage::MemoryFiles`]),
+//! read back the same way.
 //!
 //! **Invariant:** every file is written under a temporary name and renamed when complete, and every
 //! task attempt writes files of its own (the attempt id is in the name), so a late or failed attempt
@@ -189,9 +191,18 @@ impl<T: std::io::Read + std::io::Seek + Send> ReadSeek for T {}
 /// the buffer is read straight into its own allocation.
 const RANDOM_READ_BUFFER: usize = 64 << 10;
 
-/// An Arrow IPC file open for reading single batches.
+/// An Arrow IPC file open for reading single batches, or the batches of one held in memory
+/// ([`crate::storage::MemoryFiles`]), read the same way.
 pub struct IpcFile {
-    reader: FileReader<Box<dyn ReadSeek>>,
+    source: IpcSource,
+}
+
+enum IpcSource {
+    Reader(FileReader<Box<dyn ReadSeek>>),
+    Memory {
+        batches: Arc<[RecordBatch]>,
+        projection: Option<Vec<usize>>,
+    },
 }
 
 impl IpcFile {
@@ -217,22 +228,51 @@ impl IpcFile {
         projection: Option<Vec<usize>>,
     ) -> Result<IpcFile, EngineError> {
         Ok(IpcFile {
-            reader: FileReader::try_new(reader, projection)?,
+            source: IpcSource::Reader(FileReader::try_new(reader, projection)?),
         })
     }
 
+    /// A file's batches held in memory, with only the columns at `projection` read.
+    pub(crate) fn in_memory(
+        batches: Arc<[RecordBatch]>,
+        projection: Option<Vec<usize>>,
+    ) -> IpcFile {
+        IpcFile {
+            source: IpcSource::Memory {
+                batches,
+                projection,
+            },
+        }
+    }
+
     pub fn batches(&self) -> usize {
-        self.reader.num_batches()
+        match &self.source {
+            IpcSource::Reader(reader) => reader.num_batches(),
+            IpcSource::Memory { batches, .. } => batches.len(),
+        }
     }
 
     /// Batch `index` of the file.
     pub fn batch(&mut self, index: usize) -> Result<RecordBatch, EngineError> {
-        self.reader.set_index(index)?;
-        match self.reader.next() {
-            Some(batch) => Ok(batch?),
-            None => Err(EngineError::Other(format!(
-                "no batch {index} in an IPC file"
-            ))),
+        let missing = || EngineError::Other(format!("no batch {index} in an IPC file"));
+        match &mut self.source {
+            IpcSource::Reader(reader) => {
+                reader.set_index(index)?;
+                match reader.next() {
+                    Some(batch) => Ok(batch?),
+                    None => Err(missing()),
+                }
+            }
+            IpcSource::Memory {
+                batches,
+                projection,
+            } => {
+                let batch = batches.get(index).ok_or_else(missing)?;
+                Ok(match projection {
+                    Some(columns) => batch.project(columns)?,
+                    None => batch.clone(),
+                })
+            }
         }
     }
 

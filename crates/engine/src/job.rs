@@ -15,7 +15,8 @@ use crate::model::{self, Model, TfTable};
 use crate::output::write_json;
 use crate::spec::{JobSpec, Mode};
 use crate::standardise::Table;
-use crate::task::{Output, Planner, Task, run_task};
+use crate::storage::ScratchFiles;
+use crate::task::{Output, Planner, Task, run_task_with};
 use crate::{EngineError, Progress};
 
 /// Records drawn from each side to estimate u.
@@ -240,13 +241,14 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<Summary, Engin
 fn run_in_pool(spec: &JobSpec, progress: &dyn Progress) -> Result<Summary, EngineError> {
     let started = Instant::now();
     let planner = Planner::new(spec.clone())?;
+    let files = ScratchFiles::in_process(spec)?;
     let mut done: Vec<Vec<Output>> = Vec::new();
     let mut timings = BTreeMap::new();
     while let Some(stage) = planner.next(&done)? {
         let stage_started = Instant::now();
         progress.start(&stage.name, Some(stage.tasks.len() as u64));
         let run = |task: &Task| {
-            let output = run_task(task, "local");
+            let output = run_task_with(task, "local", &files);
             progress.advance(1);
             output
         };
@@ -288,7 +290,7 @@ pub fn write_summary(
 
 /// Removes a finished job's scratch files; what cannot be removed is left with a warning.
 pub fn remove_scratch(spec: &JobSpec) {
-    if let Err(e) = crate::storage::ScratchFiles::of(spec).and_then(|f| f.remove_all()) {
+    if let Err(e) = crate::storage::remove_scratch(spec) {
         tracing::warn!("scratch files left: {e}");
     }
 }

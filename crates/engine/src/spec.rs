@@ -285,6 +285,11 @@ pub struct Execution {
     /// ends. Relative paths are relative to the spec file.
     #[serde(default)]
     pub scratch: Option<String>,
+    /// Mebibytes of scratch files a job run in one process (`khop link`) holds in memory instead of
+    /// writing them to `scratch`; files past it are written there. 0 writes every file. A cluster's
+    /// tasks run on many hosts and always hand files through `scratch`.
+    #[serde(default = "default_scratch_memory_mib")]
+    pub scratch_memory_mib: u64,
 }
 
 fn default_partitions() -> u32 {
@@ -308,6 +313,9 @@ fn default_max_slices() -> u32 {
 fn default_task_rows() -> u64 {
     262_144
 }
+fn default_scratch_memory_mib() -> u64 {
+    2048
+}
 
 impl Default for Execution {
     fn default() -> Self {
@@ -321,6 +329,7 @@ impl Default for Execution {
             task_rows: default_task_rows(),
             threads: 0,
             scratch: None,
+            scratch_memory_mib: default_scratch_memory_mib(),
         }
     }
 }

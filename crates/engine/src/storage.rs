@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::datatypes::{Schema, SchemaRef};
@@ -415,6 +416,9 @@ impl Seek for ObjectReader {
 pub enum ScratchFiles {
     Dir(PathBuf),
     Objects(Object),
+    /// Files held in this process's memory, in front of a location that takes what does not fit:
+    /// only where every task of the job runs in this process (the embedded default).
+    Memory(Arc<MemoryFiles>),
 }
 
 impl ScratchFiles {
@@ -433,6 +437,39 @@ impl ScratchFiles {
                 .map(ScratchFiles::Objects),
             Some(dir) => Ok(ScratchFiles::Dir(Path::new(dir).join(job))),
             None => Ok(ScratchFiles::Dir(spec.output.join(".khop-scratch"))),
+        }
+    }
+
+    /// The job's scratch files in this process's memory, up to `execution.scratch_memory_mib`, in
+    /// front of its scratch location ([`ScratchFiles::of`]), which takes the files that do not fit.
+    /// Every caller in the process gets the same files for the job until [`remove_scratch`] drops
+    /// them: for tasks that all run in this process (`khop link`, its in-process workers), which
+    /// then hand their files to each other without encoding, writing, reading back and checking
+    /// them. Never for a cluster's workers: the others could not read the files.
+    pub fn in_process(spec: &JobSpec) -> Result<ScratchFiles, EngineError> {
+        let spill = ScratchFiles::of(spec)?;
+        let mut jobs = lock(in_process_jobs());
+        let files = jobs.entry(spill.location()).or_insert_with(|| {
+            Arc::new(MemoryFiles {
+                budget: usize::try_from(spec.execution.scratch_memory_mib)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(1 << 20),
+                used: AtomicUsize::new(0),
+                ipc: Mutex::default(),
+                json: Mutex::default(),
+                spill: spill.clone(),
+            })
+        });
+        Ok(ScratchFiles::Memory(files.clone()))
+    }
+
+    /// Where the files are: a directory or an object-store prefix (for memory, where the files that
+    /// do not fit go).
+    fn location(&self) -> String {
+        match self {
+            ScratchFiles::Dir(dir) => dir.display().to_string(),
+            ScratchFiles::Objects(prefix) => prefix.to_string(),
+            ScratchFiles::Memory(memory) => memory.spill.location(),
         }
     }
 
@@ -458,6 +495,7 @@ impl ScratchFiles {
                 write_ipc(&file, schema, batches)?;
                 object.put_file(&file)
             }
+            ScratchFiles::Memory(memory) => memory.write_ipc(key, schema, &mut batches.into_iter()),
         }
     }
 
@@ -471,6 +509,17 @@ impl ScratchFiles {
                     serde_json::to_string_pretty(value).map_err(|e| storage_error(&object, e))?;
                 text.push('\n');
                 object.put(text.into_bytes())
+            }
+            ScratchFiles::Memory(memory) => {
+                let text =
+                    serde_json::to_string(value).map_err(|e| storage_error(&key.display(), e))?;
+                if !memory.reserve(text.len()) {
+                    return memory.spill.write_json(key, value);
+                }
+                if let Some(previous) = memory.lock_json().insert(key.to_owned(), text) {
+                    memory.release(previous.len());
+                }
+                Ok(())
             }
         }
     }
@@ -501,6 +550,10 @@ impl ScratchFiles {
                 let reader = prefix.child(key)?.reader()?;
                 IpcFile::from_reader(Box::new(reader), projection)
             }
+            ScratchFiles::Memory(memory) => match memory.batches(key) {
+                Some(batches) => Ok(IpcFile::in_memory(batches, projection)),
+                None => memory.spill.open_ipc(key, projection),
+            },
         }
     }
 
@@ -520,6 +573,10 @@ impl ScratchFiles {
                     .map_err(|e| storage_error(&object, e))?;
                 Ok(text)
             }
+            ScratchFiles::Memory(memory) => match memory.lock_json().get(key) {
+                Some(text) => Ok(text.clone()),
+                None => memory.spill.read_to_string(key),
+            },
         }
     }
 
@@ -533,7 +590,143 @@ impl ScratchFiles {
                 _ => Ok(()),
             },
             ScratchFiles::Objects(prefix) => prefix.remove_all().map(|_| ()),
+            ScratchFiles::Memory(memory) => {
+                memory.clear();
+                memory.spill.remove_all()
+            }
         }
+    }
+}
+
+/// The jobs' scratch files in this process's memory, by scratch location ([`ScratchFiles::in_process`]).
+fn in_process_jobs() -> &'static Mutex<HashMap<String, Arc<MemoryFiles>>> {
+    static JOBS: OnceLock<Mutex<HashMap<String, Arc<MemoryFiles>>>> = OnceLock::new();
+    JOBS.get_or_init(Mutex::default)
+}
+
+/// A lock that a panic elsewhere does not poison: every update under these locks is one insert,
+/// remove or clear, never left half done.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes a job's scratch files: those this process holds in memory for it, if any, and its scratch
+/// location.
+pub fn remove_scratch(spec: &JobSpec) -> Result<(), EngineError> {
+    let spill = ScratchFiles::of(spec)?;
+    if let Some(memory) = lock(in_process_jobs()).remove(&spill.location()) {
+        tracing::debug!(
+            files = memory.lock_ipc().len(),
+            mib = memory.used() >> 20,
+            "scratch files held in memory"
+        );
+        memory.clear();
+    }
+    spill.remove_all()
+}
+
+/// Scratch files in memory ([`ScratchFiles::Memory`]): an IPC file as its record batches, whose
+/// buffers readers share (a read is a clone of reference-counted arrays, with no decoding and no
+/// UTF-8 check: the batches were built and checked by this process), and JSON as its text.
+///
+/// **Invariant:** the files held use at most `budget` bytes (Arrow's memory size of an IPC file's
+/// arrays, a JSON file's length); a file that would take the total past it is written whole to
+/// `spill` instead, so memory stays bounded whatever the job's size. As in every scratch location, a file appears whole or
+/// not at all: it is inserted once all its batches are built. Files are held until
+/// [`ScratchFiles::remove_all`].
+pub struct MemoryFiles {
+    budget: usize,
+    used: AtomicUsize,
+    ipc: Mutex<HashMap<PathBuf, HeldIpc>>,
+    json: Mutex<HashMap<PathBuf, String>>,
+    spill: ScratchFiles,
+}
+
+/// An IPC file held in memory: its batches and the bytes of the budget they take.
+type HeldIpc = (Arc<[RecordBatch]>, usize);
+
+impl std::fmt::Debug for MemoryFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryFiles")
+            .field("budget", &self.budget)
+            .field("used", &self.used.load(Ordering::Relaxed))
+            .field("spill", &self.spill)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryFiles {
+    fn lock_ipc(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, HeldIpc>> {
+        lock(&self.ipc)
+    }
+
+    fn lock_json(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, String>> {
+        lock(&self.json)
+    }
+
+    /// Drops every file held (readers holding batches keep theirs until they are done).
+    fn clear(&self) {
+        self.lock_ipc().clear();
+        self.lock_json().clear();
+        self.used.store(0, Ordering::Relaxed);
+    }
+
+    /// Takes `bytes` of the budget if that many are left.
+    fn reserve(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes)
+                    .filter(|&total| total <= self.budget)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of the budget in use.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn batches(&self, key: &Path) -> Option<Arc<[RecordBatch]>> {
+        self.lock_ipc().get(key).map(|(batches, _)| batches.clone())
+    }
+
+    /// Holds the batches as the file `key` while they fit in the budget; from the first that does
+    /// not, writes them all to `spill`, so a file larger than what is left never sits in memory.
+    fn write_ipc(
+        &self,
+        key: &Path,
+        schema: &SchemaRef,
+        // Not generic: a spilled file is written through `ScratchFiles::write_ipc`, which is.
+        batches: &mut dyn Iterator<Item = Result<RecordBatch, EngineError>>,
+    ) -> Result<(), EngineError> {
+        let mut held = Vec::new();
+        let mut bytes = 0;
+        while let Some(batch) = batches.next() {
+            let batch = match batch.and_then(|b| Ok(b.with_schema(schema.clone())?)) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    self.release(bytes);
+                    return Err(e);
+                }
+            };
+            let size = batch.get_array_memory_size();
+            if !self.reserve(size) {
+                self.release(bytes);
+                let rest = held.into_iter().chain([batch]).map(Ok).chain(batches);
+                return self.spill.write_ipc(key, schema, rest);
+            }
+            bytes += size;
+            held.push(batch);
+        }
+        let previous = self.lock_ipc().insert(key.to_owned(), (held.into(), bytes));
+        if let Some((_, size)) = previous {
+            self.release(size);
+        }
+        Ok(())
     }
 }
 
@@ -668,5 +861,115 @@ mod tests {
         );
         assert!(prefix.child(Path::new("/etc/passwd")).is_err());
         assert!(prefix.child(Path::new("../other")).is_err());
+    }
+
+    /// A job's spec whose scratch is `dir`, holding `mib` MiB in memory.
+    fn spec_with_scratch(dir: &Path, mib: u64) -> JobSpec {
+        let mut spec = JobSpec::from_toml(crate::spec::tests::GOOD, Path::new("/jobs")).unwrap();
+        spec.execution.scratch = Some(dir.display().to_string());
+        spec.execution.scratch_memory_mib = mib;
+        spec
+    }
+
+    fn numbers(n: u64) -> (SchemaRef, RecordBatch) {
+        use arrow::array::{StringArray, UInt64Array};
+        use arrow::datatypes::{DataType, Field};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::UInt64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(UInt64Array::from_iter_values(0..n)),
+                Arc::new(StringArray::from_iter_values((0..n).map(|i| i.to_string()))),
+            ],
+        )
+        .unwrap();
+        (schema, batch)
+    }
+
+    /// In-process scratch holds files in memory, shared by every caller for the job, read like
+    /// files (batches, projections, JSON); a file past the budget goes whole to the scratch
+    /// directory instead; removing the job's scratch drops both.
+    #[test]
+    fn in_process_scratch_holds_files_in_memory_up_to_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec_with_scratch(dir.path(), 1);
+        let files = ScratchFiles::in_process(&spec).unwrap();
+        let ScratchFiles::Memory(memory) = &files else {
+            panic!("not in memory: {files:?}")
+        };
+        let job_dir = match ScratchFiles::of(&spec).unwrap() {
+            ScratchFiles::Dir(d) => d,
+            other => panic!("{other:?}"),
+        };
+        let (schema, small) = numbers(1000);
+        let key = Path::new("00-standardise/00000-a1.partitions.arrow");
+        files
+            .write_ipc(key, &schema, [Ok(small.clone()), Ok(small.slice(10, 5))])
+            .unwrap();
+        files
+            .write_json(Path::new("00-standardise/00000-a1.tf.json"), &[1, 2])
+            .unwrap();
+        assert!(memory.used() > 0);
+        assert!(!job_dir.exists(), "nothing written to disk");
+        // Another task of the job, in this process, reads what the first wrote.
+        let other = ScratchFiles::in_process(&spec).unwrap();
+        let mut file = other.ipc(key).unwrap();
+        assert_eq!(file.batches(), 2);
+        assert_eq!(file.batch(0).unwrap(), small);
+        assert_eq!(file.batch(1).unwrap(), small.slice(10, 5));
+        assert!(file.batch(2).is_err());
+        let projected = other
+            .ipc_columns(key, &schema, &["s"])
+            .unwrap()
+            .read_all()
+            .unwrap();
+        assert_eq!(projected[0], small.project(&[1]).unwrap());
+        assert_eq!(
+            other
+                .read_to_string(Path::new("00-standardise/00000-a1.tf.json"))
+                .unwrap(),
+            "[1,2]"
+        );
+
+        // 200,000 numbers and their text are more than the MiB left: the whole file spills.
+        let (_, large) = numbers(200_000);
+        let used = memory.used();
+        let spilled = Path::new("03-compare/00001-a2.gammas.arrow");
+        files
+            .write_ipc(spilled, &schema, [Ok(small.clone()), Ok(large.clone())])
+            .unwrap();
+        assert_eq!(
+            memory.used(),
+            used,
+            "a spilled file takes none of the budget"
+        );
+        assert!(job_dir.join(spilled).exists());
+        let read = files.ipc(spilled).unwrap().read_all().unwrap();
+        assert_eq!(read, vec![small.clone(), large]);
+        // A batch of another schema is refused, as a file writer refuses it.
+        let (_, wrong) = numbers(3);
+        let wrong = wrong.project(&[0]).unwrap();
+        assert!(
+            files
+                .write_ipc(Path::new("x/y.arrow"), &schema, [Ok(wrong)])
+                .is_err()
+        );
+        assert_eq!(memory.used(), used);
+
+        remove_scratch(&spec).unwrap();
+        assert!(!job_dir.exists());
+        let again = ScratchFiles::in_process(&spec).unwrap();
+        assert!(again.ipc(key).is_err(), "removed with the job's scratch");
+        assert!(again.ipc(spilled).is_err());
+        // 0 MiB: every file is written to the directory.
+        let spec = spec_with_scratch(dir.path(), 0);
+        remove_scratch(&spec).unwrap();
+        let files = ScratchFiles::in_process(&spec).unwrap();
+        files.write_ipc(key, &schema, [Ok(small)]).unwrap();
+        assert!(job_dir.join(key).exists());
+        remove_scratch(&spec).unwrap();
     }
 }

@@ -631,9 +631,17 @@ fn trained(outputs: &[Output]) -> Result<Trained, EngineError> {
 /// one task never write the same file. Files are named by keys relative to the job's scratch
 /// location ([`ScratchFiles`]): `NN-stage/index-attempt.what`.
 pub fn run_task(task: &Task, attempt: &str) -> Result<Output, EngineError> {
+    run_task_with(task, attempt, &ScratchFiles::of(&task.spec)?)
+}
+
+/// [`run_task`], handing files through `files` ([`ScratchFiles::in_process`] where every task of
+/// the job runs in this process).
+pub fn run_task_with(
+    task: &Task,
+    attempt: &str,
+    files: &ScratchFiles,
+) -> Result<Output, EngineError> {
     let spec = &task.spec;
-    let files = ScratchFiles::of(spec)?;
-    let files = &files;
     let base = PathBuf::from(format!(
         "{:02}-{}",
         task.stage,

@@ -1,5 +1,5 @@
 //! The khop worker: registers with the coordinators, polls the leader for task leases (the poll is its
-//! heartbeat), runs each leased task on one of its task threads with the engine's `run_task`, and reports
+//! heartbeat), runs each leased task on one of its task threads with the engine's `run_task_with`, and reports
 //! the outcome.
 //!
 //! Runtime view: the async runtime only polls and reports; tasks are CPU heavy and blocking, so they run
@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use khop_client::Coordinators;
 use khop_engine::EngineError;
-use khop_engine::task::{Task, run_task};
+use khop_engine::storage::ScratchFiles;
+use khop_engine::task::{Task, run_task_with};
 use khop_proto::v1;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tonic::Code;
@@ -43,6 +44,17 @@ pub struct Config {
     /// Holds every task this long before running it: for fault-injection tests only (a worker that is
     /// surely killed mid-task).
     pub task_delay: Duration,
+    /// Every task of every job this worker runs, and every other task of those jobs, runs in this
+    /// process (the embedded `khop link`): tasks then hand their files to each other in memory
+    /// ([`khop_engine::storage::ScratchFiles::in_process`]). Never for a worker of a cluster.
+    pub scratch_in_process: bool,
+}
+
+/// How this worker runs each task.
+#[derive(Clone, Copy)]
+struct TaskSettings {
+    delay: Duration,
+    scratch_in_process: bool,
 }
 
 /// An attempt this worker holds: running, or finished and being reported.
@@ -219,7 +231,10 @@ async fn work(
                             task,
                             (generation, worker_id.clone()),
                             (Arc::clone(state), Arc::clone(slots), threads.clone()),
-                            cfg.task_delay,
+                            TaskSettings {
+                                delay: cfg.task_delay,
+                                scratch_in_process: cfg.scratch_in_process,
+                            },
                             done_tx.clone(),
                         );
                     }
@@ -300,7 +315,7 @@ fn start(
     task: v1::TaskAssignment,
     (generation, worker_id): (u64, String),
     (state, slots, threads): (Shared, Arc<Semaphore>, TaskThreads),
-    delay: Duration,
+    settings: TaskSettings,
     done: mpsc::UnboundedSender<Finished>,
 ) {
     tokio::spawn(async move {
@@ -312,7 +327,14 @@ fn start(
             s.generation == generation && s.held.contains_key(&task.attempt_id)
         };
         if held {
-            run_on_thread(&threads, task, (generation, worker_id), delay, done, slot);
+            run_on_thread(
+                &threads,
+                task,
+                (generation, worker_id),
+                settings,
+                done,
+                slot,
+            );
         }
     });
 }
@@ -321,22 +343,28 @@ fn run_on_thread(
     threads: &TaskThreads,
     task: v1::TaskAssignment,
     (generation, worker_id): (u64, String),
-    delay: Duration,
+    settings: TaskSettings,
     done: mpsc::UnboundedSender<Finished>,
     slot: OwnedSemaphorePermit,
 ) {
     let attempt_id = task.attempt_id.clone();
     tracing::info!(job = %task.job_id, stage = %task.stage, task = task.task_index, attempt = %attempt_id, "task started");
     let run = Box::new(move || {
-        std::thread::sleep(delay);
+        std::thread::sleep(settings.delay);
         let started = std::time::Instant::now();
-        let outcome = std::panic::catch_unwind(|| execute(&task.payload_json, &task.attempt_id))
-            .unwrap_or_else(|_| {
-                v1::report_task_request::Outcome::Failed(v1::TaskFailed {
-                    reason: "the task panicked".into(),
-                    retryable: true,
-                })
-            });
+        let outcome = std::panic::catch_unwind(|| {
+            execute(
+                &task.payload_json,
+                &task.attempt_id,
+                settings.scratch_in_process,
+            )
+        })
+        .unwrap_or_else(|_| {
+            v1::report_task_request::Outcome::Failed(v1::TaskFailed {
+                reason: "the task panicked".into(),
+                retryable: true,
+            })
+        });
         let elapsed = started.elapsed();
         drop(slot);
         let ok = matches!(outcome, v1::report_task_request::Outcome::Succeeded(_));
@@ -355,7 +383,11 @@ fn run_on_thread(
     }
 }
 
-fn execute(payload: &str, attempt_id: &str) -> v1::report_task_request::Outcome {
+fn execute(
+    payload: &str,
+    attempt_id: &str,
+    scratch_in_process: bool,
+) -> v1::report_task_request::Outcome {
     use v1::report_task_request::Outcome;
     let failed =
         |reason: String, retryable: bool| Outcome::Failed(v1::TaskFailed { reason, retryable });
@@ -368,7 +400,12 @@ fn execute(payload: &str, attempt_id: &str) -> v1::report_task_request::Outcome 
             );
         }
     };
-    match run_task(&task, &format!("a{attempt_id}")) {
+    let files = if scratch_in_process {
+        ScratchFiles::in_process(&task.spec)
+    } else {
+        ScratchFiles::of(&task.spec)
+    };
+    match files.and_then(|files| run_task_with(&task, &format!("a{attempt_id}"), &files)) {
         Ok(output) => match serde_json::to_string(&output) {
             Ok(result_json) => Outcome::Succeeded(v1::TaskSucceeded { result_json }),
             Err(e) => failed(format!("task output to JSON: {e}"), false),

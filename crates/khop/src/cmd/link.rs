@@ -197,6 +197,8 @@ fn run_in_process(
         name: format!("embedded-{n}"),
         token: Some(token.clone()),
         task_delay: std::time::Duration::ZERO,
+        // The coordinator and every worker are this process.
+        scratch_in_process: true,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -177,6 +177,8 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
         ),
+        // Other workers, on other hosts, read this one's files.
+        scratch_in_process: false,
     };
     runtime()?
         .block_on(khop_worker::run(cfg, interrupted()))

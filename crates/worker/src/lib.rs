@@ -1,6 +1,6 @@
 //! The khop worker: registers with the coordinators, polls the leader for task leases (the poll is its
-//! heartbeat), runs each leased task on one of its task threads with the engine's `run_task_with`, and reports
-//! the outcome.
+//! heartbeat), runs each leased task on one of its task threads with the engine's `run_task_with`, and
+//! reports the outcome.
 //!
 //! Runtime view: the async runtime only polls and reports; tasks are CPU heavy and blocking, so they run
 //! on dedicated threads, one per slot, started with the worker and kept for its life

@@ -153,10 +153,7 @@ impl Object {
         let bucket = ObjectStoreUrl::parse(format!("{scheme}://{bucket_name}"))
             .map_err(|e| storage_error(&location, e))?;
         let store = if shared {
-            let mut stores = STORES
-                .get_or_init(Default::default)
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut stores = lock(STORES.get_or_init(Default::default));
             match stores.get(bucket.as_str()) {
                 Some(store) => store.clone(),
                 None => {
@@ -604,8 +601,8 @@ fn in_process_jobs() -> &'static Mutex<HashMap<String, Arc<MemoryFiles>>> {
     JOBS.get_or_init(Mutex::default)
 }
 
-/// A lock that a panic elsewhere does not poison: every update under these locks is one insert,
-/// remove or clear, never left half done.
+/// A lock that a panic elsewhere does not poison: every update under this module's locks is one
+/// insert, remove or clear, never left half done.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -631,9 +628,9 @@ pub fn remove_scratch(spec: &JobSpec) -> Result<(), EngineError> {
 ///
 /// **Invariant:** the files held use at most `budget` bytes (Arrow's memory size of an IPC file's
 /// arrays, a JSON file's length); a file that would take the total past it is written whole to
-/// `spill` instead, so memory stays bounded whatever the job's size. As in every scratch location, a file appears whole or
-/// not at all: it is inserted once all its batches are built. Files are held until
-/// [`ScratchFiles::remove_all`].
+/// `spill` instead, so memory stays bounded whatever the job's size. As in every scratch location,
+/// a file appears whole or not at all: it is inserted once all its batches are built. Files are
+/// held until [`remove_scratch`] (or [`ScratchFiles::remove_all`]).
 pub struct MemoryFiles {
     budget: usize,
     used: AtomicUsize,

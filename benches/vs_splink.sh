@@ -9,6 +9,7 @@
 #
 # Environment: REPEATS (default 1; medians are reported), OUT (default /tmp/khop-bench), SEED (7),
 # REUSE_DATA=1 (keep generated data from an earlier run of the same sizes), KEEP=1 (keep data and outputs),
+# CACHED=0 (link: skip the runs of khop with the population from its cache; see docs/job-spec.md),
 # XDG_CACHE_HOME (the Splink venv lives in $XDG_CACHE_HOME/khop/splink-venv), PYTHON (python3),
 # KHOP (a khop binary to use instead of building the release one).
 # Details and caveats: benches/README.md.
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 die() { echo "vs_splink: $*" >&2; exit 1; }
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 is_count() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
 
 scenario="${1:-all}"
@@ -109,16 +110,28 @@ generate() { # generate DIR POP CS
     { tail -n 20 "$dir.datagen.log" >&2; die "khop datagen failed"; }
 }
 
-# run_scenario NAME MODE DATA JOB SIZES_JSON
+# run_scenario NAME MODE DATA JOB SIZES_JSON [CACHED_JOB]
+# With CACHED_JOB (the job with its reference input cached), khop also runs from a filled cache: one
+# run fills it (timed and reported apart), then each repeat runs khop, khop from the cache and Splink.
 run_scenario() {
-  local name="$1" mode="$2" data="$3" job="$4" sizes="$5"
+  local name="$1" mode="$2" data="$3" job="$4" sizes="$5" cached_job="${6:-}"
   local work="$out/work-$name" i
   rm -rf "$work"; mkdir -p "$work"
-  local khop_walls=() khop_kibs=() splink_walls=() splink_kibs=()
+  local khop_walls=() khop_kibs=() splink_walls=() splink_kibs=() cached_walls=() cached_kibs=()
+  local fill="0 0"
   local load_start; load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+  local systems=(khop splink)
+  if [ -n "$cached_job" ]; then
+    systems=(khop cached splink)
+    echo "vs_splink: [$name] khop link, filling the population's cache" >&2
+    fill=$(measure "$work/khop-fill.log" "$work/khop-fill.time" "$khop" link "$cached_job" --output "$work/khop-cached" --json)
+    echo "vs_splink: [$name] khop, filling the cache: ${fill% *} s, $(( ${fill#* } / 1024 )) MiB" >&2
+  fi
   for ((i = 1; i <= repeats; i++)); do
-    local order=(khop splink)
-    (( i % 2 == 0 )) && order=(splink khop)   # alternate who goes first, so drift hits both alike
+    local order=("${systems[@]}") j
+    if (( i % 2 == 0 )); then   # alternate who goes first, so drift hits all alike
+      order=(); for ((j = ${#systems[@]} - 1; j >= 0; j--)); do order+=("${systems[j]}"); done
+    fi
     for sys in "${order[@]}"; do
       local r
       if [ "$sys" = khop ]; then
@@ -126,6 +139,12 @@ run_scenario() {
         echo "vs_splink: [$name $i/$repeats] khop link" >&2
         r=$(measure "$work/khop.$i.log" "$work/khop.$i.time" "$khop" link "$job" --output "$work/khop" --json)
         khop_walls+=("${r% *}"); khop_kibs+=("${r#* }")
+      elif [ "$sys" = cached ]; then
+        rm -rf "$work/khop-cached"
+        echo "vs_splink: [$name $i/$repeats] khop link, population from its cache" >&2
+        r=$(measure "$work/khop-cached.$i.log" "$work/khop-cached.$i.time" \
+          "$khop" link "$cached_job" --output "$work/khop-cached" --json)
+        cached_walls+=("${r% *}"); cached_kibs+=("${r#* }")
       else
         rm -rf "$work/splink"
         echo "vs_splink: [$name $i/$repeats] Splink (train + predict)" >&2
@@ -140,14 +159,19 @@ run_scenario() {
   echo "vs_splink: [$name] scoring both against the truth (not timed)" >&2
   "$khop" eval --truth "$data/truth" --output "$work/khop" --json >"$work/khop_eval.json" 2>"$work/khop_eval.log" ||
     { cat "$work/khop_eval.log" >&2; die "khop eval failed"; }
+  if [ -n "$cached_job" ]; then
+    "$khop" eval --truth "$data/truth" --output "$work/khop-cached" --json >"$work/khop-cached_eval.json" \
+      2>"$work/khop-cached_eval.log" || { cat "$work/khop-cached_eval.log" >&2; die "khop eval failed"; }
+  fi
   "$vpy" "$root/benches/splink_peer.py" eval --mode "$mode" --data "$data" --job "$job" --out "$work/splink" \
     >"$work/splink_eval.log" 2>&1 || { tail -n 30 "$work/splink_eval.log" >&2; die "Splink scoring failed"; }
 
   "$vpy" - "$name" "$sizes" "$repeats" "$work" "$out/vs_splink-$name.json" "$load_start" \
-    "${khop_walls[*]}" "${khop_kibs[*]}" "${splink_walls[*]}" "${splink_kibs[*]}" <<'EOF'
+    "${khop_walls[*]}" "${khop_kibs[*]}" "${splink_walls[*]}" "${splink_kibs[*]}" \
+    "${cached_walls[*]}" "${cached_kibs[*]}" "$fill" <<'EOF'
 import json, os, platform, statistics, sys
 name, sizes, repeats, work, target, load_start = sys.argv[1:7]
-kw, kk, sw, sk = ([float(x) for x in a.split()] for a in sys.argv[7:11])
+kw, kk, sw, sk, cw, ck, fill = ([float(x) for x in a.split()] for a in sys.argv[7:14])
 load = lambda p: json.load(open(os.path.join(work, p)))
 ksum, keval = load("khop/summary.json"), load("khop_eval.json")
 srun, seval = load("splink/splink_run.json"), load("splink/splink_eval.json")
@@ -167,19 +191,35 @@ splink = system(sw, sk, seval["candidate_pairs"], seval["pairs"],
 ratios = {"wall_khop_over_splink": round(khop["wall_s"] / splink["wall_s"], 3),
           "peak_khop_over_splink": round(khop["peak_mib"] / splink["peak_mib"], 3),
           "f1_khop_minus_splink": round(khop["f1"] - splink["f1"], 5)}
+systems = [("khop", khop), ("splink", splink)]
+cached = None
+if cw:
+    csum = load("khop-cached/summary.json")
+    cached = system(cw, ck, csum["candidate_pairs"], load("khop-cached_eval.json")["pairs"],
+                    {"match_threshold": csum["thresholds"]["match"], "seconds": csum.get("timings", {}),
+                     "from_cache": {s["name"]: s.get("from_cache", 0) for s in csum["sources"]},
+                     "filling_the_cache": {"wall_s": fill[0], "peak_mib": round(fill[1] / 1024, 1)}})
+    ratios.update({"wall_khop_cached_over_splink": round(cached["wall_s"] / splink["wall_s"], 3),
+                   "peak_khop_cached_over_splink": round(cached["peak_mib"] / splink["peak_mib"], 3),
+                   "f1_khop_cached_minus_splink": round(cached["f1"] - splink["f1"], 5)})
+    systems.insert(1, ("cached", cached))
 report = {"scenario": name, "sizes": json.loads(sizes), "repeats": int(repeats),
           "machine": {"cpus": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                       "platform": platform.platform(),
                       "loadavg_at_start": load_start, "loadavg_at_end": " ".join(f"{x:.2f}" for x in os.getloadavg())},
-          "khop": khop, "splink": splink, "ratios": ratios}
+          "khop": khop, **({"khop_cached": cached} if cached else {}), "splink": splink, "ratios": ratios}
 json.dump(report, open(target, "w"), indent=2)
 print(f"{'scenario':<8} {'system':<7} {'wall_s':>9} {'peak_MiB':>9} {'candidate_pairs':>16} {'precision':>9} {'recall':>9} {'f1':>9}")
-for sysname, s in (("khop", khop), ("splink", splink)):
+for sysname, s in systems:
     print(f"{name:<8} {sysname:<7} {s['wall_s']:>9.2f} {s['peak_mib']:>9.0f} {s['candidate_pairs']:>16,} "
           f"{s['precision']:>9.4f} {s['recall']:>9.4f} {s['f1']:>9.4f}")
 print(f"{name:<8} ratios: time khop/Splink {ratios['wall_khop_over_splink']:.3f}, "
       f"memory khop/Splink {ratios['peak_khop_over_splink']:.3f}, F1 khop-Splink {ratios['f1_khop_minus_splink']:+.4f}"
       f"  (medians of {repeats}; {target})")
+if cached:
+    print(f"{name:<8} ratios, khop with the population from its cache (filled once before, in {fill[0]:.2f} s): "
+          f"time {ratios['wall_khop_cached_over_splink']:.3f}, memory {ratios['peak_khop_cached_over_splink']:.3f}, "
+          f"F1 {ratios['f1_khop_cached_minus_splink']:+.4f}")
 EOF
 }
 
@@ -195,7 +235,20 @@ fi
 if [ "$scenario" = link ] || [ "$scenario" = all ]; then
   data="$out/data-link-$link_pop-$link_cs"
   generate "$data" "$link_pop" "$link_cs"
-  run_scenario link link "$data" "$data/job.toml" "{\"population\": $link_pop, \"civil_servants\": $link_cs}"
+  cached_job=""
+  if [ "${CACHED:-1}" = 1 ]; then
+    # The same job with the population (the reference side) cached under the scenario's work directory.
+    cached_job="$data/job-cached.toml"
+    "$python" - "$data/job.toml" "$cached_job" "$out/work-link/cache" <<'EOF'
+import sys
+text = open(sys.argv[1]).read()
+marker = 'name = "population"\n'
+if text.count(marker) != 1:
+    sys.exit("job.toml: no single population input to cache")
+open(sys.argv[2], "w").write(text.replace(marker, f'{marker}cache = "{sys.argv[3]}"\n'))
+EOF
+  fi
+  run_scenario link link "$data" "$data/job.toml" "{\"population\": $link_pop, \"civil_servants\": $link_cs}" "$cached_job"
   cleanup+=("$data" "$data.datagen.log" "$out/work-link")
 fi
 if [ "${KEEP:-0}" != 1 ] && [ "${REUSE_DATA:-0}" != 1 ]; then

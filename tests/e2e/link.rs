@@ -345,6 +345,88 @@ fn bad_records_are_rejected_with_a_reason_and_counted() {
         reasons.iter().any(|r| r.contains("no blocking key")),
         "{reasons:?}"
     );
+
+    // With a cache: the malformed line, the record without an id, the repeated id and the record
+    // without a key come back from the cache as they came from the file.
+    let cache = dir.path().join("cache");
+    for (name, from_cache) in [("written", false), ("replayed", true)] {
+        let out = dir.path().join(name);
+        let again = run_job(&cached(job(&data, &out, 0), &cache), &Silent).unwrap();
+        assert_same_outputs(&output, &out, &format!("when the cache is {name}"));
+        for (a, b) in summary.sources.iter().zip(&again.sources) {
+            assert_eq!(
+                (a.input, a.accepted, a.rejected, &a.invalid_values),
+                (b.input, b.accepted, b.rejected, &b.invalid_values),
+                "{name}: {}",
+                a.name
+            );
+            assert_eq!(b.from_cache, if from_cache { b.input } else { 0 }, "{name}");
+        }
+    }
+}
+
+/// `spec` with every input cached at `cache`.
+fn cached(mut spec: JobSpec, cache: &Path) -> JobSpec {
+    for input in &mut spec.inputs {
+        input.cache = Some(cache.to_string_lossy().into_owned());
+    }
+    spec
+}
+
+/// An input cache (`cache` in the spec): the first job writes both sides' standardised records, the
+/// next replays them, and both give the files of the job without a cache. A job cut into other
+/// row-group pieces, or with other blocking rules, reads its input again.
+#[test]
+fn a_job_from_its_input_cache_gives_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data, 40_000, 2_000, Format::Parquet);
+    rewrite_with_row_groups(&data.join("population/part-00000.parquet"), 5_000);
+    let cache = dir.path().join("cache");
+    let run = |name: &str, edit: &dyn Fn(&mut JobSpec)| {
+        let output = dir.path().join(name);
+        let mut spec = job(&data, &output, 0);
+        edit(&mut spec);
+        (output, run_job(&spec, &Silent).unwrap())
+    };
+    let (plain, plain_summary) = run("plain", &|_| {});
+    let from_cache = |summary: &khop_engine::Summary| -> Vec<u64> {
+        summary.sources.iter().map(|s| s.from_cache).collect()
+    };
+    assert_eq!(from_cache(&plain_summary), [0, 0]);
+    let use_cache = |spec: &mut JobSpec| *spec = cached(spec.clone(), &cache);
+    let (written, summary) = run("written", &use_cache);
+    assert_eq!(from_cache(&summary), [0, 0]);
+    assert_same_outputs(&plain, &written, "when the cache is written");
+    let (replayed, summary) = run("replayed", &use_cache);
+    assert_eq!(from_cache(&summary), [2_000, 40_000]);
+    assert_same_outputs(&plain, &replayed, "when records come from the cache");
+    for (a, b) in plain_summary.sources.iter().zip(&summary.sources) {
+        assert_eq!(
+            (a.input, a.accepted, a.rejected, a.pruned),
+            (b.input, b.accepted, b.rejected, b.pruned),
+            "{}",
+            a.name
+        );
+    }
+    // Cut into other pieces: the population's pieces miss (and are written), the civil servants hit.
+    let (cut, summary) = run("cut", &|spec| {
+        use_cache(spec);
+        spec.execution.task_rows = 10_000;
+    });
+    assert_eq!(from_cache(&summary), [2_000, 0]);
+    assert_same_outputs(&plain, &cut, "when other pieces are cached");
+    let (_, summary) = run("cut again", &|spec| {
+        use_cache(spec);
+        spec.execution.task_rows = 10_000;
+    });
+    assert_eq!(from_cache(&summary), [2_000, 40_000]);
+    // Other blocking keys: other standardised records, read from the files.
+    let (_, summary) = run("rules", &|spec| {
+        use_cache(spec);
+        spec.blocking.pop();
+    });
+    assert_eq!(from_cache(&summary), [0, 0]);
 }
 
 #[test]

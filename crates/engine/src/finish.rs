@@ -255,6 +255,7 @@ pub fn write(
                 s.input += part.counts.input;
                 s.accepted += part.counts.accepted;
                 s.rejected += part.counts.rejected;
+                s.from_cache += part.counts.from_cache;
                 for (field, n) in &part.counts.invalid_values {
                     *s.invalid_values.entry(field.clone()).or_default() += n;
                 }

@@ -31,6 +31,9 @@ pub struct SourceSummary {
     /// Accepted records of the large side with no key in common with the other side.
     pub pruned: u64,
     pub invalid_values: BTreeMap<String, u64>,
+    /// Of `input`, the records replayed from the input's cache instead of read from its files.
+    #[serde(default)]
+    pub from_cache: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -19,6 +19,7 @@
 //! same job gives the same pairs, scores and entity ids with any number of threads.
 
 pub mod blocking;
+pub mod cache;
 pub mod compare;
 pub mod eval;
 pub mod exchange;

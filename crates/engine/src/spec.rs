@@ -58,6 +58,12 @@ pub struct Input {
     pub id: String,
     /// Field name → column(s) of this input. Fields missing from an input are null there.
     pub columns: BTreeMap<String, Columns>,
+    /// Where this input's standardised records are kept between jobs (a directory, or an
+    /// object-store prefix): a job that reads the same files with the same fields and blocking keys
+    /// replays them instead of scanning and standardising again (see [`crate::cache`]). For a
+    /// reference database many jobs link against. Relative paths are relative to the spec file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
 }
 
 /// How a field's raw text becomes comparable values.
@@ -425,6 +431,12 @@ impl JobSpec {
             if !storage::is_url(&input.path) && std::path::Path::new(&input.path).is_relative() {
                 input.path = base.join(&input.path).to_string_lossy().into_owned();
             }
+            if let Some(cache) = &mut input.cache
+                && !storage::is_url(cache)
+                && std::path::Path::new(cache).is_relative()
+            {
+                *cache = base.join(&*cache).to_string_lossy().into_owned();
+            }
         }
         if let Some(model) = &mut self.training.model
             && model.is_relative()
@@ -500,6 +512,15 @@ impl JobSpec {
             }
             if input.id.trim().is_empty() {
                 return Err(invalid(format!("inputs[{i}].id"), "empty"));
+            }
+            if let Some(cache) = &input.cache {
+                if cache.trim().is_empty() {
+                    return Err(invalid(format!("inputs[{i}].cache"), "empty"));
+                }
+                if storage::is_url(cache) {
+                    storage::check_url(cache)
+                        .map_err(|m| invalid(format!("inputs[{i}].cache"), m))?;
+                }
             }
             for (field, columns) in &input.columns {
                 if !self.fields.contains_key(field) {

@@ -478,6 +478,9 @@ pub struct SourceCounts {
     pub pruned: u64,
     /// Per field: values present but not understood (an ID of 10 digits, a date "31/02/1990").
     pub invalid_values: std::collections::BTreeMap<String, u64>,
+    /// Of `input`, the records replayed from the input's cache instead of read from its files.
+    #[serde(default)]
+    pub from_cache: u64,
 }
 
 /// One source's records, standardised, with their blocking keys.
@@ -969,10 +972,15 @@ pub struct Standardised {
     pub counts: SourceCounts,
 }
 
+/// Rows of a scanned batch standardised together, on one thread: the unit of parallel work.
+const CHUNK: usize = 8192;
+
 /// Scans and standardises one file of an input, or a piece of it. Rows are processed in parallel
 /// chunks and put back in input order, so the table is the same whatever the thread count. `keeper`
 /// may drop accepted records that cannot meet the other side (link jobs prune the large side by the
-/// small side's keys).
+/// small side's keys). An input with a `cache` replays the piece's standardised records from it when
+/// they are there, and writes them there when not ([`crate::cache`]); what follows standardisation
+/// runs on replayed records as on scanned ones, so the result is the same either way.
 pub fn standardise_input<K: Keeper>(
     spec: &JobSpec,
     input: &Input,
@@ -981,113 +989,89 @@ pub fn standardise_input<K: Keeper>(
     mut progress: impl FnMut(u64),
 ) -> Result<Standardised, EngineError> {
     let plan = Plan::new(spec, input);
-    let mut table = match piece {
-        Some(piece) if keeper.keeps_all() => plan.table_with_capacity(piece.rows as usize),
-        _ => plan.empty_table(),
+    let mut collector = Collector {
+        table: match piece {
+            Some(piece) if keeper.keeps_all() => plan.table_with_capacity(piece.rows as usize),
+            _ => plan.empty_table(),
+        },
+        rejects: Vec::new(),
+        counts: SourceCounts::default(),
+        invalid: vec![0u64; spec.fields.len()],
+        // Ids are remembered by a 64-bit hash: exact enough (a false duplicate needs a collision
+        // among 2^32 ids) and a fraction of the memory of the ids themselves at national scale.
+        seen_ids: IdSet::with_capacity(piece.map_or(0, |p| p.rows as usize)),
+        input,
+        writer: None,
     };
-    let mut rejects = Vec::new();
-    let mut counts = SourceCounts::default();
-    let mut invalid = vec![0u64; spec.fields.len()];
-    // Ids are remembered by a 64-bit hash: exact enough (a false duplicate needs a collision among
-    // 2^32 ids) and a fraction of the memory of the ids themselves at national scale.
-    let mut seen_ids = IdSet::with_capacity(piece.map_or(0, |p| p.rows as usize));
-    const CHUNK: usize = 8192;
-    crate::scan::scan(input, file, piece, 65_536, |scanned| {
-        let Scanned {
-            batch,
-            rows: numbers,
-            bad,
-        } = scanned;
-        let lines = (numbers.len() + bad.len()) as u64;
-        rejects.extend(bad.into_iter().map(|b| Reject {
-            record_id: b.record_id,
-            row: b.row,
-            reason: b.reason,
-        }));
-        let n = batch.num_rows();
-        let keeper_ref: &K = keeper;
-        let chunks: Vec<_> = (0..n.div_ceil(CHUNK))
-            .into_par_iter()
-            .map(|c| {
-                let range = c * CHUNK..((c + 1) * CHUNK).min(n);
-                let (part, part_rejects, part_invalid) = CACHES.with_borrow_mut(|caches| {
-                    plan.standardise_rows(&batch, range, &numbers, caches)
-                });
-                let usable: Vec<bool> = (0..part.len())
-                    .map(|r| part.keys.iter().any(|k| k[r] != 0))
-                    .collect();
-                let id_hashes: Vec<u64> =
-                    (0..part.len()).map(|r| hash_str(part.ids.get(r))).collect();
-                let prepared = keeper_ref.prepare(&part, &usable);
-                (
-                    part,
-                    part_rejects,
-                    part_invalid,
-                    usable,
-                    id_hashes,
-                    prepared,
-                )
-            })
-            .collect();
-        // Duplicate ids and unusable records are found here, in input order, so the first of two
-        // records with one id is the one kept.
-        let mut kept_rows = Vec::with_capacity(chunks.len());
-        let mut parts = Vec::with_capacity(chunks.len());
-        for (part, part_rejects, part_invalid, usable, id_hashes, mut prepared) in chunks {
-            rejects.extend(part_rejects);
-            for (a, b) in invalid.iter_mut().zip(part_invalid) {
-                *a += b;
-            }
-            let mut rows = Vec::with_capacity(part.len());
-            seen_ids.warm(&id_hashes);
-            for r in 0..part.len() {
-                let (id, row) = (part.ids.get(r), part.rows[r]);
-                if !usable[r] {
-                    rejects.push(Reject {
-                        record_id: id.to_owned(),
-                        row,
-                        reason: "no blocking key: every rule needs a value this record lacks"
-                            .into(),
-                    });
-                } else if !seen_ids.insert(id_hashes[r]) {
-                    rejects.push(Reject {
-                        record_id: id.to_owned(),
-                        row,
-                        reason: format!("duplicate record id (column `{}`)", input.id),
-                    });
-                    keeper.unprepare(&part, &mut prepared, r);
-                } else {
-                    counts.accepted += 1;
-                    if keeper.keep(&part, &prepared, r, id_hashes[r]) {
-                        rows.push(r);
-                    } else {
-                        counts.pruned += 1;
-                    }
-                }
-            }
-            keeper.finish(prepared);
-            kept_rows.push(rows);
-            parts.push(part);
+    let entry = crate::cache::Entry::of(spec, input, file, piece);
+    if let Some(hit) = entry.as_ref().and_then(|e| e.read()) {
+        let crate::cache::Hit {
+            batches,
+            mut records,
+        } = hit;
+        let mut next = 0;
+        for cached in batches {
+            let tables = (next..next + cached.chunks.len())
+                .map(|i| records.batch(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            next += cached.chunks.len();
+            let keeper_ref: &K = keeper;
+            let chunks: Vec<_> = tables
+                .into_par_iter()
+                .zip(cached.chunks)
+                .map(|(batch, chunk)| {
+                    let part = crate::exchange::batch_to_table(spec, input, &batch)?;
+                    Ok(Chunk::new(keeper_ref, part, chunk.rejects, chunk.invalid))
+                })
+                .collect::<Result<_, EngineError>>()?;
+            collector.counts.from_cache += cached.lines;
+            collector.take(keeper, cached.lines, cached.bad, chunks);
+            progress(cached.lines);
         }
-        // The kept records of each chunk are copied out in parallel, then appended in order.
-        let kept: Vec<Table> = parts
-            .into_par_iter()
-            .zip(kept_rows)
-            .map(|(part, rows)| {
-                if rows.len() == part.len() {
-                    part
-                } else {
-                    part.select(&rows)
-                }
-            })
-            .collect();
-        for part in kept {
-            table.append(part);
+    } else {
+        collector.writer = entry.as_ref().map(|e| (e.writer(), e.schema().clone()));
+        crate::scan::scan(input, file, piece, 65_536, |scanned| {
+            let Scanned {
+                batch,
+                rows: numbers,
+                bad,
+            } = scanned;
+            let lines = (numbers.len() + bad.len()) as u64;
+            let bad = bad
+                .into_iter()
+                .map(|b| Reject {
+                    record_id: b.record_id,
+                    row: b.row,
+                    reason: b.reason,
+                })
+                .collect();
+            let n = batch.num_rows();
+            let keeper_ref: &K = keeper;
+            let chunks: Vec<_> = (0..n.div_ceil(CHUNK))
+                .into_par_iter()
+                .map(|c| {
+                    let range = c * CHUNK..((c + 1) * CHUNK).min(n);
+                    let (part, rejects, invalid) = CACHES.with_borrow_mut(|caches| {
+                        plan.standardise_rows(&batch, range, &numbers, caches)
+                    });
+                    Chunk::new(keeper_ref, part, rejects, invalid)
+                })
+                .collect();
+            collector.take(keeper, lines, bad, chunks);
+            progress(lines);
+            Ok(())
+        })?;
+        if let Some((writer, _)) = collector.writer.take() {
+            writer.finish();
         }
-        counts.input += lines;
-        progress(lines);
-        Ok(())
-    })?;
+    }
+    let Collector {
+        table,
+        rejects,
+        mut counts,
+        invalid,
+        ..
+    } = collector;
     counts.rejected = rejects.len() as u64;
     counts.invalid_values = spec
         .fields
@@ -1101,6 +1085,157 @@ pub fn standardise_input<K: Keeper>(
         rejects,
         counts,
     })
+}
+
+/// A chunk of standardised records with what a [`Keeper`] needs of them, worked out in parallel.
+struct Chunk<P> {
+    part: Table,
+    /// Records without an id, and per field the values not understood.
+    rejects: Vec<Reject>,
+    invalid: Vec<u64>,
+    /// Whether each record has a blocking key.
+    usable: Vec<bool>,
+    id_hashes: Vec<u64>,
+    prepared: P,
+}
+
+impl<P> Chunk<P> {
+    fn new<K: Keeper<Prepared = P>>(
+        keeper: &K,
+        part: Table,
+        rejects: Vec<Reject>,
+        invalid: Vec<u64>,
+    ) -> Self {
+        let usable: Vec<bool> = (0..part.len())
+            .map(|r| part.keys.iter().any(|k| k[r] != 0))
+            .collect();
+        let id_hashes: Vec<u64> = (0..part.len()).map(|r| hash_str(part.ids.get(r))).collect();
+        let prepared = keeper.prepare(&part, &usable);
+        Chunk {
+            part,
+            rejects,
+            invalid,
+            usable,
+            id_hashes,
+            prepared,
+        }
+    }
+}
+
+/// What [`standardise_input`] gathers batch after batch, in input order.
+struct Collector<'a> {
+    table: Table,
+    rejects: Vec<Reject>,
+    counts: SourceCounts,
+    invalid: Vec<u64>,
+    seen_ids: IdSet,
+    input: &'a Input,
+    /// The cache entry being written, with the schema of its records (a miss of a cached input).
+    writer: Option<(crate::cache::Writer, arrow::datatypes::SchemaRef)>,
+}
+
+impl Collector<'_> {
+    /// Takes the chunks of one scanned batch (`lines` lines, `bad` of them unreadable), in order.
+    fn take<K: Keeper>(
+        &mut self,
+        keeper: &mut K,
+        lines: u64,
+        bad: Vec<Reject>,
+        chunks: Vec<Chunk<K::Prepared>>,
+    ) {
+        let mut cached = self.writer.as_ref().map(|_| crate::cache::CachedBatch {
+            lines,
+            bad: bad.clone(),
+            chunks: Vec::with_capacity(chunks.len()),
+        });
+        self.rejects.extend(bad);
+        // Duplicate ids and unusable records are found here, in input order, so the first of two
+        // records with one id is the one kept.
+        let mut kept_rows = Vec::with_capacity(chunks.len());
+        let mut parts = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let Chunk {
+                part,
+                rejects: part_rejects,
+                invalid: part_invalid,
+                usable,
+                id_hashes,
+                mut prepared,
+            } = chunk;
+            for (a, b) in self.invalid.iter_mut().zip(&part_invalid) {
+                *a += b;
+            }
+            if let Some(cached) = &mut cached {
+                cached.chunks.push(crate::cache::CachedChunk {
+                    rejects: part_rejects.clone(),
+                    invalid: part_invalid,
+                });
+            }
+            self.rejects.extend(part_rejects);
+            let mut rows = Vec::with_capacity(part.len());
+            self.seen_ids.warm(&id_hashes);
+            for r in 0..part.len() {
+                let (id, row) = (part.ids.get(r), part.rows[r]);
+                if !usable[r] {
+                    self.rejects.push(Reject {
+                        record_id: id.to_owned(),
+                        row,
+                        reason: "no blocking key: every rule needs a value this record lacks"
+                            .into(),
+                    });
+                } else if !self.seen_ids.insert(id_hashes[r]) {
+                    self.rejects.push(Reject {
+                        record_id: id.to_owned(),
+                        row,
+                        reason: format!("duplicate record id (column `{}`)", self.input.id),
+                    });
+                    keeper.unprepare(&part, &mut prepared, r);
+                } else {
+                    self.counts.accepted += 1;
+                    if keeper.keep(&part, &prepared, r, id_hashes[r]) {
+                        rows.push(r);
+                    } else {
+                        self.counts.pruned += 1;
+                    }
+                }
+            }
+            keeper.finish(prepared);
+            kept_rows.push(rows);
+            parts.push(part);
+        }
+        // The kept records of each chunk are copied out in parallel, then appended in order; a
+        // cache entry being written takes every record of the chunk.
+        let schema = self.writer.as_ref().map(|(_, schema)| schema);
+        let kept: Vec<(Table, Option<Result<RecordBatch, EngineError>>)> = parts
+            .into_par_iter()
+            .zip(kept_rows)
+            .map(|(part, rows)| match schema {
+                Some(schema) => {
+                    let kept = part.select(&rows);
+                    (kept, Some(crate::exchange::table_to_batch(schema, part)))
+                }
+                None if rows.len() == part.len() => (part, None),
+                None => (part.select(&rows), None),
+            })
+            .collect();
+        let mut records = Vec::new();
+        for (part, record_batch) in kept {
+            self.table.append(part);
+            match record_batch {
+                Some(Ok(batch)) => records.push(batch),
+                Some(Err(e)) => {
+                    // Not expected (the schema is the table's own): the entry is not written.
+                    tracing::warn!(error = %e, "input cache entry not written");
+                    self.writer = None;
+                }
+                None => {}
+            }
+        }
+        if let (Some((writer, _)), Some(cached)) = (&mut self.writer, cached) {
+            writer.push(cached, records);
+        }
+        self.counts.input += lines;
+    }
 }
 
 #[cfg(test)]

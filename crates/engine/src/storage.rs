@@ -202,6 +202,23 @@ impl Object {
         block_on(async move { o.head().await })
     }
 
+    /// The object's version: its size, modification time, entity tag and version id (where the
+    /// store keeps them).
+    pub fn version(&self) -> Result<String, EngineError> {
+        let o = self.clone();
+        block_on(async move {
+            let m = o
+                .store
+                .head(&o.path)
+                .await
+                .map_err(|e| storage_error(&o, e))?;
+            Ok(format!(
+                "{} bytes modified {} tag {:?} version {:?}",
+                m.size, m.last_modified, m.e_tag, m.version
+            ))
+        })
+    }
+
     /// The object's size, from a runtime the caller drives.
     pub async fn head(&self) -> Result<u64, EngineError> {
         self.store

@@ -92,8 +92,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     for s in &summary.sources {
         println!(
-            "  {:<16} {:>11} records: {:>11} accepted, {:>7} rejected, {:>11} without a shared key",
-            s.name, s.input, s.accepted, s.rejected, s.pruned
+            "  {:<16} {:>11} records: {:>11} accepted, {:>7} rejected, {:>11} without a shared key{}",
+            s.name,
+            s.input,
+            s.accepted,
+            s.rejected,
+            s.pruned,
+            match s.from_cache {
+                0 => String::new(),
+                n if n == s.input => ", all from the cache".to_owned(),
+                n => format!(", {n} from the cache"),
+            }
         );
     }
     println!(

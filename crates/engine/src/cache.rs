@@ -33,7 +33,7 @@ use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
-use crate::exchange::{IpcFile, table_schema};
+use crate::exchange::table_schema;
 use crate::scan::Piece;
 use crate::spec::{Input, JobSpec};
 use crate::standardise::Reject;
@@ -76,10 +76,20 @@ pub(crate) struct Entry {
     schema: SchemaRef,
 }
 
-/// A hit: the batches of what scanning gave, and the records file to read their chunks from, in order.
+/// A hit: the batches of what scanning gave, and the records file holding their chunks, in order.
 pub(crate) struct Hit {
     pub batches: Vec<CachedBatch>,
-    pub records: IpcFile,
+    files: ScratchFiles,
+    records: PathBuf,
+}
+
+impl Hit {
+    /// Chunk `index` of the records file (counting every batch's chunks in order). Each call opens
+    /// the file, so that chunks are read, checked and decoded in parallel, as chunks of a scan are
+    /// standardised.
+    pub(crate) fn chunk(&self, index: usize) -> Result<RecordBatch, EngineError> {
+        self.files.ipc(&self.records)?.batch(index)
+    }
 }
 
 impl Entry {
@@ -127,18 +137,19 @@ impl Entry {
             if meta.fingerprint != self.fingerprint {
                 return Ok(None);
             }
-            let records = self.files.ipc(&self.dir.join(&meta.records))?;
+            let key = self.dir.join(&meta.records);
+            let records = self.files.ipc(&key)?.batches();
             let chunks: usize = meta.batches.iter().map(|b| b.chunks.len()).sum();
-            if records.batches() != chunks {
+            if records != chunks {
                 return Err(EngineError::Other(format!(
-                    "{}: {} record batches where meta.json lists {chunks} chunks",
+                    "{}: {records} record batches where meta.json lists {chunks} chunks",
                     meta.records,
-                    records.batches()
                 )));
             }
             Ok(Some(Hit {
                 batches: meta.batches,
-                records,
+                files: self.files.clone(),
+                records: key,
             }))
         };
         hit()
@@ -436,7 +447,8 @@ review = 0.5
         writer.finish();
         let hit = entry.read().expect("a finished entry");
         assert_eq!(hit.batches, vec![cached]);
-        assert_eq!(hit.records.batches(), 1);
+        assert_eq!(hit.chunk(0).unwrap().num_rows(), 0);
+        assert!(hit.chunk(1).is_err(), "one chunk written");
 
         // Another fingerprint with the same hash (a collision) reads nothing.
         let other = Entry {

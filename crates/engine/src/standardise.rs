@@ -1004,22 +1004,19 @@ pub fn standardise_input<K: Keeper>(
         writer: None,
     };
     let entry = crate::cache::Entry::of(spec, input, file, piece);
-    if let Some(hit) = entry.as_ref().and_then(|e| e.read()) {
-        let crate::cache::Hit {
-            batches,
-            mut records,
-        } = hit;
+    if let Some(mut hit) = entry.as_ref().and_then(|e| e.read()) {
         let mut next = 0;
-        for cached in batches {
-            let tables = (next..next + cached.chunks.len())
-                .map(|i| records.batch(i))
-                .collect::<Result<Vec<_>, _>>()?;
+        for cached in std::mem::take(&mut hit.batches) {
+            let first = next;
             next += cached.chunks.len();
             let keeper_ref: &K = keeper;
-            let chunks: Vec<_> = tables
+            let hit = &hit;
+            let chunks: Vec<_> = cached
+                .chunks
                 .into_par_iter()
-                .zip(cached.chunks)
-                .map(|(batch, chunk)| {
+                .enumerate()
+                .map(|(i, chunk)| {
+                    let batch = hit.chunk(first + i)?;
                     let part = crate::exchange::batch_to_table(spec, input, &batch)?;
                     Ok(Chunk::new(keeper_ref, part, chunk.rejects, chunk.invalid))
                 })

@@ -293,12 +293,22 @@ fn a_file_cut_into_row_group_tasks_gives_the_same_files() {
     assert_eq!(standardise_tasks(&population_only), 7); // 14 row groups, 2 a task
     let cut_summary = run_job(&pieces, &Silent).unwrap();
     assert_same_outputs(&whole, &cut, "when a file is cut into row-group tasks");
-    assert_eq!(whole_summary.sources.len(), cut_summary.sources.len());
-    for (a, b) in whole_summary.sources.iter().zip(&cut_summary.sources) {
+    assert_same_counts(
+        &whole_summary,
+        &cut_summary,
+        "when a file is cut into row-group tasks",
+    );
+}
+
+/// Asserts that two jobs counted the same records per source: read, accepted, rejected, pruned, and
+/// values not understood per field.
+fn assert_same_counts(a: &khop_engine::Summary, b: &khop_engine::Summary, what: &str) {
+    assert_eq!(a.sources.len(), b.sources.len(), "{what}");
+    for (a, b) in a.sources.iter().zip(&b.sources) {
         assert_eq!(
-            (a.input, a.accepted, a.rejected, a.pruned),
-            (b.input, b.accepted, b.rejected, b.pruned),
-            "{}",
+            (a.input, a.accepted, a.rejected, a.pruned, &a.invalid_values),
+            (b.input, b.accepted, b.rejected, b.pruned, &b.invalid_values),
+            "{}: {what}",
             a.name
         );
     }
@@ -352,14 +362,10 @@ fn bad_records_are_rejected_with_a_reason_and_counted() {
     for (name, from_cache) in [("written", false), ("replayed", true)] {
         let out = dir.path().join(name);
         let again = run_job(&cached(job(&data, &out, 0), &cache), &Silent).unwrap();
-        assert_same_outputs(&output, &out, &format!("when the cache is {name}"));
-        for (a, b) in summary.sources.iter().zip(&again.sources) {
-            assert_eq!(
-                (a.input, a.accepted, a.rejected, &a.invalid_values),
-                (b.input, b.accepted, b.rejected, &b.invalid_values),
-                "{name}: {}",
-                a.name
-            );
+        let what = format!("when the cache is {name}");
+        assert_same_outputs(&output, &out, &what);
+        assert_same_counts(&summary, &again, &what);
+        for b in &again.sources {
             assert_eq!(b.from_cache, if from_cache { b.input } else { 0 }, "{name}");
         }
     }
@@ -401,14 +407,7 @@ fn a_job_from_its_input_cache_gives_the_same_files() {
     let (replayed, summary) = run("replayed", &use_cache);
     assert_eq!(from_cache(&summary), [2_000, 40_000]);
     assert_same_outputs(&plain, &replayed, "when records come from the cache");
-    for (a, b) in plain_summary.sources.iter().zip(&summary.sources) {
-        assert_eq!(
-            (a.input, a.accepted, a.rejected, a.pruned),
-            (b.input, b.accepted, b.rejected, b.pruned),
-            "{}",
-            a.name
-        );
-    }
+    assert_same_counts(&plain_summary, &summary, "when records come from the cache");
     // Cut into other pieces: the population's pieces miss (and are written), the civil servants hit.
     let (cut, summary) = run("cut", &|spec| {
         use_cache(spec);

@@ -30,6 +30,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
@@ -76,20 +77,10 @@ pub(crate) struct Entry {
     schema: SchemaRef,
 }
 
-/// A hit: the batches of what scanning gave, and the records file holding their chunks, in order.
+/// A hit: the batches of what scanning gave, and the chunks of records of each, in order.
 pub(crate) struct Hit {
     pub batches: Vec<CachedBatch>,
-    files: ScratchFiles,
-    records: PathBuf,
-}
-
-impl Hit {
-    /// Chunk `index` of the records file (counting every batch's chunks in order). Each call opens
-    /// the file, so that chunks are read, checked and decoded in parallel, as chunks of a scan are
-    /// standardised.
-    pub(crate) fn chunk(&self, index: usize) -> Result<RecordBatch, EngineError> {
-        self.files.ipc(&self.records)?.batch(index)
-    }
+    pub chunks: Vec<RecordBatch>,
 }
 
 impl Entry {
@@ -137,19 +128,35 @@ impl Entry {
             if meta.fingerprint != self.fingerprint {
                 return Ok(None);
             }
+            // Every chunk read and checked before the first is replayed: an entry found damaged
+            // halfway could not be given up for the input any more.
             let key = self.dir.join(&meta.records);
+            let count: usize = meta.batches.iter().map(|b| b.chunks.len()).sum();
             let records = self.files.ipc(&key)?.batches();
-            let chunks: usize = meta.batches.iter().map(|b| b.chunks.len()).sum();
-            if records != chunks {
+            if records != count {
                 return Err(EngineError::Other(format!(
-                    "{}: {records} record batches where meta.json lists {chunks} chunks",
+                    "{}: {records} record batches where meta.json lists {count} chunks",
                     meta.records,
                 )));
             }
+            // Each thread opens the file for itself, so that chunks are read, checked and decoded in
+            // parallel.
+            let chunks = (0..count)
+                .into_par_iter()
+                .map(|i| {
+                    let chunk = self.files.ipc(&key)?.batch(i)?;
+                    if chunk.schema() != self.schema {
+                        return Err(EngineError::Other(format!(
+                            "{}: chunk {i} is not of the records' schema",
+                            meta.records
+                        )));
+                    }
+                    Ok(chunk)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(Some(Hit {
                 batches: meta.batches,
-                files: self.files.clone(),
-                records: key,
+                chunks,
             }))
         };
         hit()
@@ -447,8 +454,8 @@ review = 0.5
         writer.finish();
         let hit = entry.read().expect("a finished entry");
         assert_eq!(hit.batches, vec![cached]);
-        assert_eq!(hit.chunk(0).unwrap().num_rows(), 0);
-        assert!(hit.chunk(1).is_err(), "one chunk written");
+        assert_eq!(hit.chunks.len(), 1);
+        assert_eq!(hit.chunks[0].num_rows(), 0);
 
         // Another fingerprint with the same hash (a collision) reads nothing.
         let other = Entry {

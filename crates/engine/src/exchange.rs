@@ -169,12 +169,20 @@ pub fn write_ipc(
     }
     let tmp = path.with_extension("tmp");
     let file = File::create(&tmp).map_err(io(&tmp))?;
-    let mut writer = FileWriter::try_new(std::io::BufWriter::with_capacity(1 << 20, file), schema)?;
-    for batch in batches {
-        writer.write(&batch?)?;
+    let written = (|| {
+        let mut writer =
+            FileWriter::try_new(std::io::BufWriter::with_capacity(1 << 20, file), schema)?;
+        for batch in batches {
+            writer.write(&batch?)?;
+        }
+        writer.finish()?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        // No half-written file is left behind (a cache keeps its directory for good).
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    writer.finish()?;
-    drop(writer);
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 

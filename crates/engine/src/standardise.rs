@@ -1004,19 +1004,17 @@ pub fn standardise_input<K: Keeper>(
         writer: None,
     };
     let entry = crate::cache::Entry::of(spec, input, file, piece);
-    if let Some(mut hit) = entry.as_ref().and_then(|e| e.read()) {
-        let mut next = 0;
-        for cached in std::mem::take(&mut hit.batches) {
-            let first = next;
-            next += cached.chunks.len();
+    if let Some(hit) = entry.as_ref().and_then(|e| e.read()) {
+        let mut records = hit.chunks.into_iter();
+        for cached in hit.batches {
             let keeper_ref: &K = keeper;
-            let hit = &hit;
-            let chunks: Vec<_> = cached
-                .chunks
+            let chunks: Vec<_> = records
+                .by_ref()
+                .take(cached.chunks.len())
+                .collect::<Vec<_>>()
                 .into_par_iter()
-                .enumerate()
-                .map(|(i, chunk)| {
-                    let batch = hit.chunk(first + i)?;
+                .zip(cached.chunks)
+                .map(|(batch, chunk)| {
                     let part = crate::exchange::batch_to_table(spec, input, &batch)?;
                     Ok(Chunk::new(keeper_ref, part, chunk.rejects, chunk.invalid))
                 })

@@ -21,11 +21,15 @@ use crate::spec::{Input, JobSpec, Standardiser};
 ///
 /// **Invariant:** `offsets` are Arrow's: they start with 0, and string `i` is
 /// `data[offsets[i]..offsets[i + 1]]`; so a column moves to and from Arrow without converting them.
+/// Strings read from an Arrow column without nulls ([`Strings::from_array`]) are the column itself,
+/// in `column`, with `data` and `offsets` left empty, until the first change copies its values out:
+/// reading a table back (a scratch file, a cache entry) copies nothing that is only looked at.
 #[derive(Clone, Debug)]
 pub struct Strings {
     data: String,
     /// i32 as in Arrow's `StringArray`, which bounds a column to 2 GiB either way.
     offsets: Vec<i32>,
+    column: Option<StringArray>,
 }
 
 impl Default for Strings {
@@ -42,28 +46,52 @@ impl Strings {
         Strings {
             data: String::with_capacity(bytes),
             offsets,
+            column: None,
         }
     }
 
+    #[inline]
     pub fn push(&mut self, s: &str) {
+        self.own();
         self.data.push_str(s);
         self.offsets.push(self.data.len() as i32);
     }
 
+    #[inline]
     pub fn get(&self, i: usize) -> &str {
-        &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+        match &self.column {
+            Some(column) => column.value(i),
+            None => &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize],
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.offsets.len() - 1
+        match &self.column {
+            Some(column) => column.len(),
+            None => self.offsets.len() - 1,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Bytes of all the strings together.
+    fn bytes(&self) -> usize {
+        match &self.column {
+            Some(column) => {
+                let offsets = column.value_offsets();
+                (offsets[offsets.len() - 1] - offsets[0]) as usize
+            }
+            None => self.data.len(),
+        }
+    }
+
     /// The strings as an Arrow column; the bytes and offsets are moved, not copied.
     pub fn into_array(self) -> StringArray {
+        if let Some(column) = self.column {
+            return column;
+        }
         StringArray::new(
             arrow::buffer::OffsetBuffer::new(self.offsets.into()),
             arrow::buffer::Buffer::from_vec(self.data.into_bytes()),
@@ -71,7 +99,8 @@ impl Strings {
         )
     }
 
-    /// Strings from an Arrow column; nulls become empty strings.
+    /// Strings from an Arrow column; nulls become empty strings. A column without nulls is taken as
+    /// it is (its buffers are shared, not copied).
     pub fn from_array(array: &StringArray) -> Strings {
         if array.null_count() > 0 {
             // A null slot may still span bytes: they are not its value.
@@ -81,19 +110,48 @@ impl Strings {
             }
             return strings;
         }
-        let offsets = array.value_offsets();
-        let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
+        Strings {
+            data: String::new(),
+            offsets: vec![0],
+            column: Some(array.clone()),
+        }
+    }
+
+    /// Copies the values of a column taken by [`Strings::from_array`] out, before a change.
+    #[inline]
+    fn own(&mut self) {
+        if self.column.is_some() {
+            self.copy_column_out();
+        }
+    }
+
+    #[cold]
+    fn copy_column_out(&mut self) {
+        let Some(column) = self.column.take() else {
+            return;
+        };
+        let offsets = column.value_offsets();
+        let first = offsets[0];
         // Value by value: each is valid UTF-8 already (Arrow checked the column when it was built or
         // read), where checking the whole run of bytes again was 1% of a 10 M link's CPU.
-        let mut data = String::with_capacity((last - first) as usize);
-        for i in 0..array.len() {
-            data.push_str(array.value(i));
+        let mut data = String::with_capacity((offsets[offsets.len() - 1] - first) as usize);
+        for i in 0..column.len() {
+            data.push_str(column.value(i));
         }
-        let offsets = offsets.iter().map(|&o| o - first).collect();
-        Strings { data, offsets }
+        self.offsets = offsets.iter().map(|&o| o - first).collect();
+        self.data = data;
     }
 
     pub(crate) fn append(&mut self, other: &Strings) {
+        self.own();
+        if other.column.is_some() {
+            self.data.reserve(other.bytes());
+            self.offsets.reserve(other.len());
+            for i in 0..other.len() {
+                self.push(other.get(i));
+            }
+            return;
+        }
         let base = self.data.len() as i32;
         self.data.push_str(&other.data);
         self.offsets
@@ -104,7 +162,7 @@ impl Strings {
     /// `targets` order (`sizes[d]` of them go to destination `d`): one pass over this column for any
     /// number of destinations.
     pub(crate) fn scatter(&self, targets: &[(u32, u32)], sizes: &[usize]) -> Vec<Strings> {
-        let per_row = self.data.len() / self.len().max(1);
+        let per_row = self.bytes() / self.len().max(1);
         let mut out: Vec<Strings> = sizes
             .iter()
             .map(|&n| Strings::with_capacity(n, n * per_row))
@@ -1260,6 +1318,42 @@ mod tests {
                 .map(|i| strings.get(i))
                 .collect::<Vec<_>>(),
             ["", "Nguyễn Văn An", "x"]
+        );
+        assert_eq!(Strings::from_array(&column).into_array(), column);
+        // Taken in place, then changed: the values are copied out first, offsets rebased.
+        let mut changed = Strings::from_array(&column);
+        changed.push("Trần");
+        changed.append(&Strings::from_array(&column));
+        let mut owned = Strings::default();
+        owned.push("Lý");
+        changed.append(&owned);
+        assert_eq!(
+            (0..changed.len())
+                .map(|i| changed.get(i))
+                .collect::<Vec<_>>(),
+            [
+                "",
+                "Nguyễn Văn An",
+                "x",
+                "Trần",
+                "",
+                "Nguyễn Văn An",
+                "x",
+                "Lý"
+            ]
+        );
+        assert_eq!(
+            changed.into_array(),
+            StringArray::from(vec![
+                "",
+                "Nguyễn Văn An",
+                "x",
+                "Trần",
+                "",
+                "Nguyễn Văn An",
+                "x",
+                "Lý"
+            ])
         );
         // "ab" then a null slot that spans "cd", then "e".
         let with_null = StringArray::new(

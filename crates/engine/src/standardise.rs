@@ -205,6 +205,8 @@ pub fn unpack_date(p: PackedDate) -> Option<PartialDate> {
 }
 
 /// The standardised values of one field, for every record of a table.
+// A table holds one per field, never one per record: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum FieldValues {
     Name {

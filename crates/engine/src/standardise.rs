@@ -24,7 +24,7 @@ use crate::spec::{Input, JobSpec, Standardiser};
 /// Strings read from an Arrow column without nulls ([`Strings::from_array`]) are the column itself,
 /// in `column`, with `data` and `offsets` left empty, until the first change copies its values out:
 /// reading a table back (a scratch file, a cache entry) copies nothing that is only looked at.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Strings {
     data: String,
     /// i32 as in Arrow's `StringArray`, which bounds a column to 2 GiB either way.
@@ -35,6 +35,15 @@ pub struct Strings {
 impl Default for Strings {
     fn default() -> Self {
         Strings::with_capacity(0, 0)
+    }
+}
+
+/// The values, however they are held.
+impl std::fmt::Debug for Strings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries((0..self.len()).map(|i| self.get(i)))
+            .finish()
     }
 }
 

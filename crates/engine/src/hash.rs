@@ -24,13 +24,28 @@ impl KeyHasher {
             let word: [u8; 8] = word.try_into().expect("chunks of 8 bytes");
             h = fold_mul(h ^ u64::from_le_bytes(word), K);
         }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            h = fold_mul(h ^ u64::from_le_bytes(word), K);
+        if !words.remainder().is_empty() {
+            h = fold_mul(h ^ tail_word(bytes), K);
         }
         mix64(h) | 1
+    }
+}
+
+/// The last `bytes.len() % 8` bytes (at least one) as a little-endian word, zero-padded above. A key
+/// of eight bytes or more has its last eight read as one word and shifted: copying the tail into a
+/// zeroed stack word was a `memcpy` call and a load stalled on store forwarding, about 2% of a link.
+fn tail_word(bytes: &[u8]) -> u64 {
+    let rest = bytes.len() % 8;
+    debug_assert!(rest > 0);
+    match bytes.len().checked_sub(8) {
+        Some(start) => {
+            let last: [u8; 8] = bytes[start..].try_into().expect("eight bytes");
+            u64::from_le_bytes(last) >> ((8 - rest) * 8)
+        }
+        None => bytes
+            .iter()
+            .rev()
+            .fold(0u64, |word, &b| (word << 8) | u64::from(b)),
     }
 }
 
@@ -281,6 +296,17 @@ mod tests {
         assert_eq!(KeyHasher::hash(b"nguyen an \xff"), 0xe1b1_28ec_b4ab_227b);
         assert_ne!(hash_str("a"), hash_str("b"));
         assert_ne!(KeyHasher::hash(&[]), 0);
+    }
+
+    #[test]
+    fn a_key_s_tail_is_its_last_bytes_zero_padded() {
+        let bytes: Vec<u8> = (0..40u32).map(|i| (i * 37 + 0x91) as u8).collect();
+        for len in (1..=40).filter(|n| n % 8 != 0) {
+            let key = &bytes[..len];
+            let mut padded = [0u8; 8];
+            padded[..len % 8].copy_from_slice(&key[len - len % 8..]);
+            assert_eq!(tail_word(key), u64::from_le_bytes(padded), "length {len}");
+        }
     }
 
     #[test]

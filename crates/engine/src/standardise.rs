@@ -1338,34 +1338,23 @@ mod tests {
         let mut owned = Strings::default();
         owned.push("Lý");
         changed.append(&owned);
+        let expected = [
+            "",
+            "Nguyễn Văn An",
+            "x",
+            "Trần",
+            "",
+            "Nguyễn Văn An",
+            "x",
+            "Lý",
+        ];
         assert_eq!(
             (0..changed.len())
                 .map(|i| changed.get(i))
                 .collect::<Vec<_>>(),
-            [
-                "",
-                "Nguyễn Văn An",
-                "x",
-                "Trần",
-                "",
-                "Nguyễn Văn An",
-                "x",
-                "Lý"
-            ]
+            expected
         );
-        assert_eq!(
-            changed.into_array(),
-            StringArray::from(vec![
-                "",
-                "Nguyễn Văn An",
-                "x",
-                "Trần",
-                "",
-                "Nguyễn Văn An",
-                "x",
-                "Lý"
-            ])
-        );
+        assert_eq!(changed.into_array(), StringArray::from(expected.to_vec()));
         // "ab" then a null slot that spans "cd", then "e".
         let with_null = StringArray::new(
             arrow::buffer::OffsetBuffer::new(vec![0, 2, 4, 5].into()),

@@ -11,10 +11,15 @@
 //! an entry beside its work. Nothing else is cached: what follows standardisation (duplicate ids,
 //! records without a blocking key, pruning by the other side, the sample, term frequencies) runs on
 //! the replayed records as it does on scanned ones. A changed file, spec or build misses and writes a
-//! new entry; entries are never read again once stale, and may be deleted at any time.
+//! new entry, which replaces the stale ones (below); entries may be deleted at any time.
 //!
-//! Layout: `<cache>/<16 hex digits of the fingerprint's hash>/meta.json` and the Arrow IPC file of
-//! records it names, one record batch per chunk of [`crate::standardise::standardise_input`].
+//! Layout: `<cache>/<slot>/<generation>-<piece>/meta.json` and the Arrow IPC file of records it
+//! names, one record batch per chunk of [`crate::standardise::standardise_input`]. Each part is 16
+//! hex digits of a hash: the slot, of what the entry is of (the file's path, the input's columns,
+//! the fields and the blocking keys); the generation, of the khop build and the file's version; the
+//! piece, of its row groups. Once a task has written its entry, it deletes the other generations of
+//! its slot: they are of an older file or build, whose entries would never be read again (a cache
+//! would otherwise grow by the size of the input at every rebuild or change of the file).
 //!
 //! **Invariant:** an entry is read only when its `meta.json` holds the task's fingerprint text in full
 //! (a hash collision misses), and `meta.json` is written only after the records file it names is
@@ -40,8 +45,10 @@ use crate::spec::{Input, JobSpec};
 use crate::standardise::Reject;
 use crate::storage::{self, Object, ScratchFiles};
 
-/// Changes whenever what an entry holds, or how it is laid out, changes.
-const FORMAT: u32 = 1;
+/// Changes whenever what an entry holds, or how it is laid out, changes. Entries of format 1 lay
+/// directly under the cache location (`<cache>/<hash>/meta.json`); they are never read, and may be
+/// deleted.
+const FORMAT: u32 = 2;
 
 /// What one scanned batch of the input gave: the lines it took, those that could not be read as
 /// records, and its chunks (each one record batch of the entry's records file, in order).
@@ -71,7 +78,9 @@ struct Meta {
 /// One piece's place in an input's cache.
 pub(crate) struct Entry {
     files: ScratchFiles,
-    /// The entry's directory, relative to the cache location.
+    /// The entry's slot and its directory in it (`<generation>-<piece>`), relative to the cache
+    /// location.
+    slot: PathBuf,
     dir: PathBuf,
     fingerprint: String,
     schema: SchemaRef,
@@ -95,16 +104,18 @@ impl Entry {
     ) -> Option<Entry> {
         let location = input.cache.as_deref()?;
         let entry = || -> Result<Entry, EngineError> {
-            let fingerprint = fingerprint(spec, input, file, piece)?;
+            let print = fingerprint(spec, input, file, piece)?;
             let files = if storage::is_url(location) {
                 ScratchFiles::Objects(Object::at(location)?)
             } else {
                 ScratchFiles::Dir(PathBuf::from(location))
             };
+            let slot = PathBuf::from(hex(&print.slot));
             Ok(Entry {
                 files,
-                dir: PathBuf::from(format!("{:016x}", crate::hash::hash_str(&fingerprint))),
-                fingerprint,
+                dir: slot.join(format!("{}-{}", hex(&print.generation), hex(&print.piece))),
+                slot,
+                fingerprint: print.text(),
                 schema: table_schema(spec, input),
             })
         };
@@ -182,6 +193,7 @@ impl Entry {
         Writer {
             entry: Entry {
                 files: self.files.clone(),
+                slot: self.slot.clone(),
                 dir: self.dir.clone(),
                 fingerprint: self.fingerprint.clone(),
                 schema: self.schema.clone(),
@@ -253,10 +265,49 @@ impl Writer {
                 .files
                 .write_json(&self.entry.dir.join("meta.json"), &meta)
         });
-        if let Err(e) = result {
-            tracing::warn!(entry = %self.entry.dir.display(), error = %e, "input cache entry not written");
+        match result {
+            Ok(()) => self.entry.remove_other_generations(),
+            Err(e) => {
+                tracing::warn!(entry = %self.entry.dir.display(), error = %e, "input cache entry not written")
+            }
         }
     }
+}
+
+impl Entry {
+    /// Deletes the entries of this entry's slot from other generations (older files or builds). A
+    /// failure is logged: it leaves stale entries, which are never read.
+    fn remove_other_generations(&self) {
+        let own = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let generation = own.as_deref().and_then(|n| n.split_once('-')).map(|g| g.0);
+        let remove = || -> Result<usize, EngineError> {
+            let mut removed = 0;
+            for name in self.files.subdirs(&self.slot)? {
+                if name.split_once('-').map(|g| g.0) != generation {
+                    self.files.remove_dir(&self.slot.join(&name))?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        };
+        match remove() {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(slot = %self.slot.display(), removed, "stale input cache entries removed")
+            }
+            Err(e) => {
+                tracing::warn!(slot = %self.slot.display(), error = %e, "stale input cache entries not removed")
+            }
+        }
+    }
+}
+
+/// 16 hex digits of a text's hash: a part of an entry's path.
+fn hex(text: &str) -> String {
+    format!("{:016x}", crate::hash::hash_str(text))
 }
 
 impl Drop for Writer {
@@ -278,35 +329,54 @@ fn unique() -> u64 {
     crate::hash::mix64(nanos ^ crate::hash::mix64(u64::from(std::process::id()) << 32 | count))
 }
 
-/// Everything the standardised records of `file` (or its `piece`) of `input` depend on, as text.
+/// Everything the standardised records of a piece depend on, as text, in three parts: the entry's
+/// slot, generation and piece (see the module's doc).
+#[derive(Debug, PartialEq)]
+struct Fingerprint {
+    slot: String,
+    generation: String,
+    piece: String,
+}
+
+impl Fingerprint {
+    /// The whole of it, which an entry must hold to be read.
+    fn text(&self) -> String {
+        format!("{}{}{}", self.slot, self.generation, self.piece)
+    }
+}
+
+/// The fingerprint of `file` (or its `piece`) of `input`.
 fn fingerprint(
     spec: &JobSpec,
     input: &Input,
     file: &str,
     piece: Option<&Piece>,
-) -> Result<String, EngineError> {
-    let mut f = String::new();
-    let _ = writeln!(f, "khop standardised records, cache format {FORMAT}");
-    let _ = writeln!(f, "build {}", build()?);
-    let _ = writeln!(f, "file {file} {}", version(file)?);
-    let _ = match piece {
-        Some(p) => writeln!(
-            f,
-            "row groups {} to {}",
+) -> Result<Fingerprint, EngineError> {
+    let mut slot = String::new();
+    let _ = writeln!(slot, "khop standardised records, cache format {FORMAT}");
+    let _ = writeln!(slot, "file {file}");
+    let _ = writeln!(slot, "format {:?}, id column {:?}", input.format, input.id);
+    for (field, standardiser) in &spec.fields {
+        let columns = input.columns.get(field).map(|c| c.names());
+        let _ = writeln!(slot, "field {field:?} {standardiser:?} from {columns:?}");
+    }
+    for rule in &spec.blocking {
+        let _ = writeln!(slot, "rule keys {:?}", rule.keys);
+    }
+    let generation = format!("build {}\nfile version {}\n", build()?, version(file)?);
+    let piece = match piece {
+        Some(p) => format!(
+            "row groups {} to {}\n",
             p.first_group,
             p.first_group + p.groups
         ),
-        None => writeln!(f, "the whole file"),
+        None => "the whole file\n".to_owned(),
     };
-    let _ = writeln!(f, "format {:?}, id column {:?}", input.format, input.id);
-    for (field, standardiser) in &spec.fields {
-        let columns = input.columns.get(field).map(|c| c.names());
-        let _ = writeln!(f, "field {field:?} {standardiser:?} from {columns:?}");
-    }
-    for rule in &spec.blocking {
-        let _ = writeln!(f, "rule keys {:?}", rule.keys);
-    }
-    Ok(f)
+    Ok(Fingerprint {
+        slot,
+        generation,
+        piece,
+    })
 }
 
 /// This build of khop: its version and its executable's size and modification time, so that a
@@ -407,20 +477,30 @@ review = 0.5
             rows: 10,
             input_rows: 100,
         };
+        // What changes, and in which part: the slot (what the entry is of), the generation (the
+        // file's version and the build) or the piece.
         for (changed, print) in [
             ("blocking keys", print(&other_rule, None)),
             ("id column", print(&other_column, None)),
-            ("row groups", print(&spec, Some(&piece))),
         ] {
-            assert_ne!(first, print, "{changed}");
+            assert_ne!(first.slot, print.slot, "{changed}");
+            assert_eq!(first.generation, print.generation, "{changed}");
         }
+        let other_piece = print(&spec, Some(&piece));
+        assert_ne!(first.piece, other_piece.piece);
+        assert_eq!(
+            (&first.slot, &first.generation),
+            (&other_piece.slot, &other_piece.generation)
+        );
         // Comparisons and thresholds do not change standardised records.
         let mut other_threshold = spec.clone();
         other_threshold.thresholds.match_ = 0.99;
         assert_eq!(first, print(&other_threshold, None));
 
         std::fs::write(&file, "id,name,dob\n1,Nguyễn Văn An,1990-01-03\n2,B,1990\n").unwrap();
-        assert_ne!(first, print(&spec, None), "the file changed");
+        let changed = print(&spec, None);
+        assert_ne!(first.generation, changed.generation, "the file changed");
+        assert_eq!((&first.slot, &first.piece), (&changed.slot, &changed.piece));
     }
 
     #[test]
@@ -467,5 +547,79 @@ review = 0.5
         let meta = dir.path().join("cache").join(&entry.dir).join("meta.json");
         std::fs::write(&meta, "{").unwrap();
         assert!(entry.read().is_none());
+    }
+
+    /// Writes an empty finished entry for `entry`.
+    fn write_empty(spec: &JobSpec, entry: &Entry) {
+        let table = crate::standardise::Plan::new(spec, &spec.inputs[0]).empty_table();
+        let batch = crate::exchange::table_to_batch(entry.schema(), table).unwrap();
+        let mut writer = entry.writer();
+        writer.push(
+            CachedBatch {
+                lines: 0,
+                bad: vec![],
+                chunks: vec![CachedChunk::default()],
+            },
+            vec![batch],
+        );
+        writer.finish();
+    }
+
+    #[test]
+    fn a_new_entry_replaces_those_of_older_files_and_builds_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("people.csv");
+        std::fs::write(&file, "id,name,dob\n1,Nguyễn Văn An,1990-01-02\n").unwrap();
+        let file = file.to_string_lossy().into_owned();
+        let spec = spec(dir.path());
+        let input = &spec.inputs[0];
+        let piece = |first_group| Piece {
+            first_group,
+            groups: 1,
+            first_row: 0,
+            rows: 1,
+            input_rows: 2,
+        };
+        let (first, second) = (piece(0), piece(1));
+        let old: Vec<Entry> = [&first, &second]
+            .map(|p| Entry::of(&spec, input, &file, Some(p)).unwrap())
+            .into_iter()
+            .collect();
+        for entry in &old {
+            write_empty(&spec, entry);
+        }
+        // Another slot of the same cache: the same file under other blocking keys.
+        let mut other_rules = spec.clone();
+        other_rules.blocking[0].keys = vec!["name.given_key".into()];
+        let other_slot = Entry::of(&other_rules, input, &file, Some(&first)).unwrap();
+        write_empty(&other_rules, &other_slot);
+        assert_eq!(old[0].slot, old[1].slot);
+        assert_ne!(old[0].slot, other_slot.slot);
+        for entry in old.iter().chain([&other_slot]) {
+            assert!(entry.read().is_some(), "{}", entry.dir.display());
+        }
+
+        // The file changes (a new generation): the first piece's new entry removes both old ones,
+        // not the other slot's.
+        std::fs::write(&file, "id,name,dob\n1,Nguyễn Văn An,1990-01-03\n").unwrap();
+        let new = Entry::of(&spec, input, &file, Some(&first)).unwrap();
+        assert_eq!(new.slot, old[0].slot);
+        write_empty(&spec, &new);
+        assert!(new.read().is_some());
+        let slot_dirs = new.files.subdirs(&new.slot).unwrap();
+        assert_eq!(
+            slot_dirs,
+            vec![new.dir.file_name().unwrap().to_string_lossy().into_owned()]
+        );
+        assert!(
+            other_slot.read().is_some(),
+            "another slot's entry was removed"
+        );
+
+        // The second piece of the new generation is written beside the first, removing nothing.
+        let new_second = Entry::of(&spec, input, &file, Some(&second)).unwrap();
+        write_empty(&spec, &new_second);
+        assert!(new.read().is_some() && new_second.read().is_some());
+        assert_eq!(new.files.subdirs(&new.slot).unwrap().len(), 2);
     }
 }

@@ -594,16 +594,64 @@ impl ScratchFiles {
         }
     }
 
+    /// The names of the directories right under `key` (for an object store, the next part of the
+    /// paths of the objects under it), sorted; none when `key` is absent. Files held in memory have
+    /// no directories.
+    pub fn subdirs(&self, key: &Path) -> Result<Vec<String>, EngineError> {
+        let mut names: Vec<String> = match self {
+            ScratchFiles::Dir(dir) => {
+                let path = Self::local(dir, key);
+                match std::fs::read_dir(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(storage_error(&path.display(), e)),
+                    Ok(entries) => entries
+                        .filter_map(Result::ok)
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect(),
+                }
+            }
+            ScratchFiles::Objects(prefix) => {
+                let parent = prefix.child(key)?;
+                parent
+                    .list()?
+                    .into_iter()
+                    .filter_map(|(object, _)| {
+                        let mut rest = object.path.prefix_match(&parent.path)?;
+                        let first = rest.next()?;
+                        // An object right under `key` is a file, not a directory.
+                        rest.next().map(|_| first.as_ref().to_owned())
+                    })
+                    .collect()
+            }
+            ScratchFiles::Memory(_) => Vec::new(),
+        };
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Removes the directory `key` and everything under it; an absent one is no error.
+    pub fn remove_dir(&self, key: &Path) -> Result<(), EngineError> {
+        match self {
+            ScratchFiles::Dir(dir) => {
+                let path = Self::local(dir, key);
+                match std::fs::remove_dir_all(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(storage_error(&path.display(), e))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            ScratchFiles::Objects(prefix) => prefix.child(key)?.remove_all().map(|_| ()),
+            ScratchFiles::Memory(_) => Ok(()),
+        }
+    }
+
     /// Removes every scratch file of the job.
     pub fn remove_all(&self) -> Result<(), EngineError> {
         match self {
-            ScratchFiles::Dir(dir) => match std::fs::remove_dir_all(dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(storage_error(&dir.display(), e))
-                }
-                _ => Ok(()),
-            },
-            ScratchFiles::Objects(prefix) => prefix.remove_all().map(|_| ()),
+            ScratchFiles::Dir(_) | ScratchFiles::Objects(_) => self.remove_dir(Path::new("")),
             ScratchFiles::Memory(memory) => {
                 memory.clear();
                 memory.spill.remove_all()

@@ -19,6 +19,12 @@ fn run(cmd: &mut Command) -> Output {
 
 /// Rewrites a Parquet file with row groups of `rows` rows, so that `execution.task_rows` cuts it.
 fn rewrite_with_row_groups(path: &Path, rows: usize) {
+    rewrite_compressed(path, rows, parquet::basic::Compression::UNCOMPRESSED);
+}
+
+/// [`rewrite_with_row_groups`] with pages compressed by `compression`: the same records in other
+/// bytes.
+fn rewrite_compressed(path: &Path, rows: usize, compression: parquet::basic::Compression) {
     let file = std::fs::File::open(path).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
@@ -27,6 +33,7 @@ fn rewrite_with_row_groups(path: &Path, rows: usize) {
     let batches: Vec<_> = reader.map(Result::unwrap).collect();
     let props = parquet::file::properties::WriterProperties::builder()
         .set_max_row_group_row_count(Some(rows))
+        .set_compression(compression)
         .build();
     let out = std::fs::File::create(path).unwrap();
     let mut writer =
@@ -86,14 +93,18 @@ fn khop_link_reads_inputs_and_hands_files_over_an_object_store() {
         );
     assert_eq!(remote.matches("s3://").count(), 3);
     std::fs::write(data.join("job-s3.toml"), &remote).unwrap();
+    // `khop link` of a job file of `data` with the store's environment.
+    let link_on_store = |job: &str, out: &Path| {
+        let mut link = Command::new(KHOP);
+        link.arg("link")
+            .arg(data.join(job))
+            .arg("--output")
+            .arg(out)
+            .envs(server.env());
+        run_ok(&mut link);
+    };
     let on_store = dir.path().join("s3");
-    let mut link = Command::new(KHOP);
-    link.arg("link")
-        .arg(data.join("job-s3.toml"))
-        .arg("--output")
-        .arg(&on_store)
-        .envs(server.env());
-    run_ok(&mut link);
+    link_on_store("job-s3.toml", &on_store);
 
     assert_same_files(&local, &on_store, "when inputs and scratch are on S3");
     let summary = |root: &Path| -> serde_json::Value {
@@ -114,6 +125,50 @@ fn khop_link_reads_inputs_and_hands_files_over_an_object_store() {
         server.keys("scratch/")
     );
     assert!(!on_store.join(".khop-scratch").exists());
+
+    // The population cached on the store: its entries are written, then replayed; a new upload of
+    // the file (the same records in other bytes) is a new generation, whose entries replace the
+    // old ones (cache/<slot>/<generation>-<piece>/).
+    let cached = remote.replace(
+        &format!("path = \"s3://{BUCKET}/in/population\""),
+        &format!("path = \"s3://{BUCKET}/in/population\"\ncache = \"s3://{BUCKET}/cache\""),
+    );
+    assert!(cached.contains("cache = "));
+    std::fs::write(data.join("job-cached.toml"), &cached).unwrap();
+    let generations = || -> Vec<String> {
+        let mut found: Vec<String> = server
+            .keys("cache/")
+            .iter()
+            .filter_map(|k| k.split('/').nth(2)?.split_once('-').map(|g| g.0.to_owned()))
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    };
+    let link_cached = |name: &str| -> serde_json::Value {
+        let out = dir.path().join(name);
+        link_on_store("job-cached.toml", &out);
+        assert_same_files(&local, &out, &format!("{name}: with the population cached"));
+        summary(&out)["sources"][1]["from_cache"].clone()
+    };
+    assert_eq!(link_cached("written"), 0);
+    let first = generations();
+    assert_eq!(first.len(), 1, "{:?}", server.keys("cache/"));
+    assert_eq!(link_cached("replayed"), 20_000);
+    rewrite_compressed(&population, 3_000, parquet::basic::Compression::SNAPPY);
+    server.put("in/population/part-00000.parquet", &population);
+    assert_eq!(link_cached("rewritten"), 0);
+    let second = generations();
+    assert_eq!(second.len(), 1, "{:?}", server.keys("cache/"));
+    assert_ne!(first, second, "the new upload is not a new generation");
+    // Four pieces, each a meta.json and a records file.
+    assert_eq!(
+        server.keys("cache/").len(),
+        8,
+        "{:?}",
+        server.keys("cache/")
+    );
+    assert_eq!(link_cached("replayed again"), 20_000);
 }
 
 #[test]

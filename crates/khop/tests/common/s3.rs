@@ -84,8 +84,13 @@ impl S3Server {
         body: &[u8],
     ) -> std::io::Result<(u16, String)> {
         let mut stream = TcpStream::connect(&self.address)?;
+        // An Authorization header naming the test's access key, with no real signature (moto does
+        // not check it): without one, moto refuses (403) every request to an object that exists,
+        // so a test could not upload a new version of a file.
         let head = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 \
+             Credential=khop-test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, \
+             Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             self.address,
             body.len()
         );

@@ -10,8 +10,9 @@
 //! records, rejects and counts that scanning and standardising gave; a miss scans as usual and writes
 //! an entry beside its work. Nothing else is cached: what follows standardisation (duplicate ids,
 //! records without a blocking key, pruning by the other side, the sample, term frequencies) runs on
-//! the replayed records as it does on scanned ones. A changed file, spec or build misses and writes a
-//! new entry, which replaces the stale ones (below); entries may be deleted at any time.
+//! the replayed records as it does on scanned ones. A changed file or build misses and writes a new
+//! entry, which replaces the stale ones (below); a changed spec writes an entry beside the others,
+//! for the jobs of each spec. Entries may be deleted at any time.
 //!
 //! Layout: `<cache>/<slot>/<generation>-<piece>/meta.json` and the Arrow IPC file of records it
 //! names, one record batch per chunk of [`crate::standardise::standardise_input`]. Each part is 16

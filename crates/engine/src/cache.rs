@@ -30,9 +30,9 @@
 //! warning and standardises from the input.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::SyncSender;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -77,11 +77,13 @@ struct Meta {
 }
 
 /// One piece's place in an input's cache.
+#[derive(Clone)]
 pub(crate) struct Entry {
     files: ScratchFiles,
     /// The entry's slot and its directory in it (`<generation>-<piece>`), relative to the cache
-    /// location.
+    /// location; `generation` is the directory name's first part.
     slot: PathBuf,
+    generation: String,
     dir: PathBuf,
     fingerprint: String,
     schema: SchemaRef,
@@ -112,10 +114,12 @@ impl Entry {
                 ScratchFiles::Dir(PathBuf::from(location))
             };
             let slot = PathBuf::from(hex(&print.slot));
+            let generation = hex(&print.generation);
             Ok(Entry {
                 files,
-                dir: slot.join(format!("{}-{}", hex(&print.generation), hex(&print.piece))),
+                dir: slot.join(format!("{generation}-{}", hex(&print.piece))),
                 slot,
+                generation,
                 fingerprint: print.text(),
                 schema: table_schema(spec, input),
             })
@@ -190,15 +194,9 @@ impl Entry {
         );
         let thread = std::thread::Builder::new()
             .name("khop-cache".into())
-            .spawn(move || write_records(&files, &key, &schema, receiver));
+            .spawn(move || files.write_ipc(&key, &schema, receiver));
         Writer {
-            entry: Entry {
-                files: self.files.clone(),
-                slot: self.slot.clone(),
-                dir: self.dir.clone(),
-                fingerprint: self.fingerprint.clone(),
-                schema: self.schema.clone(),
-            },
+            entry: self.clone(),
             records,
             batches: Vec::new(),
             sender: Some(sender),
@@ -210,15 +208,30 @@ impl Entry {
     pub(crate) fn schema(&self) -> &SchemaRef {
         &self.schema
     }
-}
 
-fn write_records(
-    files: &ScratchFiles,
-    key: &Path,
-    schema: &SchemaRef,
-    chunks: Receiver<Result<RecordBatch, EngineError>>,
-) -> Result<(), EngineError> {
-    files.write_ipc(key, schema, chunks)
+    /// Deletes the entries of this entry's slot from other generations (older files or builds). A
+    /// failure is logged: it leaves stale entries, which are never read.
+    fn remove_other_generations(&self) {
+        let remove = || -> Result<usize, EngineError> {
+            let mut removed = 0;
+            for name in self.files.subdirs(&self.slot)? {
+                if name.split_once('-').map(|g| g.0) != Some(self.generation.as_str()) {
+                    self.files.remove_dir(&self.slot.join(&name))?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        };
+        match remove() {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(slot = %self.slot.display(), removed, "stale input cache entries removed")
+            }
+            Err(e) => {
+                tracing::warn!(slot = %self.slot.display(), error = %e, "stale input cache entries not removed")
+            }
+        }
+    }
 }
 
 /// An entry being written ([`Entry::writer`]); dropped without [`Writer::finish`], it writes nothing
@@ -232,6 +245,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// The table schema of the entry's records.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        self.entry.schema()
+    }
+
     /// Adds a scanned batch: its chunks' record batches are queued for the records file.
     pub(crate) fn push(&mut self, batch: CachedBatch, chunks: Vec<RecordBatch>) {
         debug_assert_eq!(batch.chunks.len(), chunks.len());
@@ -270,37 +288,6 @@ impl Writer {
             Ok(()) => self.entry.remove_other_generations(),
             Err(e) => {
                 tracing::warn!(entry = %self.entry.dir.display(), error = %e, "input cache entry not written")
-            }
-        }
-    }
-}
-
-impl Entry {
-    /// Deletes the entries of this entry's slot from other generations (older files or builds). A
-    /// failure is logged: it leaves stale entries, which are never read.
-    fn remove_other_generations(&self) {
-        let own = self
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
-        let generation = own.as_deref().and_then(|n| n.split_once('-')).map(|g| g.0);
-        let remove = || -> Result<usize, EngineError> {
-            let mut removed = 0;
-            for name in self.files.subdirs(&self.slot)? {
-                if name.split_once('-').map(|g| g.0) != generation {
-                    self.files.remove_dir(&self.slot.join(&name))?;
-                    removed += 1;
-                }
-            }
-            Ok(removed)
-        };
-        match remove() {
-            Ok(0) => {}
-            Ok(removed) => {
-                tracing::info!(slot = %self.slot.display(), removed, "stale input cache entries removed")
-            }
-            Err(e) => {
-                tracing::warn!(slot = %self.slot.display(), error = %e, "stale input cache entries not removed")
             }
         }
     }
@@ -421,7 +408,12 @@ fn nanos(time: Option<std::time::SystemTime>) -> u128 {
 mod tests {
     use super::*;
 
-    fn spec(dir: &Path) -> JobSpec {
+    /// A directory holding a CSV file of one record, the file's path, and a dedupe of it cached in
+    /// the directory's `cache`.
+    fn cached_file() -> (tempfile::TempDir, String, JobSpec) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("people.csv");
+        std::fs::write(&file, "id,name,dob\n1,Nguyễn Văn An,1990-01-02\n").unwrap();
         let text = format!(
             r#"
 mode = "dedupe"
@@ -449,18 +441,15 @@ levels = [{{ kind = "exact" }}]
 match = 0.9
 review = 0.5
 "#,
-            dir.join("cache").display()
+            dir.path().join("cache").display()
         );
-        JobSpec::from_toml(&text, dir).unwrap()
+        let spec = JobSpec::from_toml(&text, dir.path()).unwrap();
+        (dir, file.to_string_lossy().into_owned(), spec)
     }
 
     #[test]
     fn the_fingerprint_changes_with_the_file_the_spec_and_the_piece() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("people.csv");
-        std::fs::write(&file, "id,name,dob\n1,Nguyễn Văn An,1990-01-02\n").unwrap();
-        let file = file.to_string_lossy().into_owned();
-        let spec = spec(dir.path());
+        let (_dir, file, spec) = cached_file();
         let print = |spec: &JobSpec, piece: Option<&Piece>| {
             fingerprint(spec, &spec.inputs[0], &file, piece).unwrap()
         };
@@ -506,12 +495,9 @@ review = 0.5
 
     #[test]
     fn an_entry_is_read_only_once_complete_and_only_for_its_fingerprint() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("people.csv");
-        std::fs::write(&file, "id,name,dob\n1,Nguyễn Văn An,1990-01-02\n").unwrap();
-        let spec = spec(dir.path());
+        let (dir, file, spec) = cached_file();
         let input = &spec.inputs[0];
-        let entry = Entry::of(&spec, input, &file.to_string_lossy(), None).unwrap();
+        let entry = Entry::of(&spec, input, &file, None).unwrap();
         assert!(entry.read().is_none(), "empty cache");
 
         let table = crate::standardise::Plan::new(&spec, input).empty_table();
@@ -541,7 +527,7 @@ review = 0.5
         // Another fingerprint with the same hash (a collision) reads nothing.
         let other = Entry {
             fingerprint: format!("{} and more", entry.fingerprint),
-            ..Entry::of(&spec, input, &file.to_string_lossy(), None).unwrap()
+            ..Entry::of(&spec, input, &file, None).unwrap()
         };
         assert!(other.read().is_none());
         // A damaged meta.json is a miss, not an error.
@@ -568,11 +554,7 @@ review = 0.5
 
     #[test]
     fn a_new_entry_replaces_those_of_older_files_and_builds_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("people.csv");
-        std::fs::write(&file, "id,name,dob\n1,Nguyễn Văn An,1990-01-02\n").unwrap();
-        let file = file.to_string_lossy().into_owned();
-        let spec = spec(dir.path());
+        let (_dir, file, spec) = cached_file();
         let input = &spec.inputs[0];
         let piece = |first_group| Piece {
             first_group,

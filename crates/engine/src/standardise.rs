@@ -1093,7 +1093,7 @@ pub fn standardise_input<K: Keeper>(
             progress(cached.lines);
         }
     } else {
-        collector.writer = entry.as_ref().map(|e| (e.writer(), e.schema().clone()));
+        collector.writer = entry.as_ref().map(crate::cache::Entry::writer);
         crate::scan::scan(input, file, piece, 65_536, |scanned| {
             let Scanned {
                 batch,
@@ -1125,7 +1125,7 @@ pub fn standardise_input<K: Keeper>(
             progress(lines);
             Ok(())
         })?;
-        if let Some((writer, _)) = collector.writer.take() {
+        if let Some(writer) = collector.writer.take() {
             writer.finish();
         }
     }
@@ -1194,8 +1194,8 @@ struct Collector<'a> {
     invalid: Vec<u64>,
     seen_ids: IdSet,
     input: &'a Input,
-    /// The cache entry being written, with the schema of its records (a miss of a cached input).
-    writer: Option<(crate::cache::Writer, arrow::datatypes::SchemaRef)>,
+    /// The cache entry being written (a miss of a cached input).
+    writer: Option<crate::cache::Writer>,
 }
 
 impl Collector<'_> {
@@ -1269,7 +1269,7 @@ impl Collector<'_> {
         }
         // The kept records of each chunk are copied out in parallel, then appended in order; a
         // cache entry being written takes every record of the chunk.
-        let schema = self.writer.as_ref().map(|(_, schema)| schema);
+        let schema = self.writer.as_ref().map(crate::cache::Writer::schema);
         let kept: Vec<(Table, Option<Result<RecordBatch, EngineError>>)> = parts
             .into_par_iter()
             .zip(kept_rows)
@@ -1295,7 +1295,7 @@ impl Collector<'_> {
                 None => {}
             }
         }
-        if let (Some((writer, _)), Some(cached)) = (&mut self.writer, cached) {
+        if let (Some(writer), Some(cached)) = (&mut self.writer, cached) {
             writer.push(cached, records);
         }
         self.counts.input += lines;

@@ -1,12 +1,13 @@
 //! Scan: an input's records as Arrow batches of text columns, read by DataFusion.
 //!
-//! Every column the job uses is read as text (`Utf8`), whatever its type in the file: standardisation
-//! works on the text as the source wrote it, and type inference would otherwise turn PINs into
-//! integers and drop their leading zeros.
+//! Every column the job uses is read as text, whatever its type in the file: standardisation works on
+//! the text as the source wrote it, and type inference would otherwise turn PINs into integers and
+//! drop their leading zeros. Parquet columns come as string views (`Utf8View`: values are not copied
+//! out of the decoded pages), CSV columns as strings (`Utf8`); [`Text`] reads either.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringViewArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::listing::PartitionedFile;
@@ -363,7 +364,7 @@ pub fn scan(
     let schema = Arc::new(Schema::new(
         wanted
             .iter()
-            .map(|c| Field::new(c, DataType::Utf8, true))
+            .map(|c| Field::new(c, DataType::Utf8View, true))
             .collect::<Vec<_>>(),
     ));
     // The file is decoded on the scan's runtime while this thread hands the previous batch to `each`:
@@ -376,7 +377,20 @@ pub fn scan(
             if let Some(object) = &object {
                 ctx.register_object_store(store_url.as_ref(), object.store.clone());
             }
-            let source = ParquetSource::new(file_schema.clone());
+            // Text columns are read as string views: a value points into the decoded page (or
+            // its dictionary) instead of being copied into one buffer that grows as it fills.
+            let source = ParquetSource::new(Arc::new(Schema::new(
+                file_schema
+                    .fields()
+                    .iter()
+                    .map(|f| match f.data_type() {
+                        DataType::Utf8 | DataType::LargeUtf8 => {
+                            Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
+                        }
+                        _ => f.clone(),
+                    })
+                    .collect::<Vec<_>>(),
+            )));
             let partitioned = PartitionedFile::new(location, size).with_extension(access);
             let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
                 .with_file(partitioned)
@@ -393,10 +407,11 @@ pub fn scan(
                     .columns()
                     .iter()
                     .map(|c| {
-                        if c.data_type() == &DataType::Utf8 {
+                        if c.data_type() == &DataType::Utf8View {
                             Ok(c.clone())
                         } else {
-                            cast(c, &DataType::Utf8).map(|a| Arc::new(a) as ArrayRef)
+                            // Through `Utf8`: every type that has a text form casts to it.
+                            cast(c, &DataType::Utf8).and_then(|a| cast(&a, &DataType::Utf8View))
                         }
                     })
                     .collect::<Result<Vec<_>, _>>()
@@ -467,12 +482,37 @@ async fn parquet_footer_from(
     Ok((size, metadata))
 }
 
-/// A text column of a scanned batch.
-pub fn text(batch: &RecordBatch, column: &str) -> StringArray {
-    batch
-        .column_by_name(column)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-        .unwrap_or_else(|| StringArray::new_null(batch.num_rows()))
+/// A text column of a scanned batch: string views as Parquet is read, strings as CSV is (and as
+/// [`crate::standardise::standardise_batch`]'s callers build their batches).
+#[derive(Clone, Debug)]
+pub enum Text {
+    Strings(StringArray),
+    Views(StringViewArray),
+}
+
+impl Text {
+    /// Row `row`'s text, `""` when it is null.
+    #[inline]
+    pub fn get(&self, row: usize) -> &str {
+        match self {
+            Text::Strings(c) if !c.is_null(row) => c.value(row),
+            Text::Views(c) if !c.is_null(row) => c.value(row),
+            _ => "",
+        }
+    }
+}
+
+/// A text column of a scanned batch; all nulls where the batch has no such text column.
+pub fn text(batch: &RecordBatch, column: &str) -> Text {
+    let column = batch.column_by_name(column);
+    if let Some(views) = column.and_then(|c| c.as_any().downcast_ref::<StringViewArray>()) {
+        return Text::Views(views.clone());
+    }
+    Text::Strings(
+        column
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+            .unwrap_or_else(|| StringArray::new_null(batch.num_rows())),
+    )
 }
 
 /// Records of a CSV file (RFC 4180: comma-separated, fields optionally in double quotes with `""` for a
@@ -559,6 +599,91 @@ mod tests {
         );
         assert_eq!(cut(&[7, 7, 7], 1 << 40), [(0, 3, 0, 21)]);
         assert!(cut(&[], 10).is_empty());
+    }
+
+    /// Parquet columns of any type a source may use come out as their text (string views), nulls
+    /// as `""`; CSV columns as strings. Both read alike through [`Text`].
+    #[test]
+    fn columns_of_any_type_are_read_as_their_text() {
+        use arrow::array::{Date32Array, Int64Array, LargeStringArray};
+        use std::collections::BTreeMap;
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("number", DataType::Int64, true),
+            Field::new("long", DataType::LargeUtf8, true),
+            Field::new("day", DataType::Date32, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b", "c"])) as ArrayRef,
+                Arc::new(Int64Array::from(vec![Some(7), None, Some(-12)])),
+                Arc::new(LargeStringArray::from(vec![
+                    Some("Nguyễn Văn An, a name longer than twelve bytes"),
+                    Some("Lê"),
+                    None,
+                ])),
+                Arc::new(Date32Array::from(vec![None, Some(0), Some(19_000)])),
+            ],
+        )
+        .unwrap();
+        let path = dir.path().join("typed.parquet");
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            schema,
+            None,
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let csv = dir.path().join("typed.csv");
+        std::fs::write(&csv, "id,number,long,day\na,7,x,\nb,,Lê,1970-01-01\n").unwrap();
+
+        let columns = ["number", "long", "day"];
+        let read = |file: &std::path::Path, format| {
+            let input = Input {
+                name: "typed".into(),
+                path: file.to_string_lossy().into_owned(),
+                format,
+                id: "id".into(),
+                columns: columns
+                    .iter()
+                    .map(|&c| (c.to_owned(), crate::spec::Columns::One(c.to_owned())))
+                    .collect::<BTreeMap<_, _>>(),
+                cache: None,
+            };
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            scan(&input, &input.path, None, 2, |scanned| {
+                let texts: Vec<Text> = ["id", "number", "long", "day"]
+                    .iter()
+                    .map(|c| text(&scanned.batch, c))
+                    .collect();
+                for r in 0..scanned.batch.num_rows() {
+                    rows.push(texts.iter().map(|t| t.get(r).to_owned()).collect());
+                }
+                Ok(())
+            })
+            .unwrap();
+            rows
+        };
+        assert_eq!(
+            read(&path, InputFormat::Parquet),
+            [
+                [
+                    "a",
+                    "7",
+                    "Nguyễn Văn An, a name longer than twelve bytes",
+                    ""
+                ],
+                ["b", "", "Lê", "1970-01-01"],
+                ["c", "-12", "", "2022-01-08"],
+            ]
+        );
+        assert_eq!(
+            read(&csv, InputFormat::Csv),
+            [["a", "7", "x", ""], ["b", "", "Lê", "1970-01-01"]]
+        );
     }
 
     /// The footer of a Parquet object, whether the first request's tail holds all of it or only its

@@ -48,11 +48,11 @@ use crate::compare::{Compiled, Scratch, compile, gamma_at, gamma_vector};
 use crate::exchange::{
     batch_to_table, number_column, table_schema, table_to_batch, text_column, u64_column,
 };
-use crate::hash::{KeySet, mix64, partition_of};
+use crate::hash::{KeySet, mix64, partition_of, sort_hashes};
 use crate::job::{
     SAMPLE_RECORDS, Skew, SplitPartition, Summary, sample_hash, sample_hash_of, train,
 };
-use crate::model::{Model, TfCounter, TfTable, probability};
+use crate::model::{ChunkTf, Model, TfCounter, TfTable, probability};
 use crate::scan::{Piece, input_files, pieces, row_groups};
 use crate::spec::{InputFormat, JobSpec, Level, Mode};
 use crate::standardise::{Plan, SourceCounts, Strings, Table, standardise_input};
@@ -866,18 +866,18 @@ struct Pruner<'a> {
 
 /// A chunk's term frequencies and, per record, whether it shares a key with the other side.
 struct PreparedChunk {
-    tf: Vec<TfCounter>,
+    tf: Vec<ChunkTf>,
     shared: Vec<bool>,
 }
 
 impl Pruner<'_> {
-    /// Calls `each(comparison, value)` for the term-frequency values of records `rows`, a comparison
-    /// at a time over the records, so each loop reads one column.
+    /// Calls `each(comparison, row, value)` for the term-frequency values of records `rows`, a
+    /// comparison at a time over the records, so each loop reads one column.
     fn tf_values(
         &self,
         t: &Table,
         rows: impl Iterator<Item = usize> + Clone,
-        mut each: impl FnMut(usize, &str),
+        mut each: impl FnMut(usize, usize, &str),
     ) {
         let mut buf = (String::new(), String::new());
         for (i, c) in self.comparisons.iter().enumerate() {
@@ -886,7 +886,7 @@ impl Pruner<'_> {
             }
             for r in rows.clone() {
                 if let Some(v) = c.tf_value(t, r, &mut buf) {
-                    each(i, v);
+                    each(i, r, v);
                 }
             }
         }
@@ -897,13 +897,14 @@ impl crate::standardise::Keeper for Pruner<'_> {
     type Prepared = PreparedChunk;
 
     fn prepare(&self, part: &Table, usable: &[bool]) -> PreparedChunk {
-        let mut tf: Vec<TfCounter> = self
+        // A chunk's records have a few thousand distinct name parts at most.
+        let mut tf: Vec<ChunkTf> = self
             .comparisons
             .iter()
-            .map(|_| TfCounter::default())
+            .map(|c| ChunkTf::with_capacity(if c.term_frequency { 4096 } else { 0 }))
             .collect();
         let usable_rows = (0..part.len()).filter(|&r| usable[r]);
-        self.tf_values(part, usable_rows, |i, v| tf[i].add(v));
+        self.tf_values(part, usable_rows, |i, r, v| tf[i].add(v, r as u32));
         // A rule at a time over the chunk's keys, not a record at a time (see `mark_members`).
         let mut shared = usable.to_vec();
         if let Some(other) = &self.other_keys {
@@ -919,7 +920,7 @@ impl crate::standardise::Keeper for Pruner<'_> {
     }
 
     fn unprepare(&mut self, part: &Table, prepared: &mut PreparedChunk, r: usize) {
-        self.tf_values(part, std::iter::once(r), |i, v| prepared.tf[i].remove(v));
+        self.tf_values(part, std::iter::once(r), |i, _, v| prepared.tf[i].remove(v));
     }
 
     fn keep(&mut self, t: &Table, prepared: &PreparedChunk, r: usize, id_hash: u64) -> bool {
@@ -941,9 +942,14 @@ impl crate::standardise::Keeper for Pruner<'_> {
         shared || sampled
     }
 
-    fn finish(&mut self, prepared: PreparedChunk) {
-        for (a, b) in self.tf.iter_mut().zip(prepared.tf) {
-            a.merge(b);
+    fn finish(&mut self, part: &Table, prepared: PreparedChunk) {
+        let mut buf = (String::new(), String::new());
+        for ((a, b), c) in self.tf.iter_mut().zip(prepared.tf).zip(self.comparisons) {
+            a.merge_chunk(b, |row| {
+                c.tf_value(part, row as usize, &mut buf)
+                    .unwrap_or_default()
+                    .into()
+            });
         }
     }
 
@@ -1155,7 +1161,7 @@ fn repeated_ids(
                 hashes.extend(h.into_iter().filter(|&h| range_of(h) == pass));
             }
         }
-        hashes.par_sort_unstable();
+        sort_hashes(&mut hashes);
         repeated_hashes.extend(
             hashes
                 .chunk_by(|a, b| a == b)
@@ -1284,7 +1290,7 @@ fn all_keys(
         }
     }
     for set in &mut sets {
-        set.par_sort_unstable();
+        sort_hashes(set);
         set.dedup();
     }
     Ok(sets)
@@ -1332,7 +1338,7 @@ fn shared_keys(
             }
         }
         for (keys, shared) in keys.iter_mut().zip(&mut shared) {
-            keys.par_sort_unstable();
+            sort_hashes(keys);
             shared.extend(
                 keys.chunk_by(|a, b| a == b)
                     .filter(|run| run.len() > 1)

@@ -139,14 +139,7 @@ impl TfCounter {
 
     /// Takes back one [`TfCounter::add`] of `value` (a record counted, then found to be a duplicate).
     pub fn remove(&mut self, value: &str) {
-        let h = Self::hash(value);
-        if let Some((n, _)) = self.counts.get_mut(&h) {
-            *n -= 1;
-            if *n == 0 {
-                self.counts.remove(&h);
-            }
-            self.total -= 1;
-        }
+        take_back(&mut self.counts, &mut self.total, value);
     }
 
     pub fn merge(&mut self, other: TfCounter) {
@@ -209,14 +202,19 @@ impl ChunkTf {
     /// Takes back one [`ChunkTf::add`] of `value`. A value whose remembered row is taken back is met
     /// in another row too unless its count falls to 0, and the rows hold equal text.
     pub fn remove(&mut self, value: &str) {
-        let h = TfCounter::hash(value);
-        if let Some((n, _)) = self.counts.get_mut(&h) {
-            *n -= 1;
-            if *n == 0 {
-                self.counts.remove(&h);
-            }
-            self.total -= 1;
+        take_back(&mut self.counts, &mut self.total, value);
+    }
+}
+
+/// One count of `value` taken back from counts by value hash; a value whose count falls to 0 goes.
+fn take_back<V>(counts: &mut FxHashMap<u64, (u64, V)>, total: &mut u64, value: &str) {
+    let h = TfCounter::hash(value);
+    if let Some((n, _)) = counts.get_mut(&h) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&h);
         }
+        *total -= 1;
     }
 }
 

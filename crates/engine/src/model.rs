@@ -112,8 +112,9 @@ impl TfTable {
 }
 
 /// A [`TfTable`] being counted, by a 64-bit hash of each value: counting a value hashes its text once
-/// and finds its count by a number, and the text is copied only when the value is first met.
-/// Standardising counts three name parts of every record of the population this way.
+/// and finds its count by a number, and the text is copied only when the value is first met. A task
+/// counts its records a chunk at a time ([`ChunkTf`], in parallel) and merges the chunks here in
+/// input order. Standardising counts three name parts of every record of the population this way.
 ///
 /// **Invariant:** two values are counted apart unless their hashes collide (2^-64 a pair of distinct
 /// values; the table is then the same in every run, as the hash is fixed).
@@ -127,26 +128,6 @@ impl TfCounter {
     fn hash(value: &str) -> u64 {
         use std::hash::BuildHasher;
         rustc_hash::FxBuildHasher.hash_one(value)
-    }
-
-    pub fn add(&mut self, value: &str) {
-        self.counts
-            .entry(Self::hash(value))
-            .or_insert_with(|| (0, value.into()))
-            .0 += 1;
-        self.total += 1;
-    }
-
-    /// Takes back one [`TfCounter::add`] of `value` (a record counted, then found to be a duplicate).
-    pub fn remove(&mut self, value: &str) {
-        take_back(&mut self.counts, &mut self.total, value);
-    }
-
-    pub fn merge(&mut self, other: TfCounter) {
-        for (h, (n, value)) in other.counts {
-            self.counts.entry(h).or_insert((0, value)).0 += n;
-        }
-        self.total += other.total;
     }
 
     /// Adds a chunk's counts; `value(row)` gives the text of a value this counter has not met yet,
@@ -199,22 +180,18 @@ impl ChunkTf {
         self.total += 1;
     }
 
-    /// Takes back one [`ChunkTf::add`] of `value`. A value whose remembered row is taken back is met
-    /// in another row too unless its count falls to 0, and the rows hold equal text.
+    /// Takes back one [`ChunkTf::add`] of `value` (a record counted, then found to be a duplicate).
+    /// A value whose remembered row is taken back is met in another row too unless its count falls
+    /// to 0, and the rows hold equal text.
     pub fn remove(&mut self, value: &str) {
-        take_back(&mut self.counts, &mut self.total, value);
-    }
-}
-
-/// One count of `value` taken back from counts by value hash; a value whose count falls to 0 goes.
-fn take_back<V>(counts: &mut FxHashMap<u64, (u64, V)>, total: &mut u64, value: &str) {
-    let h = TfCounter::hash(value);
-    if let Some((n, _)) = counts.get_mut(&h) {
-        *n -= 1;
-        if *n == 0 {
-            counts.remove(&h);
+        let h = TfCounter::hash(value);
+        if let Some((n, _)) = self.counts.get_mut(&h) {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(&h);
+            }
+            self.total -= 1;
         }
-        *total -= 1;
     }
 }
 
@@ -464,22 +441,23 @@ mod tests {
     #[test]
     fn chunk_counts_merge_into_the_same_table() {
         let rows = ["nguyen", "le", "nguyen", "tran", "le", "nguyen", "pham"];
-        let mut direct = TfCounter::default();
+        let mut direct: FxHashMap<String, u64> = FxHashMap::default();
         let mut merged = TfCounter::default();
         for chunk in rows.chunks(3) {
             let mut counts = ChunkTf::with_capacity(4);
             for (r, v) in chunk.iter().enumerate() {
-                direct.add(v);
                 counts.add(v, r as u32);
             }
             // The chunk's first record turns out to repeat an id: its value is taken back.
-            direct.remove(chunk[0]);
             counts.remove(chunk[0]);
+            for v in &chunk[1..] {
+                *direct.entry(v.to_string()).or_default() += 1;
+            }
             merged.merge_chunk(counts, |r| chunk[r as usize].into());
         }
-        let (direct, merged) = (direct.into_table(), merged.into_table());
-        assert_eq!(direct.counts, merged.counts);
-        assert_eq!(direct.total, merged.total);
+        let merged = merged.into_table();
+        assert_eq!(direct, merged.counts);
+        assert_eq!(direct.values().sum::<u64>(), merged.total);
         assert_eq!(merged.total, 4);
         assert_eq!((merged.counts["nguyen"], merged.counts["le"]), (2, 2));
         assert!(!merged.counts.contains_key("pham"));
@@ -487,18 +465,17 @@ mod tests {
 
     #[test]
     fn term_frequencies_count_merge_and_take_back() {
-        let mut a = TfCounter::default();
-        for v in ["nguyễn", "nguyễn", "trần"] {
-            a.add(v);
+        let rows = ["nguyễn", "nguyễn", "trần", "lê", "nguyễn"];
+        let mut a = ChunkTf::default();
+        for (r, v) in rows.iter().enumerate() {
+            a.add(v, r as u32);
         }
-        let mut b = TfCounter::default();
-        b.add("lê");
-        b.add("nguyễn");
-        a.merge(b);
         a.remove("lê");
         a.remove("nguyễn");
         a.remove("phạm");
-        let mut a = a.into_table();
+        let mut counter = TfCounter::default();
+        counter.merge_chunk(a, |r| rows[r as usize].into());
+        let mut a = counter.into_table();
         assert_eq!(a.total, 3);
         assert_eq!(
             a.frequency("lê"),
@@ -509,9 +486,11 @@ mod tests {
         assert_eq!(a.frequency("nguyễn"), Some(2.0 / 3.0));
         assert_eq!(a.frequency("trần"), Some(1.0 / 3.0));
         // Tables of several tasks add up.
-        let mut c = TfCounter::default();
-        c.add("trần");
-        a.merge(c.into_table());
+        let mut c = ChunkTf::default();
+        c.add("trần", 0);
+        let mut counter = TfCounter::default();
+        counter.merge_chunk(c, |_| "trần".into());
+        a.merge(counter.into_table());
         assert_eq!(a.total, 4);
         assert_eq!(a.frequency("trần"), Some(2.0 / 4.0));
     }

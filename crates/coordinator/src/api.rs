@@ -511,6 +511,7 @@ impl worker_service_server::WorkerService for Api {
             running,
             now_ms: now_ms(),
             queue_slots: req.queue_slots.min(MAX_QUEUE_SLOTS),
+            leaving: req.leaving,
         };
         // Subscribed before the first poll, so that a change committed meanwhile still wakes it.
         let mut changes = self.0.changes.subscribe();

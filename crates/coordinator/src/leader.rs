@@ -470,6 +470,7 @@ mod tests {
                 running: vec![],
                 now_ms: 2_000,
                 queue_slots: 0,
+                leaving: false,
             },
         ) else {
             panic!("poll");

@@ -167,6 +167,7 @@ pub fn write(
                     write_dataset(
                         &out_dir.join("pairs"),
                         pairs_schema(&comparisons),
+                        &["left_id", "right_id"],
                         pairs_batches(&scored, &comparisons, spec, &left, right_records),
                     )
                 },
@@ -174,6 +175,7 @@ pub fn write(
                     write_dataset(
                         &out_dir.join("clusters"),
                         clusters_schema(),
+                        &["record_id", "entity_id"],
                         clusters_batches(&left, right.as_ref(), &entities),
                     )
                 },
@@ -185,7 +187,12 @@ pub fn write(
             };
             let (batch, counts) =
                 reconciliation(spec, &comparisons, &scored, (&left, right), &shown)?;
-            write_dataset(&out_dir.join("reconciliation"), batch.schema(), [batch])?;
+            write_dataset(
+                &out_dir.join("reconciliation"),
+                batch.schema(),
+                &["left_id", "right_id"],
+                [batch],
+            )?;
             Ok(counts)
         },
     );
@@ -204,6 +211,7 @@ pub fn write(
     write_dataset(
         &out_dir.join("rejects"),
         rejects_schema(),
+        &["record_id"],
         [rejects_batch(&rejects)?],
     )?;
     let (model, _) = load_trained(files, trained, &comparisons)?;

@@ -91,7 +91,8 @@ pub(crate) enum Command {
     Eval(cmd::eval::Args),
     /// Run a coordinator: one Raft member of the cluster's control plane.
     Coordinator(cmd::serve::CoordinatorArgs),
-    /// Run a worker: polls the coordinators for tasks and runs them.
+    /// Run a worker: polls the coordinators for tasks and runs them. SIGTERM or SIGINT: it takes no
+    /// more tasks and exits 0 once those it holds are done (a second signal: at once).
     Worker(cmd::serve::WorkerArgs),
     /// Submit a job to the cluster; prints its id.
     Submit(cmd::remote::SubmitArgs),
@@ -122,6 +123,8 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal only: a log file, `docker logs` or journald gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),

@@ -753,6 +753,82 @@ fn a_worker_added_and_one_drained_mid_job() {
     assert_same_outputs(&output);
 }
 
+/// SIGTERM drains a worker (as `docker stop` or a rolling restart sends it): it takes no more tasks,
+/// runs those it holds to the end, reports them and exits 0, instead of leaving them to be run again
+/// after their leases lapse. A second signal stops a worker at once.
+#[test]
+fn a_worker_sent_sigterm_finishes_its_tasks_then_exits() {
+    let _serial = serial();
+    reference();
+    let mut cluster = Cluster::start(3, None);
+    let first = cluster.start_worker(Some(5000));
+    let output = cluster.output("out");
+    let id = cluster.submit(&output);
+    let holding = |cluster: &Cluster, n: usize| -> Option<String> {
+        let workers = cluster.workers_json();
+        let running = workers.get(n)?["running"].as_array()?.clone();
+        running.first()?.as_str().map(str::to_owned)
+    };
+    let mut attempt = None;
+    wait_until("worker 0 to hold a task", Duration::from_secs(60), || {
+        attempt = holding(&cluster, 0);
+        attempt.is_some()
+    });
+    let attempt = attempt.unwrap();
+    let term = |cluster: &Cluster, n: usize| {
+        run_ok(Command::new("kill").args(["-TERM", &cluster.workers[n].id().to_string()]));
+    };
+    term(&cluster, first);
+    wait_until("worker 0 to be draining", Duration::from_secs(10), || {
+        cluster.workers_json()[0]["state"] == "draining"
+    });
+    assert!(
+        cluster.workers[first].try_wait().unwrap().is_none(),
+        "a worker that holds a task runs on after SIGTERM"
+    );
+    let mut exit = None;
+    wait_until("worker 0 to exit", Duration::from_secs(60), || {
+        exit = cluster.workers[first].try_wait().unwrap();
+        exit.is_some()
+    });
+    assert!(exit.unwrap().success(), "a worker that left exits 0");
+    // It ran the attempt it held to the end, reported it, and only then exited.
+    let log = std::fs::read_to_string(cluster.output("worker-0.log")).unwrap();
+    let ended = log
+        .find(&format!("attempt={attempt} ok=true"))
+        .unwrap_or_else(|| panic!("attempt {attempt} did not end well on worker 0:\n{log}"));
+    let exited = log
+        .find("drained: exiting")
+        .expect("worker 0 says why it exits");
+    assert!(
+        ended < exited,
+        "worker 0 exited before its attempt ended:\n{log}"
+    );
+
+    // A second worker, sent two signals while it holds a task, stops at once; a third finishes.
+    let second = cluster.start_worker(Some(60_000));
+    wait_until("worker 1 to hold a task", Duration::from_secs(60), || {
+        holding(&cluster, 1).is_some()
+    });
+    let asked = Instant::now();
+    term(&cluster, second);
+    std::thread::sleep(Duration::from_millis(200));
+    term(&cluster, second);
+    let mut exit = None;
+    wait_until("worker 1 to stop", Duration::from_secs(10), || {
+        exit = cluster.workers[second].try_wait().unwrap();
+        exit.is_some()
+    });
+    assert!(exit.unwrap().success());
+    eprintln!(
+        "worker 1 stopped {:.2} s after the first signal",
+        asked.elapsed().as_secs_f64()
+    );
+    cluster.start_worker(None);
+    cluster.wait_for_job(&id, Duration::from_secs(90));
+    assert_same_outputs(&output);
+}
+
 #[test]
 fn coordinators_are_added_led_and_removed_from_the_cli() {
     use khop_proto::v1;

@@ -100,6 +100,9 @@ pub enum Command {
         /// queued at another.
         #[serde(default)]
         queue_slots: u32,
+        /// The worker is leaving on its own (a signal): it is drained as by `DrainWorker`.
+        #[serde(default)]
+        leaving: bool,
     },
     /// `term` is the one the attempt was leased in (from its assignment).
     ReportTask {

@@ -175,10 +175,11 @@ impl Machine {
                 running,
                 now_ms,
                 queue_slots,
+                leaving,
             } => self.poll(
                 &worker_id,
                 term,
-                (free_slots, queue_slots),
+                (free_slots, queue_slots, leaving),
                 &running,
                 now_ms,
             ),
@@ -541,12 +542,15 @@ impl Machine {
         &mut self,
         worker_id: &str,
         term: u64,
-        (free_slots, queue_slots): (u32, u32),
+        (free_slots, queue_slots, leaving): (u32, u32, bool),
         running: &[AttemptId],
         now_ms: u64,
     ) -> Result<Reply> {
         let worker = self.live_worker(worker_id)?;
-        let active = worker.state == WorkerState::Active;
+        if leaving && worker.state == WorkerState::Active {
+            self.worker_mut(worker_id).state = WorkerState::Draining;
+        }
+        let active = self.worker_mut(worker_id).state == WorkerState::Active;
 
         let lease_expires_ms = now_ms.saturating_add(self.state.config.lease_ms);
         let worker = self.worker_mut(worker_id);

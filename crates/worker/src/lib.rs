@@ -15,6 +15,10 @@
 //! Orders from the poll reply: `cancel` drops attempts (their threads may run on; the result is not
 //! reported), `drain` ends the worker once it holds nothing.
 //!
+//! Leaving (`run`'s `leave`, SIGTERM for `khop worker`): the worker's polls say so and ask for no more
+//! tasks, the leader marks it draining, and the worker ends once the attempts it holds (running or
+//! queued) have run and been reported; its `stop` (a second signal) ends it at once.
+//!
 //! **Architecture invariant:** the worker holds no job state: what it knows of a job is in the task
 //! payload it was leased, what it produces is in files under the job's scratch directory and in the
 //! report. Killing a worker loses its running attempts only; the coordinators lease them again.
@@ -93,10 +97,12 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
 const PATIENT: Duration = Duration::from_secs(3600);
 
 /// Runs the worker until it is drained (`Ok`), refused for good (`Err`, e.g. a protocol mismatch), or
-/// `shutdown` resolves.
+/// `stop` resolves. Once `leave` resolves it takes no more tasks and ends (`Ok`) when those it holds
+/// are done and reported.
 pub async fn run(
     cfg: Config,
-    shutdown: impl std::future::Future<Output = ()> + Send,
+    leave: impl std::future::Future<Output = ()> + Send,
+    stop: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), String> {
     let coordinators = Arc::new(Coordinators::new(&cfg.coordinators, cfg.token.as_deref())?);
     let state: Shared = Arc::default();
@@ -111,9 +117,22 @@ pub async fn run(
         Arc::clone(&wake),
         done_rx,
     ));
+    let (leaving, left) = tokio::sync::watch::channel(false);
     let result = tokio::select! {
-        r = work(&cfg, &coordinators, (&state, &slots, &threads), &wake, done_tx) => r,
-        () = shutdown => {
+        r = work(&cfg, &coordinators, (&state, &slots, &threads), (&wake, left), done_tx) => r,
+        () = async {
+            // `stop` is watched from the start: a worker that never leaves still stops.
+            tokio::pin!(leave, stop);
+            tokio::select! {
+                () = &mut stop => {}
+                () = &mut leave => {
+                    tracing::info!("worker leaving: no new tasks; it ends when those it holds are done (signal again to stop now)");
+                    let _ = leaving.send(true);
+                    wake.notify_one();
+                    stop.await;
+                }
+            }
+        } => {
             tracing::info!("worker stopping");
             Ok(())
         }
@@ -164,11 +183,17 @@ async fn work(
     cfg: &Config,
     coordinators: &Coordinators,
     (state, slots, threads): (&Shared, &Arc<Semaphore>, &TaskThreads),
-    wake: &Notify,
+    (wake, mut left): (&Notify, tokio::sync::watch::Receiver<bool>),
     done_tx: mpsc::UnboundedSender<Finished>,
 ) -> Result<(), String> {
     loop {
-        let registered = register(cfg, coordinators).await?;
+        let registered = tokio::select! {
+            r = register(cfg, coordinators) => r?,
+            _ = left.wait_for(|&leaving| leaving) => {
+                tracing::info!("left before registering: exiting");
+                return Ok(());
+            }
+        };
         let worker_id = registered.worker_id.clone();
         let generation = {
             let mut s = lock(state);
@@ -180,19 +205,26 @@ async fn work(
         let lease = Duration::from_millis(registered.lease_ms.max(100));
         tracing::info!(worker = %worker_id, slots = cfg.slots, "worker registered");
         loop {
+            let leaving = *left.borrow();
             let (running, free, queue) = {
                 let s = lock(state);
                 let held = s.held.len() as u32;
                 let free = cfg.slots.saturating_sub(held);
                 // Room for one queued task beyond the slots.
                 let queue = u32::from(held <= cfg.slots);
-                (s.held.keys().cloned().collect::<Vec<String>>(), free, queue)
+                let running = s.held.keys().cloned().collect::<Vec<String>>();
+                if leaving {
+                    (running, 0, 0)
+                } else {
+                    (running, free, queue)
+                }
             };
             let request = v1::PollTasksRequest {
                 worker_id: worker_id.clone(),
                 free_slots: free,
                 running,
                 queue_slots: queue,
+                leaving,
             };
             let polled = coordinators
                 .call(lease, |c| {
@@ -238,7 +270,7 @@ async fn work(
                             done_tx.clone(),
                         );
                     }
-                    if drained && lock(state).held.is_empty() {
+                    if (drained || leaving) && lock(state).held.is_empty() {
                         tracing::info!(worker = %worker_id, "drained: exiting");
                         return Ok(());
                     }
@@ -250,11 +282,21 @@ async fn work(
                     }
                 }
                 Err(s) if matches!(s.code(), Code::NotFound | Code::FailedPrecondition) => {
+                    if leaving {
+                        // Its attempts were given back when it was declared lost: nothing is held.
+                        tracing::warn!(worker = %worker_id, error = %s.message(), "registration lost while leaving: exiting");
+                        return Ok(());
+                    }
                     tracing::warn!(worker = %worker_id, error = %s.message(), "registration lost: registering again");
                     break;
                 }
                 Err(s) => {
                     tracing::warn!(error = %s.message(), "poll failed");
+                    if leaving && lock(state).held.is_empty() {
+                        // Nothing to finish or report: no need to wait for the coordinators.
+                        tracing::info!(worker = %worker_id, "left: exiting");
+                        return Ok(());
+                    }
                     poll_every
                 }
             };

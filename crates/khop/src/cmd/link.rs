@@ -222,9 +222,13 @@ fn run_in_process(
         let running: Vec<_> = (0..workers)
             .map(|n| {
                 let mut stopped = workers_stopped.clone();
-                tokio::spawn(khop_worker::run(worker(n), async move {
-                    let _ = stopped.wait_for(|&stop| stop).await;
-                }))
+                tokio::spawn(khop_worker::run(
+                    worker(n),
+                    std::future::pending(),
+                    async move {
+                        let _ = stopped.wait_for(|&stop| stop).await;
+                    },
+                ))
             })
             .collect();
         let followed = async {

@@ -63,19 +63,27 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Resolves on SIGINT or SIGTERM. The handler (the `ctrlc` crate, "termination") runs on a thread of its
-/// own; tokio's signal feature would change the build of every crate that depends on tokio.
+/// Resolves on SIGINT or SIGTERM.
 async fn interrupted() {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let tx = std::sync::Mutex::new(Some(tx));
-    let installed = ctrlc::set_handler(move || {
-        if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-            let _ = tx.send(());
-        }
+    signalled(1).await;
+}
+
+/// Resolves once the process has had `count` SIGINT or SIGTERM signals. The handler (the `ctrlc`
+/// crate, "termination") runs on a thread of its own and is installed once, by the first call; tokio's
+/// signal feature would change the build of every crate that depends on tokio.
+async fn signalled(count: u32) {
+    static SIGNALS: std::sync::OnceLock<Result<tokio::sync::watch::Sender<u32>, String>> =
+        std::sync::OnceLock::new();
+    let signals = SIGNALS.get_or_init(|| {
+        let (tx, _) = tokio::sync::watch::channel(0u32);
+        let handler = tx.clone();
+        ctrlc::set_handler(move || handler.send_modify(|n| *n += 1))
+            .map(|()| tx)
+            .map_err(|e| e.to_string())
     });
-    match installed {
-        Ok(()) => {
-            let _ = rx.await;
+    match signals {
+        Ok(tx) => {
+            let _ = tx.subscribe().wait_for(|&n| n >= count).await;
         }
         Err(e) => {
             tracing::warn!("no signal handler ({e}); stop with SIGKILL");
@@ -181,6 +189,6 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         scratch_in_process: false,
     };
     runtime()?
-        .block_on(khop_worker::run(cfg, interrupted()))
+        .block_on(khop_worker::run(cfg, signalled(1), signalled(2)))
         .map_err(anyhow::Error::msg)
 }

@@ -94,6 +94,7 @@ impl Harness {
             running: running.to_vec(),
             now_ms: self.now,
             queue_slots: 0,
+            leaving: false,
         }
     }
 

@@ -167,6 +167,7 @@ fn refused_commands_change_nothing() {
         running: vec![],
         now_ms: 0,
         queue_slots: 0,
+        leaving: false,
     };
     let lost = WorkerState::Lost;
     let removed = WorkerState::Removed;

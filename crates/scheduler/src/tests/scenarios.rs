@@ -397,6 +397,41 @@ fn a_drained_worker_finishes_its_attempts_then_is_told_to_stop() {
 }
 
 #[test]
+fn a_worker_leaving_on_its_own_is_drained_by_its_poll() {
+    let mut h = Harness::new();
+    h.register("w1");
+    h.register("w2");
+    h.submit("j1", one_stage(3));
+    assert_eq!(ids(&h.poll("w1", 1, &[]).0), [1]);
+    // The worker got SIGTERM: its poll says it is leaving, and asks for nothing.
+    let leaving = |h: &Harness, running: &[AttemptId]| {
+        let mut command = h.poll_cmd("w1", 0, running);
+        if let Command::Poll { leaving, .. } = &mut command {
+            *leaving = true;
+        }
+        command
+    };
+    let polled = |reply| match reply {
+        Reply::Polled {
+            assignments,
+            cancel,
+            drain,
+        } => (assignments, cancel, drain),
+        other => panic!("poll replied {other:?}"),
+    };
+    let command = leaving(&h, &[1]);
+    assert_eq!(polled(h.ok(command)), (vec![], vec![], false));
+    assert_eq!(h.m.worker("w1").unwrap().state, WorkerState::Draining);
+    // Slots it would still offer get nothing; the others' work is untouched.
+    assert_eq!(h.poll("w1", 1, &[1]), (vec![], vec![], false));
+    assert_eq!(ids(&h.poll("w2", 2, &[]).0), [2, 3]);
+    h.succeed("w1", 1);
+    let command = leaving(&h, &[]);
+    assert_eq!(polled(h.ok(command)), (vec![], vec![], true));
+    assert_eq!(h.m.worker("w1").unwrap().state, WorkerState::Draining);
+}
+
+#[test]
 fn cancelling_a_job_cancels_its_running_attempts() {
     let mut h = Harness::new();
     h.register("w1");

@@ -105,7 +105,12 @@ impl Harness {
         free_slots: u32,
         running: &[AttemptId],
     ) -> (Vec<Assignment>, Vec<AttemptId>, bool) {
-        match self.ok(self.poll_cmd(worker_id, free_slots, running)) {
+        self.polled(self.poll_cmd(worker_id, free_slots, running))
+    }
+
+    /// Applies a `Poll` command: (assignments, cancel, drain).
+    pub fn polled(&mut self, poll: Command) -> (Vec<Assignment>, Vec<AttemptId>, bool) {
+        match self.ok(poll) {
             Reply::Polled {
                 assignments,
                 cancel,

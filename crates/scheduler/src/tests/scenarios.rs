@@ -411,23 +411,15 @@ fn a_worker_leaving_on_its_own_is_drained_by_its_poll() {
         }
         command
     };
-    let polled = |reply| match reply {
-        Reply::Polled {
-            assignments,
-            cancel,
-            drain,
-        } => (assignments, cancel, drain),
-        other => panic!("poll replied {other:?}"),
-    };
     let command = leaving(&h, &[1]);
-    assert_eq!(polled(h.ok(command)), (vec![], vec![], false));
+    assert_eq!(h.polled(command), (vec![], vec![], false));
     assert_eq!(h.m.worker("w1").unwrap().state, WorkerState::Draining);
     // Slots it would still offer get nothing; the others' work is untouched.
     assert_eq!(h.poll("w1", 1, &[1]), (vec![], vec![], false));
     assert_eq!(ids(&h.poll("w2", 2, &[]).0), [2, 3]);
     h.succeed("w1", 1);
     let command = leaving(&h, &[]);
-    assert_eq!(polled(h.ok(command)), (vec![], vec![], true));
+    assert_eq!(h.polled(command), (vec![], vec![], true));
     assert_eq!(h.m.worker("w1").unwrap().state, WorkerState::Draining);
 }
 

@@ -354,6 +354,16 @@ impl Cluster {
             .unwrap_or(0)
     }
 
+    /// Waits for worker `n`'s process to end; its exit status.
+    fn wait_for_worker_exit(&mut self, n: usize, timeout: Duration) -> std::process::ExitStatus {
+        let mut exit = None;
+        wait_until(&format!("worker {n} to exit"), timeout, || {
+            exit = self.workers[n].try_wait().unwrap();
+            exit.is_some()
+        });
+        exit.unwrap()
+    }
+
     fn workers_json(&self) -> Vec<Value> {
         self.json(&["workers", "--json"])
             .as_array()
@@ -739,16 +749,8 @@ fn a_worker_added_and_one_drained_mid_job() {
         .unwrap()
         .to_string();
     cluster.cli_ok(&["cluster", "drain", &first_id]);
-    let mut exit = None;
-    wait_until(
-        "the drained worker to exit",
-        Duration::from_secs(60),
-        || {
-            exit = cluster.workers[first].try_wait().unwrap();
-            exit.is_some()
-        },
-    );
-    assert!(exit.unwrap().success(), "a drained worker exits 0");
+    let exit = cluster.wait_for_worker_exit(first, Duration::from_secs(60));
+    assert!(exit.success(), "a drained worker exits 0");
     cluster.wait_for_job(&id, Duration::from_secs(90));
     assert_same_outputs(&output);
 }
@@ -786,12 +788,8 @@ fn a_worker_sent_sigterm_finishes_its_tasks_then_exits() {
         cluster.workers[first].try_wait().unwrap().is_none(),
         "a worker that holds a task runs on after SIGTERM"
     );
-    let mut exit = None;
-    wait_until("worker 0 to exit", Duration::from_secs(60), || {
-        exit = cluster.workers[first].try_wait().unwrap();
-        exit.is_some()
-    });
-    assert!(exit.unwrap().success(), "a worker that left exits 0");
+    let exit = cluster.wait_for_worker_exit(first, Duration::from_secs(60));
+    assert!(exit.success(), "a worker that left exits 0");
     // It ran the attempt it held to the end, reported it, and only then exited.
     let log = std::fs::read_to_string(cluster.output("worker-0.log")).unwrap();
     let ended = log
@@ -814,12 +812,8 @@ fn a_worker_sent_sigterm_finishes_its_tasks_then_exits() {
     term(&cluster, second);
     std::thread::sleep(Duration::from_millis(200));
     term(&cluster, second);
-    let mut exit = None;
-    wait_until("worker 1 to stop", Duration::from_secs(10), || {
-        exit = cluster.workers[second].try_wait().unwrap();
-        exit.is_some()
-    });
-    assert!(exit.unwrap().success());
+    let exit = cluster.wait_for_worker_exit(second, Duration::from_secs(10));
+    assert!(exit.success());
     eprintln!(
         "worker 1 stopped {:.2} s after the first signal",
         asked.elapsed().as_secs_f64()

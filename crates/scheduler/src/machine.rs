@@ -546,11 +546,12 @@ impl Machine {
         running: &[AttemptId],
         now_ms: u64,
     ) -> Result<Reply> {
-        let worker = self.live_worker(worker_id)?;
-        if leaving && worker.state == WorkerState::Active {
-            self.worker_mut(worker_id).state = WorkerState::Draining;
+        self.live_worker(worker_id)?;
+        if leaving {
+            // A worker leaving on its own (a signal) is drained as `DrainWorker` drains it.
+            self.drain_worker(worker_id)?;
         }
-        let active = self.worker_mut(worker_id).state == WorkerState::Active;
+        let active = self.live_worker(worker_id)?.state == WorkerState::Active;
 
         let lease_expires_ms = now_ms.saturating_add(self.state.config.lease_ms);
         let worker = self.worker_mut(worker_id);

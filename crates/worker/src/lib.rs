@@ -232,7 +232,7 @@ async fn work(
                     async move { c.workers().poll_tasks(request).await }
                 })
                 .await;
-            let pause = match polled {
+            let (pause, drained) = match polled {
                 Ok(reply) => {
                     let drained = reply.drain;
                     let given = reply.tasks.len() as u32;
@@ -270,16 +270,13 @@ async fn work(
                             done_tx.clone(),
                         );
                     }
-                    if (drained || leaving) && lock(state).held.is_empty() {
-                        tracing::info!(worker = %worker_id, "drained: exiting");
-                        return Ok(());
-                    }
                     // With slots still free the coordinator has already waited (long poll).
-                    if free > given {
+                    let pause = if free > given {
                         Duration::ZERO
                     } else {
                         poll_every
-                    }
+                    };
+                    (pause, drained)
                 }
                 Err(s) if matches!(s.code(), Code::NotFound | Code::FailedPrecondition) => {
                     if leaving {
@@ -292,14 +289,15 @@ async fn work(
                 }
                 Err(s) => {
                     tracing::warn!(error = %s.message(), "poll failed");
-                    if leaving && lock(state).held.is_empty() {
-                        // Nothing to finish or report: no need to wait for the coordinators.
-                        tracing::info!(worker = %worker_id, "left: exiting");
-                        return Ok(());
-                    }
-                    poll_every
+                    (poll_every, false)
                 }
             };
+            // Told to drain, or leaving (then even when the poll failed: with nothing held there is
+            // nothing to finish or report).
+            if (drained || leaving) && lock(state).held.is_empty() {
+                tracing::info!(worker = %worker_id, "drained: exiting");
+                return Ok(());
+            }
             tokio::select! {
                 () = wake.notified() => {}
                 () = tokio::time::sleep(pause) => {}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The cluster in containers, end to end: builds the image, generates a small dataset into a shared
 # directory, starts 3 coordinators and 2 workers with deploy/docker-compose.yml, submits the job datagen
-# writes, SIGKILLs a worker holding a task and then the Raft leader while the job runs, waits for the
-# job, and checks its outputs and that every input record is accounted for. Prints PASS, or FAIL with
+# writes, waits for Docker to see the coordinators healthy, SIGKILLs a worker holding a task and then
+# the Raft leader while the job runs, waits for the job, checks its outputs and that every input record
+# is accounted for, and stops a worker with `docker stop` (it drains and exits 0). Prints PASS, or FAIL with
 # the containers' last log lines and exit status 1; removes its containers, network, volumes and
 # directory either way.
 #
@@ -108,6 +109,18 @@ done
 if [ "$voters" != 3 ] || [ "$active" != "$workers" ]; then
   die "no cluster after 60 s: $voters voters, $active of $workers workers active"
 fi
+# Docker's health checks (`khop health` in each coordinator's container) agree.
+healthy=0
+for _ in $(seq 60); do
+  healthy=0
+  for id in 1 2 3; do
+    h=$(docker inspect -f '{{.State.Health.Status}}' "$(dc ps -q "coordinator-$id")" 2>>"$log" || true)
+    [ "$h" = healthy ] && healthy=$((healthy + 1))
+  done
+  [ "$healthy" = 3 ] && break
+  sleep 1
+done
+[ "$healthy" = 3 ] || die "$healthy of 3 coordinators healthy to Docker after 60 s"
 
 job=$(run_client submit /shared/data/job.toml --output /shared/out) || die "submit failed"
 say "submitted $job"
@@ -214,6 +227,18 @@ if statuses != left["accepted"]:
 print("smoke: " + line, file=sys.stderr)
 sys.exit(0 if ok else 1)
 EOF
+
+# `docker stop` (SIGTERM) takes a worker out: it drains, exits 0, and shows as left at once.
+stopped=$(client workers --json | json 'next((w["name"] for w in d if w["state"] == "active"), "")' || true)
+[ -n "$stopped" ] || die "no active worker left to stop"
+stopped_container=$(dc ps -q worker | grep "^$stopped" || true)
+[ -n "$stopped_container" ] || die "worker $stopped is no container of this project"
+docker stop "$stopped_container" >/dev/null || die "docker stop of worker $stopped failed"
+code=$(docker inspect -f '{{.State.ExitCode}}' "$stopped_container")
+[ "$code" = 0 ] || die "worker $stopped exited $code on docker stop"
+state=$(client workers --json | json "next((w['state'] for w in d if w['name'] == '$stopped'), '')" || true)
+[ "$state" = left ] || die "worker $stopped is '$state' after docker stop, not left"
+say "worker $stopped stopped: exit 0, left"
 
 say "passed in $(($(date +%s) - start)) s"
 result=PASS

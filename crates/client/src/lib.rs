@@ -19,9 +19,16 @@ use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 /// The metadata key a follower names the leader's address in.
 pub const LEADER_METADATA: &str = "khop-leader";
+
+/// The service whose health is a coordinator's readiness (the coordinator reports the same for all
+/// of its khop services).
+pub const READY_SERVICE: &str = khop_proto::v1::job_service_server::SERVICE_NAME;
 
 /// The largest message a client sends or accepts.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
@@ -80,6 +87,18 @@ impl Conn {
         WorkerServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Whether the coordinator is ready, from its `grpc.health.v1` service (open: no token needed):
+    /// `SERVING` for [`READY_SERVICE`] means it knows a leader, so calls to it can be answered.
+    /// `Err` when it cannot be asked.
+    pub async fn ready(&self) -> Result<bool, Status> {
+        let reply = HealthClient::new(self.channel.clone())
+            .check(HealthCheckRequest {
+                service: READY_SERVICE.into(),
+            })
+            .await?;
+        Ok(reply.into_inner().status == ServingStatus::Serving as i32)
     }
 }
 

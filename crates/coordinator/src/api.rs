@@ -290,6 +290,7 @@ fn worker_state(state: WorkerState) -> v1::WorkerState {
         WorkerState::Active => v1::WorkerState::Active,
         WorkerState::Draining => v1::WorkerState::Draining,
         WorkerState::Lost | WorkerState::Removed => v1::WorkerState::Lost,
+        WorkerState::Left => v1::WorkerState::Left,
     }
 }
 

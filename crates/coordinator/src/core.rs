@@ -104,8 +104,9 @@ fn changes_something(command: &Command, reply: &Reply) -> bool {
             Reply::Expired {
                 attempts,
                 workers_lost,
+                workers_forgotten,
             },
-        ) => !attempts.is_empty() || !workers_lost.is_empty(),
+        ) => !attempts.is_empty() || !workers_lost.is_empty() || !workers_forgotten.is_empty(),
         (Command::Poll { .. } | Command::ExpireLeases { .. }, _) => false,
         _ => true,
     }

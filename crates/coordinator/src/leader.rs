@@ -246,12 +246,17 @@ async fn step(core: &Core) -> Result<(), Error> {
     if let khop_scheduler::Reply::Expired {
         attempts,
         workers_lost,
+        workers_forgotten,
     } = core
         .propose(Command::ExpireLeases { now_ms: now_ms() })
         .await?
-        && (!attempts.is_empty() || !workers_lost.is_empty())
     {
-        tracing::info!(?attempts, ?workers_lost, "leases expired");
+        if !attempts.is_empty() || !workers_lost.is_empty() {
+            tracing::info!(?attempts, ?workers_lost, "leases expired");
+        }
+        if !workers_forgotten.is_empty() {
+            tracing::info!(workers = ?workers_forgotten, "gone workers forgotten");
+        }
     }
     for work in core.read(pending).await? {
         match work {

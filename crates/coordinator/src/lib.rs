@@ -60,6 +60,43 @@ pub struct Config {
     pub settings: Settings,
 }
 
+/// The services whose health is this coordinator's readiness, by their gRPC names (what
+/// `grpc.health.v1.Health/Check` is asked about; `khop health` asks about the first).
+const READY_SERVICES: [&str; 3] = [
+    khop_proto::v1::job_service_server::SERVICE_NAME,
+    khop_proto::v1::cluster_service_server::SERVICE_NAME,
+    khop_proto::v1::worker_service_server::SERVICE_NAME,
+];
+
+/// Keeps the health service true: the server as a whole (`""`) is `SERVING` while the process serves
+/// (liveness); [`READY_SERVICES`] are `SERVING` while this coordinator knows a leader, so that a call
+/// to it can be answered (readiness), and `NOT_SERVING` while it does not (before it has joined, during
+/// an election, cut off from a quorum).
+async fn report_readiness(
+    health: tonic_health::server::HealthReporter,
+    mut status: tokio::sync::watch::Receiver<khop_raftstore::NodeStatus>,
+) {
+    let mut reported = None;
+    loop {
+        let ready = status.borrow_and_update().leader_id.is_some();
+        if reported != Some(ready) {
+            let serving = if ready {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            for service in READY_SERVICES {
+                health.set_service_status(service, serving).await;
+            }
+            tracing::info!(ready, "readiness");
+            reported = Some(ready);
+        }
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// How long open connections may finish their calls after a shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -93,9 +130,7 @@ pub async fn serve(
         .then(|| tokio::spawn(leader::join_peers(Arc::clone(&core), cfg.peers.clone())));
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<JobServiceServer<api::Api>>().await;
-    health.set_serving::<ClusterServiceServer<api::Api>>().await;
-    health.set_serving::<WorkerServiceServer<api::Api>>().await;
+    let readiness = tokio::spawn(report_readiness(health, raft.subscribe()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(khop_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -152,6 +187,7 @@ pub async fn serve(
         Err(e) => Err(format!("serving on {listen}: {e}")),
     };
     leader_loop.abort();
+    readiness.abort();
     if let Some(joiner) = joiner {
         joiner.abort();
     }

@@ -106,6 +106,9 @@ pub(crate) enum Command {
     Workers(cmd::remote::WorkersArgs),
     /// The coordinators; drain or remove workers, add or remove coordinators, transfer leadership.
     Cluster(cmd::remote::ClusterArgs),
+    /// Whether each coordinator is ready (up and knows a leader); exit status 1 if any is not. Needs
+    /// no token: for container health checks.
+    Health(cmd::remote::HealthArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -139,6 +142,7 @@ fn main() -> std::process::ExitCode {
         Command::Cancel(args) => cmd::remote::cancel(args),
         Command::Workers(args) => cmd::remote::workers(args),
         Command::Cluster(args) => cmd::remote::cluster(args),
+        Command::Health(args) => cmd::remote::health(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

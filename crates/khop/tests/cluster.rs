@@ -732,6 +732,69 @@ fn every_node_restarted_mid_job() {
     assert_same_outputs(&output);
 }
 
+/// `khop health` (no token: what a container's health check runs) tells ready coordinators (up and
+/// knowing a leader) from those cut off from a quorum and those down, in its output and exit status.
+#[test]
+fn health_tells_ready_coordinators_from_the_rest() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, None);
+    let health = |cluster: &Cluster, ids: &[u64]| -> (bool, String) {
+        let addresses: Vec<String> = ids
+            .iter()
+            .map(|id| format!("http://{}", cluster.listen[id]))
+            .collect();
+        let out = Command::new(KHOP)
+            .args(["health", "--timeout-ms", "1000", "--coordinators"])
+            .arg(addresses.join(","))
+            .env_remove("KHOP_TOKEN")
+            .env("KHOP_LOG", "warn")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+    wait_until(
+        "every coordinator to be ready",
+        Duration::from_secs(30),
+        || health(&cluster, &[1, 2, 3]).0,
+    );
+    let (_, said) = health(&cluster, &[1, 2, 3]);
+    assert_eq!(
+        said.lines().filter(|l| l.ends_with("  ready")).count(),
+        3,
+        "{said}"
+    );
+
+    // Two of three down: the one left has no quorum, so it knows no leader once its term runs out.
+    for id in [2, 3] {
+        let mut child = cluster.coordinators.remove(&id).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    wait_until(
+        "coordinator 1 to be not ready",
+        Duration::from_secs(30),
+        || {
+            let (ok, said) = health(&cluster, &[1]);
+            !ok && said.contains("not ready: knows no leader")
+        },
+    );
+    let (ok, said) = health(&cluster, &[1, 2, 3]);
+    assert!(!ok, "{said}");
+    assert_eq!(
+        said.lines().filter(|l| l.contains("unreachable")).count(),
+        2,
+        "{said}"
+    );
+
+    // One back: a quorum again, a leader, both ready.
+    cluster.start_coordinator(2);
+    wait_until(
+        "coordinators 1 and 2 to be ready",
+        Duration::from_secs(30),
+        || health(&cluster, &[1, 2]).0,
+    );
+}
+
 #[test]
 fn a_worker_added_and_one_drained_mid_job() {
     let _serial = serial();
@@ -801,6 +864,11 @@ fn a_worker_sent_sigterm_finishes_its_tasks_then_exits() {
     assert!(
         ended < exited,
         "worker 0 exited before its attempt ended:\n{log}"
+    );
+    assert_eq!(
+        cluster.workers_json()[0]["state"],
+        "left",
+        "a worker that drained is shown as gone at once"
     );
 
     // A second worker, sent two signals while it holds a task, stops at once; a third finishes.

@@ -178,6 +178,9 @@ pub enum Reply {
     Expired {
         attempts: Vec<AttemptId>,
         workers_lost: Vec<WorkerId>,
+        /// Gone workers dropped from the state (`Config::forget_workers_after_ms`).
+        #[serde(default)]
+        workers_forgotten: Vec<WorkerId>,
     },
     Done,
     Error {

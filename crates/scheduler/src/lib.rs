@@ -19,8 +19,9 @@
 //!   ran as its worker measured it).
 //! - **Attempts**: one lease of a task to a worker, numbered in lease order, with the Raft term it was
 //!   leased in and its expiry.
-//! - **Workers**: name, address (may be empty), cores, state (`Active`, `Draining`, `Lost`, `Removed`), last heartbeat, the
-//!   attempts they hold and the cancellations waiting for their next poll.
+//! - **Workers**: name, address (may be empty), cores, state (`Active`, `Draining`, then gone: `Lost`,
+//!   `Removed`, or `Left` once a drained worker was told to stop), last heartbeat, the attempts they
+//!   hold and the cancellations waiting for their next poll.
 //!
 //! # Commands
 //! [`Command`]s come in as JSON ([`Machine::apply`]) and [`Reply`]s go out as JSON. Time is never read
@@ -35,8 +36,9 @@
 //!   success, or retries a failure within the budget (else the job fails); `DrainWorker`,
 //!   `RemoveWorker`.
 //! - `ExpireLeases`, proposed periodically by the leader: workers silent for longer than
-//!   `worker_timeout_ms` are lost, attempts whose lease has expired are abandoned.
-//! - `SetConfig`: lease length, worker timeout, retry budget.
+//!   `worker_timeout_ms` are lost, attempts whose lease has expired are abandoned, and workers gone
+//!   for longer than `forget_workers_after_ms` are forgotten once no attempt names them.
+//! - `SetConfig`: lease length, worker timeout, retry budget, how long gone workers are kept.
 //!
 //! A refused command is answered with `Reply::Error { code, message }` ([`Error`], [`ErrorCode`]).
 //!
@@ -51,7 +53,8 @@
 //!    duplicated or replaced.
 //! 4. **At most one running attempt per task.** A running attempt is held by exactly one live worker and
 //!    appears in that worker's `attempts`; an abandoned, failed, cancelled or fenced attempt never runs
-//!    again (a new attempt is leased instead).
+//!    again (a new attempt is leased instead). Every attempt's worker exists: a worker is forgotten
+//!    only once no attempt names it.
 //! 5. **Leases follow the plan**: a task is leased only when its job is running, its stage is planned
 //!    and every stage it depends on is done; leases go oldest job first, then stage, then task.
 //! 6. **A job succeeds exactly when every stage is planned and every task committed**; it fails when a

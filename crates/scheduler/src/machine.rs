@@ -578,6 +578,11 @@ impl Machine {
         };
         let worker = self.worker_mut(worker_id);
         let drain = worker.state == WorkerState::Draining && worker.attempts.is_empty();
+        if drain {
+            // This reply tells the process to exit: it is gone from now on. Should the reply be
+            // lost, its next poll is refused (`WorkerGone`) and it exits on that.
+            worker.state = WorkerState::Left;
+        }
         Ok(Reply::Polled {
             assignments,
             cancel: cancel.into_iter().collect(),
@@ -683,7 +688,35 @@ impl Machine {
         Reply::Expired {
             attempts: abandoned.into_iter().collect(),
             workers_lost,
+            workers_forgotten: self.forget_workers(now_ms),
         }
+    }
+
+    /// Drops the workers gone for longer than `Config::forget_workers_after_ms` that no attempt names
+    /// (an attempt's worker always exists: a late report of an abandoned attempt still finds it).
+    fn forget_workers(&mut self, now_ms: u64) -> Vec<WorkerId> {
+        let after = self.state.config.forget_workers_after_ms;
+        let old = |w: &Worker| !w.state.is_live() && now_ms.saturating_sub(w.last_seen_ms) > after;
+        if !self.state.workers.values().any(old) {
+            return Vec::new();
+        }
+        let named: BTreeSet<&str> = self
+            .state
+            .attempts
+            .values()
+            .map(|a| a.worker_id.as_str())
+            .collect();
+        let forgotten: Vec<WorkerId> = self
+            .state
+            .workers
+            .values()
+            .filter(|w| old(w) && !named.contains(w.id.as_str()))
+            .map(|w| w.id.clone())
+            .collect();
+        for id in &forgotten {
+            self.state.workers.remove(id);
+        }
+        forgotten
     }
 
     // ---- tasks and attempts --------------------------------------------------------------------

@@ -20,6 +20,20 @@ pub struct Config {
     /// Retries of a task after retryable failures: a task may fail `retry_budget` times and run again;
     /// one more failure fails the job.
     pub retry_budget: u32,
+    /// A worker gone (lost, removed, left) and last heard from longer ago than this is forgotten at the
+    /// next `ExpireLeases`, once no attempt names it: a cluster whose workers come and go (autoscaling,
+    /// restarts under new names) keeps a bounded list. Until then `khop workers` shows it.
+    #[serde(default = "Config::default_forget_workers_after_ms")]
+    pub forget_workers_after_ms: u64,
+}
+
+impl Config {
+    /// A day: long enough to see in the morning which workers went away in the night.
+    pub const DEFAULT_FORGET_WORKERS_AFTER_MS: u64 = 24 * 3600 * 1000;
+
+    fn default_forget_workers_after_ms() -> u64 {
+        Config::DEFAULT_FORGET_WORKERS_AFTER_MS
+    }
 }
 
 impl Default for Config {
@@ -28,6 +42,7 @@ impl Default for Config {
             lease_ms: 10_000,
             worker_timeout_ms: 30_000,
             retry_budget: 4,
+            forget_workers_after_ms: Config::DEFAULT_FORGET_WORKERS_AFTER_MS,
         }
     }
 }
@@ -173,7 +188,10 @@ pub enum WorkerState {
     Draining,
     /// Silent for longer than `Config::worker_timeout_ms`.
     Lost,
+    /// Forgotten by an operator (`RemoveWorker`).
     Removed,
+    /// Drained and told so: the poll reply that said `drain` was its last (the process exits on it).
+    Left,
 }
 
 impl WorkerState {

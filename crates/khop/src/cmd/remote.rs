@@ -332,6 +332,52 @@ pub fn cancel(args: JobArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    /// How long each coordinator may take to answer.
+    #[arg(long, default_value_t = 3000)]
+    timeout_ms: u64,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// Asks each coordinator given whether it is ready (knows a leader, so that calls to it are answered):
+/// a line each, and an error (exit status 1) unless every one is. No token: the health service is
+/// open, so a container's health check needs no secret.
+pub fn health(args: HealthArgs) -> anyhow::Result<()> {
+    let addresses = addresses(&args.remote.coordinators)?;
+    let coordinators = Coordinators::new(&addresses, None).map_err(anyhow::Error::msg)?;
+    let timeout = std::time::Duration::from_millis(args.timeout_ms);
+    let rt = runtime()?;
+    let mut unready = Vec::new();
+    for address in &addresses {
+        let answer = rt.block_on(async {
+            let conn = coordinators.connect(address)?;
+            tokio::time::timeout(timeout, conn.ready())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(tonic::Status::deadline_exceeded(format!(
+                        "no answer within {} ms",
+                        args.timeout_ms
+                    )))
+                })
+        });
+        let ready = matches!(answer, Ok(true));
+        match answer {
+            Ok(true) => println!("{address}  ready"),
+            Ok(false) => println!("{address}  not ready: knows no leader"),
+            Err(status) => println!("{address}  unreachable: {}", failed(status)),
+        }
+        if !ready {
+            unready.push(address.as_str());
+        }
+    }
+    if !unready.is_empty() {
+        bail!("not ready: {}", unready.join(", "));
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
 pub struct WorkersArgs {
     #[arg(long)]
     json: bool,

@@ -36,6 +36,10 @@ pub struct CoordinatorArgs {
     /// Retries of a task after retryable failures.
     #[arg(long, default_value_t = 4)]
     retry_budget: u32,
+    /// A worker gone (lost, removed, or left after a drain) is forgotten this long after it was last
+    /// heard from; until then `khop workers` lists it.
+    #[arg(long, default_value_t = khop_coordinator::SchedulerConfig::DEFAULT_FORGET_WORKERS_AFTER_MS)]
+    forget_workers_after_ms: u64,
     /// How long a worker's poll waits for work.
     #[arg(long, default_value_t = 1000)]
     poll_ms: u64,
@@ -113,11 +117,12 @@ pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         bootstrap: args.bootstrap,
         tokens,
         settings: khop_coordinator::Settings {
-            scheduler: khop_scheduler_config(
-                args.lease_ms,
-                args.worker_timeout_ms,
-                args.retry_budget,
-            ),
+            scheduler: khop_coordinator::SchedulerConfig {
+                lease_ms: args.lease_ms,
+                worker_timeout_ms: args.worker_timeout_ms,
+                retry_budget: args.retry_budget,
+                forget_workers_after_ms: args.forget_workers_after_ms,
+            },
             poll_ms: args.poll_ms,
             ..Default::default()
         },
@@ -125,18 +130,6 @@ pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     runtime()?
         .block_on(khop_coordinator::serve(cfg, interrupted()))
         .map_err(anyhow::Error::msg)
-}
-
-fn khop_scheduler_config(
-    lease_ms: u64,
-    worker_timeout_ms: u64,
-    retry_budget: u32,
-) -> khop_coordinator::SchedulerConfig {
-    khop_coordinator::SchedulerConfig {
-        lease_ms,
-        worker_timeout_ms,
-        retry_budget,
-    }
 }
 
 #[derive(Debug, clap::Args)]

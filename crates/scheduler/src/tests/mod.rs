@@ -159,6 +159,7 @@ impl Harness {
             Reply::Expired {
                 attempts,
                 workers_lost,
+                ..
             } => (attempts, workers_lost),
             other => panic!("expire replied {other:?}"),
         }
@@ -341,6 +342,10 @@ pub(crate) fn check_invariants(m: &Machine) {
         }
     }
     for (id, a) in attempts {
+        assert!(
+            m.worker(&a.worker_id).is_some(),
+            "attempt {id} names a forgotten worker"
+        );
         if a.state == AttemptState::Running {
             assert!(held.contains(id), "running attempt {id} held by no worker");
             let task = &m.job(&a.job_id).expect("job").stages[a.stage].tasks[a.task];

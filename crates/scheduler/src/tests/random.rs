@@ -48,6 +48,8 @@ impl World {
             lease_ms: 10_000,
             worker_timeout_ms: 30_000,
             retry_budget: 3,
+            // Short, so that runs forget gone workers and meet them again.
+            forget_workers_after_ms: 20_000,
         };
         let mut w = World {
             h: Harness::with_config(config),
@@ -108,7 +110,7 @@ impl World {
                     self.procs.insert(worker, None);
                 }
             }
-            Err(Error::WorkerGone { .. }) => self.restart(worker),
+            Err(Error::WorkerGone { .. } | Error::UnknownWorker(_)) => self.restart(worker),
             other => panic!("poll of {worker}: {other:?}"),
         }
     }
@@ -315,6 +317,7 @@ fn random_interleavings_keep_the_invariants() {
         ("a report from term", 0),
         ("\"cancel\":[1", 0),
         ("\"drain\":true", 0),
+        ("\"workers_forgotten\":[\"", 0),
         ("\"StagePlanned\"", 0),
     ];
     for seed in 0..40 {
@@ -346,6 +349,7 @@ fn random_interleavings_keep_the_invariants() {
             lease_ms: 10_000,
             worker_timeout_ms: 30_000,
             retry_budget: 3,
+            forget_workers_after_ms: 20_000,
         });
         for (index, command, reply) in &w.h.log {
             assert_eq!(

@@ -393,7 +393,15 @@ fn a_drained_worker_finishes_its_attempts_then_is_told_to_stop() {
     assert_eq!(ids(&h.poll("w2", 2, &[]).0), [2, 3]);
     h.succeed("w1", 1);
     assert_eq!(h.poll("w1", 2, &[]), (vec![], vec![], true));
-    assert_eq!(h.m.worker("w1").unwrap().state, WorkerState::Draining);
+    // That reply was its last: the worker exits on it.
+    assert_eq!(h.m.worker("w1").unwrap().state, WorkerState::Left);
+    assert!(matches!(
+        h.run(h.poll_cmd("w1", 2, &[])),
+        Err(Error::WorkerGone {
+            state: WorkerState::Left,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -420,7 +428,77 @@ fn a_worker_leaving_on_its_own_is_drained_by_its_poll() {
     h.succeed("w1", 1);
     let command = leaving(&h, &[]);
     assert_eq!(h.polled(command), (vec![], vec![], true));
-    assert_eq!(h.m.worker("w1").unwrap().state, WorkerState::Draining);
+    assert_eq!(h.m.worker("w1").unwrap().state, WorkerState::Left);
+}
+
+#[test]
+fn gone_workers_are_forgotten_once_no_attempt_names_them() {
+    let config = Config {
+        forget_workers_after_ms: 60_000,
+        ..Config::default()
+    };
+    let mut h = Harness::with_config(config);
+    for w in ["w1", "w2", "w3"] {
+        h.register(w);
+    }
+    h.submit("j1", one_stage(2));
+    // w1 runs attempt 1 and is lost; w2 runs attempt 2, is drained and leaves; w3 stays.
+    assert_eq!(ids(&h.poll("w1", 1, &[]).0), [1]);
+    assert_eq!(ids(&h.poll("w2", 1, &[]).0), [2]);
+    h.ok(Command::DrainWorker {
+        worker_id: "w2".into(),
+    });
+    h.succeed("w2", 2);
+    assert!(h.poll("w2", 0, &[]).2, "w2 is told to stop");
+    let config = *h.m.config();
+    h.now += config.worker_timeout_ms + 1;
+    h.poll("w3", 0, &[]);
+    assert_eq!(h.expire(), (vec![1], vec!["w1".to_string()]));
+
+    // Within the retention both stay, shown as what they are.
+    h.now += config.forget_workers_after_ms - config.worker_timeout_ms - 1;
+    h.poll("w3", 0, &[]);
+    h.expire();
+    assert_eq!(h.m.worker("w1").unwrap().state, WorkerState::Lost);
+    assert_eq!(h.m.worker("w2").unwrap().state, WorkerState::Left);
+
+    // Past it, only the workers no attempt names go: w1's abandoned attempt 1 may still report late.
+    h.now += config.worker_timeout_ms;
+    h.poll("w3", 0, &[]);
+    let now_ms = h.now;
+    let forgotten = |reply: Reply| match reply {
+        Reply::Expired {
+            workers_forgotten, ..
+        } => workers_forgotten,
+        other => panic!("expire replied {other:?}"),
+    };
+    assert_eq!(
+        forgotten(h.ok(Command::ExpireLeases { now_ms })),
+        Vec::<String>::new(),
+        "attempts 1 and 2 name w1 and w2"
+    );
+    let (a, ..) = h.poll("w3", 1, &[]);
+    assert_eq!(ids(&a), [3]);
+    h.succeed("w3", 3);
+    assert_eq!(h.job_state("j1"), JobState::Succeeded);
+    h.ok(Command::CleanupJob {
+        job_id: "j1".into(),
+    });
+    let now_ms = h.now;
+    assert_eq!(
+        forgotten(h.ok(Command::ExpireLeases { now_ms })),
+        ["w1", "w2"]
+    );
+    assert!(h.m.worker("w1").is_none() && h.m.worker("w2").is_none());
+    assert_eq!(h.m.worker("w3").unwrap().state, WorkerState::Active);
+
+    // A forgotten worker that comes back is unknown, and registers again.
+    assert!(matches!(
+        h.run(h.poll_cmd("w1", 1, &[])),
+        Err(Error::UnknownWorker(_))
+    ));
+    h.register("w1");
+    assert_eq!(h.m.worker("w1").unwrap().state, WorkerState::Active);
 }
 
 #[test]
@@ -621,6 +699,7 @@ fn set_model_and_config() {
         lease_ms: 5,
         worker_timeout_ms: 50,
         retry_budget: 0,
+        forget_workers_after_ms: 500,
     };
     h.ok(Command::SetConfig { config });
     assert_eq!(*h.m.config(), config);
@@ -888,6 +967,7 @@ fn a_restored_snapshot_answers_like_the_original() {
             lease_ms: 1,
             worker_timeout_ms: 1,
             retry_budget: 0,
+            forget_workers_after_ms: 1,
         });
         restored.restore(&original.snapshot()).unwrap();
         assert_eq!(restored, original);

@@ -105,8 +105,14 @@ fn changes_something(command: &Command, reply: &Reply) -> bool {
                 attempts,
                 workers_lost,
                 workers_forgotten,
+                jobs_forgotten,
             },
-        ) => !attempts.is_empty() || !workers_lost.is_empty() || !workers_forgotten.is_empty(),
+        ) => {
+            !attempts.is_empty()
+                || !workers_lost.is_empty()
+                || !workers_forgotten.is_empty()
+                || !jobs_forgotten.is_empty()
+        }
         (Command::Poll { .. } | Command::ExpireLeases { .. }, _) => false,
         _ => true,
     }

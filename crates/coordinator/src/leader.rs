@@ -247,6 +247,7 @@ async fn step(core: &Core) -> Result<(), Error> {
         attempts,
         workers_lost,
         workers_forgotten,
+        jobs_forgotten,
     } = core
         .propose(Command::ExpireLeases { now_ms: now_ms() })
         .await?
@@ -256,6 +257,9 @@ async fn step(core: &Core) -> Result<(), Error> {
         }
         if !workers_forgotten.is_empty() {
             tracing::info!(workers = ?workers_forgotten, "gone workers forgotten");
+        }
+        if !jobs_forgotten.is_empty() {
+            tracing::info!(jobs = ?jobs_forgotten, "finished jobs forgotten");
         }
     }
     for work in core.read(pending).await? {

@@ -148,6 +148,8 @@ struct Cluster {
     token: String,
     /// Environment of every coordinator and worker (an object store's endpoint and keys).
     env: Vec<(&'static str, String)>,
+    /// Flags every coordinator gets besides the usual ones.
+    coordinator_args: Vec<String>,
 }
 
 impl Cluster {
@@ -157,6 +159,15 @@ impl Cluster {
     }
 
     fn start_with_env(n: u64, auth: Option<&str>, env: Vec<(&'static str, String)>) -> Cluster {
+        Self::start_with(n, auth, env, &[])
+    }
+
+    fn start_with(
+        n: u64,
+        auth: Option<&str>,
+        env: Vec<(&'static str, String)>,
+        coordinator_args: &[&str],
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let listen = (1..=n)
             .map(|id| {
@@ -178,6 +189,7 @@ impl Cluster {
             auth,
             token: TOKEN.to_string(),
             env,
+            coordinator_args: coordinator_args.iter().map(|a| a.to_string()).collect(),
         };
         let started = Instant::now();
         for id in 1..=n {
@@ -228,6 +240,7 @@ impl Cluster {
                 "--poll-ms",
                 "300",
             ])
+            .args(&self.coordinator_args)
             .env("KHOP_TOKEN", TOKEN)
             .env("KHOP_LOG", "info,raft=warn")
             .envs(self.env.clone())
@@ -729,6 +742,46 @@ fn every_node_restarted_mid_job() {
         restarted.elapsed().as_secs_f64()
     );
     cluster.wait_for_job(&id, Duration::from_secs(90));
+    assert_same_outputs(&output);
+}
+
+/// The coordinators forget finished jobs and gone workers after their retention (here 3 s), so that
+/// the replicated state stays bounded; a job's outputs stay.
+#[test]
+fn finished_jobs_and_gone_workers_are_forgotten_after_their_retention() {
+    let _serial = serial();
+    reference();
+    let retention = [
+        "--forget-jobs-after-ms",
+        "3000",
+        "--forget-workers-after-ms",
+        "3000",
+    ];
+    let mut cluster = Cluster::start_with(3, None, Vec::new(), &retention);
+    let worker = cluster.start_worker(None);
+    let output = cluster.output("out");
+    let id = cluster.submit(&output);
+    cluster.wait_for_job(&id, Duration::from_secs(90));
+    run_ok(Command::new("kill").args(["-TERM", &cluster.workers[worker].id().to_string()]));
+    assert!(
+        cluster
+            .wait_for_worker_exit(worker, Duration::from_secs(30))
+            .success()
+    );
+    assert_eq!(cluster.workers_json()[0]["state"], "left");
+    wait_until(
+        "the job and the worker to be forgotten",
+        Duration::from_secs(30),
+        || {
+            cluster
+                .json(&["status", "--json"])
+                .as_array()
+                .is_some_and(Vec::is_empty)
+                && cluster.workers_json().is_empty()
+        },
+    );
+    let out = cluster.cli(&["status", &id]);
+    assert!(!out.status.success(), "a forgotten job is not found");
     assert_same_outputs(&output);
 }
 

@@ -181,6 +181,9 @@ pub enum Reply {
         /// Gone workers dropped from the state (`Config::forget_workers_after_ms`).
         #[serde(default)]
         workers_forgotten: Vec<WorkerId>,
+        /// Finished jobs dropped from the state (`Config::forget_jobs_after_ms`).
+        #[serde(default)]
+        jobs_forgotten: Vec<JobId>,
     },
     Done,
     Error {

@@ -36,9 +36,12 @@
 //!   success, or retries a failure within the budget (else the job fails); `DrainWorker`,
 //!   `RemoveWorker`.
 //! - `ExpireLeases`, proposed periodically by the leader: workers silent for longer than
-//!   `worker_timeout_ms` are lost, attempts whose lease has expired are abandoned, and workers gone
-//!   for longer than `forget_workers_after_ms` are forgotten once no attempt names them.
-//! - `SetConfig`: lease length, worker timeout, retry budget, how long gone workers are kept.
+//!   `worker_timeout_ms` are lost, attempts whose lease has expired are abandoned, workers gone
+//!   for longer than `forget_workers_after_ms` are forgotten once no attempt names them, and jobs
+//!   finished longer than `forget_jobs_after_ms` ago are forgotten (with their request ids) once
+//!   their scratch is cleaned: the state stays bounded while workers and jobs keep coming.
+//! - `SetConfig`: lease length, worker timeout, retry budget, how long gone workers and finished jobs
+//!   are kept.
 //!
 //! A refused command is answered with `Reply::Error { code, message }` ([`Error`], [`ErrorCode`]).
 //!

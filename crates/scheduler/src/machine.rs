@@ -689,7 +689,31 @@ impl Machine {
             attempts: abandoned.into_iter().collect(),
             workers_lost,
             workers_forgotten: self.forget_workers(now_ms),
+            jobs_forgotten: self.forget_jobs(now_ms),
         }
+    }
+
+    /// Drops the jobs finished longer than `Config::forget_jobs_after_ms` ago whose scratch files are
+    /// removed (`CleanupJob` has forgotten their attempts), with their request ids.
+    fn forget_jobs(&mut self, now_ms: u64) -> Vec<JobId> {
+        let after = self.state.config.forget_jobs_after_ms;
+        let forgotten: Vec<JobId> = self
+            .state
+            .jobs
+            .values()
+            .filter(|j| {
+                j.scratch_cleaned
+                    && j.finished_ms
+                        .is_some_and(|f| now_ms.saturating_sub(f) > after)
+            })
+            .map(|j| j.id.clone())
+            .collect();
+        for id in &forgotten {
+            if let Some(request_id) = self.state.jobs.remove(id).and_then(|j| j.request_id) {
+                self.state.requests.remove(&request_id);
+            }
+        }
+        forgotten
     }
 
     /// Drops the workers gone for longer than `Config::forget_workers_after_ms` that no attempt names

@@ -25,14 +25,25 @@ pub struct Config {
     /// restarts under new names) keeps a bounded list. Until then `khop workers` shows it.
     #[serde(default = "Config::default_forget_workers_after_ms")]
     pub forget_workers_after_ms: u64,
+    /// A job finished longer ago than this, its scratch files removed, is forgotten at the next
+    /// `ExpireLeases`, with its request id: the state (and every Raft snapshot) stays bounded while
+    /// jobs keep coming. Its outputs and `summary.json` stay where they were written.
+    #[serde(default = "Config::default_forget_jobs_after_ms")]
+    pub forget_jobs_after_ms: u64,
 }
 
 impl Config {
     /// A day: long enough to see in the morning which workers went away in the night.
     pub const DEFAULT_FORGET_WORKERS_AFTER_MS: u64 = 24 * 3600 * 1000;
+    /// Thirty days of job history in `khop status`.
+    pub const DEFAULT_FORGET_JOBS_AFTER_MS: u64 = 30 * 24 * 3600 * 1000;
 
     fn default_forget_workers_after_ms() -> u64 {
         Config::DEFAULT_FORGET_WORKERS_AFTER_MS
+    }
+
+    fn default_forget_jobs_after_ms() -> u64 {
+        Config::DEFAULT_FORGET_JOBS_AFTER_MS
     }
 }
 
@@ -43,6 +54,7 @@ impl Default for Config {
             worker_timeout_ms: 30_000,
             retry_budget: 4,
             forget_workers_after_ms: Config::DEFAULT_FORGET_WORKERS_AFTER_MS,
+            forget_jobs_after_ms: Config::DEFAULT_FORGET_JOBS_AFTER_MS,
         }
     }
 }

@@ -40,6 +40,10 @@ pub struct CoordinatorArgs {
     /// heard from; until then `khop workers` lists it.
     #[arg(long, default_value_t = khop_coordinator::SchedulerConfig::DEFAULT_FORGET_WORKERS_AFTER_MS)]
     forget_workers_after_ms: u64,
+    /// A finished job is forgotten this long after it finished (`khop status` no longer lists it); its
+    /// outputs and summary.json stay where they were written.
+    #[arg(long, default_value_t = khop_coordinator::SchedulerConfig::DEFAULT_FORGET_JOBS_AFTER_MS)]
+    forget_jobs_after_ms: u64,
     /// How long a worker's poll waits for work.
     #[arg(long, default_value_t = 1000)]
     poll_ms: u64,
@@ -122,6 +126,7 @@ pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                 worker_timeout_ms: args.worker_timeout_ms,
                 retry_budget: args.retry_budget,
                 forget_workers_after_ms: args.forget_workers_after_ms,
+                forget_jobs_after_ms: args.forget_jobs_after_ms,
             },
             poll_ms: args.poll_ms,
             ..Default::default()

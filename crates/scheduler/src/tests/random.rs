@@ -40,6 +40,8 @@ struct World {
     procs: BTreeMap<&'static str, Option<BTreeSet<AttemptId>>>,
     /// The attempt whose success the machine accepted, per task.
     commits: BTreeMap<TaskKey, AttemptId>,
+    /// Jobs submitted so far (some may have been forgotten since).
+    submitted: u64,
 }
 
 impl World {
@@ -48,14 +50,16 @@ impl World {
             lease_ms: 10_000,
             worker_timeout_ms: 30_000,
             retry_budget: 3,
-            // Short, so that runs forget gone workers and meet them again.
+            // Short, so that runs forget gone workers (and meet them again) and finished jobs.
             forget_workers_after_ms: 20_000,
+            forget_jobs_after_ms: 30_000,
         };
         let mut w = World {
             h: Harness::with_config(config),
             rng: Rng(seed),
             procs: BTreeMap::new(),
             commits: BTreeMap::new(),
+            submitted: 0,
         };
         for id in WORKERS {
             w.h.register(id);
@@ -82,12 +86,13 @@ impl World {
                 unplanned("s2", deps),
             ],
         };
-        let job_id = format!("j{}", self.h.m.jobs().len());
+        let job_id = format!("j{}", self.submitted);
+        self.submitted += 1;
         self.h.submit(&job_id, plan);
     }
 
     fn random_job(&mut self) -> String {
-        format!("j{}", self.rng.below(self.h.m.jobs().len() as u64 + 1))
+        format!("j{}", self.rng.below(self.submitted + 1))
     }
 
     fn poll(&mut self, worker: &'static str, slots: u32) {
@@ -318,6 +323,7 @@ fn random_interleavings_keep_the_invariants() {
         ("\"cancel\":[1", 0),
         ("\"drain\":true", 0),
         ("\"workers_forgotten\":[\"", 0),
+        ("\"jobs_forgotten\":[\"", 0),
         ("\"StagePlanned\"", 0),
     ];
     for seed in 0..40 {
@@ -350,6 +356,7 @@ fn random_interleavings_keep_the_invariants() {
             worker_timeout_ms: 30_000,
             retry_budget: 3,
             forget_workers_after_ms: 20_000,
+            forget_jobs_after_ms: 30_000,
         });
         for (index, command, reply) in &w.h.log {
             assert_eq!(

@@ -700,6 +700,7 @@ fn set_model_and_config() {
         worker_timeout_ms: 50,
         retry_budget: 0,
         forget_workers_after_ms: 500,
+        forget_jobs_after_ms: 5000,
     };
     h.ok(Command::SetConfig { config });
     assert_eq!(*h.m.config(), config);
@@ -753,6 +754,51 @@ fn busy_story() -> Harness {
         now_ms: h.now,
     });
     h
+}
+
+#[test]
+fn finished_jobs_are_forgotten_after_the_retention_once_their_scratch_is_cleaned() {
+    let config = Config {
+        forget_jobs_after_ms: 60_000,
+        ..Config::default()
+    };
+    let mut h = Harness::with_config(config);
+    h.register("w1");
+    // A job submitted with a request id, run to success; another still running.
+    let Reply::JobSubmitted { job_id: done, .. } = h.ok(submit_with_request("r-1", "done", 1))
+    else {
+        panic!("not submitted")
+    };
+    h.submit("running", one_stage(1));
+    let (a, ..) = h.poll("w1", 1, &[]);
+    h.succeed("w1", a[0].attempt_id);
+    assert_eq!(h.job_state(&done), JobState::Succeeded);
+    let finished = h.now;
+    let forgotten = |h: &mut Harness| {
+        let now_ms = h.now;
+        h.poll("w1", 0, &[]);
+        match h.ok(Command::ExpireLeases { now_ms }) {
+            Reply::Expired { jobs_forgotten, .. } => jobs_forgotten,
+            other => panic!("expire replied {other:?}"),
+        }
+    };
+
+    // Past the retention but its scratch not yet cleaned: kept (the coordinator still has to finish it).
+    h.now = finished + config.forget_jobs_after_ms + 1;
+    assert!(forgotten(&mut h).is_empty());
+    h.ok(Command::CleanupJob {
+        job_id: done.clone(),
+    });
+    // Cleaned, and past the retention: gone, with its request id; the running job stays.
+    assert_eq!(forgotten(&mut h), std::slice::from_ref(&done));
+    assert!(h.m.job(&done).is_none());
+    assert_eq!(h.job_state("running"), JobState::Running);
+    // The request id is free again: the same request submits a new job.
+    let Reply::JobSubmitted { job_id: again, .. } = h.ok(submit_with_request("r-1", "done", 1))
+    else {
+        panic!("not submitted")
+    };
+    assert_ne!(again, done);
 }
 
 fn submit_with_request(request_id: &str, name: &str, tasks: usize) -> Command {
@@ -968,6 +1014,7 @@ fn a_restored_snapshot_answers_like_the_original() {
             worker_timeout_ms: 1,
             retry_budget: 0,
             forget_workers_after_ms: 1,
+            forget_jobs_after_ms: 1,
         });
         restored.restore(&original.snapshot()).unwrap();
         assert_eq!(restored, original);

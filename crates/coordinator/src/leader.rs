@@ -236,6 +236,8 @@ async fn configure(core: &Core) -> Result<(), Error> {
             lease_ms = want.lease_ms,
             worker_timeout_ms = want.worker_timeout_ms,
             retry_budget = want.retry_budget,
+            forget_workers_after_ms = want.forget_workers_after_ms,
+            forget_jobs_after_ms = want.forget_jobs_after_ms,
             "scheduler config set"
         );
     }

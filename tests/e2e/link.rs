@@ -216,6 +216,22 @@ fn a_job_with_partitions_cut_into_slices_gives_the_same_files() {
     }
 }
 
+/// `compare` reading every partition's records laid out one after another (`execution.rows_above =
+/// 0`) gives the same files as reading them from their columns (what the default does at this size).
+#[test]
+fn records_laid_out_for_compare_give_the_same_files() {
+    let l = &*LINKED;
+    let other = tempfile::tempdir().unwrap();
+    let mut spec = job(&l.data, other.path(), 0);
+    spec.execution.rows_above = 0.0;
+    run_job(&spec, &Silent).unwrap();
+    assert_same_outputs(
+        &l.output,
+        other.path(),
+        "when compare reads records laid out",
+    );
+}
+
 /// The same for a dedupe job (the generated population against itself, the job benches/vs_splink.sh
 /// runs), whose slices go by each pair's first record.
 #[test]
@@ -240,12 +256,14 @@ fn a_dedupe_job_with_partitions_cut_into_slices_gives_the_same_files() {
     cut.execution.split_above = 0.0;
     cut.execution.split_min_pairs = 0;
     cut.execution.max_slices = 3;
+    // And compare reading records laid out, one side's rows standing for both.
+    cut.execution.rows_above = 0.0;
     let summary = run_job(&cut, &Silent).unwrap();
     assert!(summary.skew.split.len() > 60, "{:?}", summary.skew);
     assert_same_outputs(
         &whole,
         &sliced,
-        "when dedupe partitions are cut into slices",
+        "when dedupe partitions are cut into slices and compare reads records laid out",
     );
 }
 

@@ -282,6 +282,11 @@ pub struct Execution {
     /// than this is one task. CSV files are one task each.
     #[serde(default = "default_task_rows")]
     pub task_rows: u64,
+    /// A `compare` task reads its partition's records laid out one after another (a few cache lines
+    /// each) instead of from their columns once the partition has more than this many candidate
+    /// pairs per record of its two sides; 0 always, a large number never. Does not change the results.
+    #[serde(default = "default_rows_above")]
+    pub rows_above: f64,
     /// Worker threads for CPU work; 0 uses every core. Does not change the results.
     #[serde(default)]
     pub threads: usize,
@@ -310,6 +315,9 @@ fn default_min_pair_probability() -> f64 {
 fn default_split_above() -> f64 {
     2.0
 }
+fn default_rows_above() -> f64 {
+    1.0
+}
 fn default_split_min_pairs() -> u64 {
     10_000_000
 }
@@ -333,6 +341,7 @@ impl Default for Execution {
             split_min_pairs: default_split_min_pairs(),
             max_slices: default_max_slices(),
             task_rows: default_task_rows(),
+            rows_above: default_rows_above(),
             threads: 0,
             scratch: None,
             scratch_memory_mib: default_scratch_memory_mib(),
@@ -698,6 +707,12 @@ impl JobSpec {
                 "must be a number at least 0",
             ));
         }
+        if !(e.rows_above.is_finite() && e.rows_above >= 0.0) {
+            return Err(invalid(
+                "execution.rows_above",
+                "must be a number at least 0",
+            ));
+        }
         if e.task_rows == 0 {
             return Err(invalid("execution.task_rows", "must be positive"));
         }
@@ -827,6 +842,11 @@ review = 0.5
                 "[thresholds]",
                 "[execution]\nsplit_above = -1.0\n[thresholds]",
                 "execution.split_above",
+            ),
+            (
+                "[thresholds]",
+                "[execution]\nrows_above = -1.0\n[thresholds]",
+                "execution.rows_above",
             ),
             (
                 "[thresholds]",

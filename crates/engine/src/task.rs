@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
 use crate::blocking::{Blocks, Index, Oversized, Slice};
-use crate::compare::{Compiled, Scratch, compile, gamma_at, gamma_vector};
+use crate::compare::{Compiled, Rows, Scratch, compile, gamma_at, gamma_vector, gamma_vector_of};
 use crate::exchange::{
     batch_to_table, number_column, table_schema, table_to_batch, text_column, u64_column,
 };
@@ -1595,8 +1595,34 @@ fn compare(
         UInt64Builder::new(),
         UInt8Builder::new(),
     );
+    // The candidate pairs first, then their gammas: whether to lay the records out first depends on
+    // how many pairs there are for each record.
+    let mut pairs: Vec<(u32, u32, u8)> = Vec::new();
     let oversized = for_each_pair(spec, &loaded, (partition, slice), |l, r, rule| {
-        let g = gamma_vector(&comparisons, left, l, right, r, &mut scratch);
+        pairs.push((l as u32, r as u32, rule as u8));
+    });
+    // Records laid out one after another ([`Rows`]) are read in a few cache lines each, where their
+    // values in columns take one or two each: that pays once a partition has more pairs than records
+    // to lay out (at national scale, not at 10 M: `execution.rows_above`).
+    let records = left.len() + loaded.right.as_ref().map_or(0, Table::len);
+    let laid_out = (pairs.len() as f64 > spec.execution.rows_above * records as f64).then(|| {
+        let left_rows = Rows::of(left, &comparisons);
+        let right_rows = loaded.right.as_ref().map(|r| Rows::of(r, &comparisons));
+        (left_rows, right_rows)
+    });
+    let mut values = laid_out
+        .as_ref()
+        .map(|(l, r)| (l.no_values(), r.as_ref().unwrap_or(l).no_values()));
+    for (l, r, rule) in pairs {
+        let (l, r, rule) = (l as usize, r as usize, usize::from(rule));
+        let g = match (&laid_out, &mut values) {
+            (Some((left_rows, right_rows)), Some((xa, xb))) => {
+                left_rows.values(l, xa);
+                right_rows.as_ref().unwrap_or(left_rows).values(r, xb);
+                gamma_vector_of(&comparisons, xa, xb, &mut scratch)
+            }
+            _ => gamma_vector(&comparisons, left, l, right, r, &mut scratch),
+        };
         out.0.append_value(l as u32);
         out.1.append_value(r as u32);
         out.2.append_value(g);
@@ -1612,7 +1638,7 @@ fn compare(
                 }
             }
         }
-    });
+    }
     let gammas_file = file("gammas.arrow");
     write_batch(
         files,

@@ -743,9 +743,6 @@ mod tests {
     /// Records of every kind of value (typed several ways, partial, invalid, missing), for each input
     /// of the generator's job, standardised.
     fn generator_tables(spec: &JobSpec) -> Vec<Table> {
-        use arrow::array::{ArrayRef, RecordBatch, StringArray};
-        use arrow::datatypes::{DataType, Field, Schema};
-        use std::sync::Arc;
         let value = |column: &str| -> Vec<Option<&str>> {
             match column {
                 "record_id" => vec![
@@ -833,18 +830,7 @@ mod tests {
         spec.inputs
             .iter()
             .map(|input| {
-                let columns = crate::scan::columns_of(input);
-                let schema = Arc::new(Schema::new(
-                    columns
-                        .iter()
-                        .map(|c| Field::new(c, DataType::Utf8, true))
-                        .collect::<Vec<_>>(),
-                ));
-                let arrays: Vec<ArrayRef> = columns
-                    .iter()
-                    .map(|c| Arc::new(StringArray::from(value(c))) as ArrayRef)
-                    .collect();
-                let batch = RecordBatch::try_new(schema, arrays).unwrap();
+                let batch = crate::scan::text_batch(&crate::scan::columns_of(input), value);
                 crate::standardise::standardise_batch(spec, input, &batch)
             })
             .collect()

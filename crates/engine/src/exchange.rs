@@ -325,7 +325,6 @@ pub fn text_column(batch: &RecordBatch, name: &str) -> Result<Strings, EngineErr
 mod tests {
     use super::*;
     use crate::standardise::standardise_batch;
-    use arrow::array::StringArray;
 
     #[test]
     fn a_table_survives_the_round_trip_through_an_ipc_file() {
@@ -341,17 +340,7 @@ mod tests {
                 _ => vec![None, None, Some("012345678")],
             }
         };
-        let schema = Arc::new(Schema::new(
-            columns
-                .iter()
-                .map(|c| Field::new(c, DataType::Utf8, true))
-                .collect::<Vec<_>>(),
-        ));
-        let arrays: Vec<ArrayRef> = columns
-            .iter()
-            .map(|c| Arc::new(StringArray::from(value(c))) as ArrayRef)
-            .collect();
-        let batch = RecordBatch::try_new(schema, arrays).unwrap();
+        let batch = crate::scan::text_batch(&columns, value);
         let table = standardise_batch(&spec, input, &batch);
         assert_eq!(table.len(), 3);
         let schema = table_schema(&spec, input);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringViewArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
 use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
@@ -270,12 +270,7 @@ pub fn scan(
                     }
                     rows.push(row);
                 }
-                let schema = Arc::new(Schema::new(
-                    wanted
-                        .iter()
-                        .map(|c| Field::new(c, DataType::Utf8, true))
-                        .collect::<Vec<_>>(),
-                ));
+                let schema = text_schema(&wanted);
                 let columns: Vec<ArrayRef> = builders
                     .iter_mut()
                     .map(|b| Arc::new(b.finish()) as ArrayRef)
@@ -480,6 +475,30 @@ async fn parquet_footer_from(
     let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::default())
         .map_err(|e| bad(&e))?;
     Ok((size, metadata))
+}
+
+/// The schema of a batch of nullable text `columns` (a CSV file's, as scanned).
+pub(crate) fn text_schema(columns: &[impl AsRef<str>]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(c.as_ref(), DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A batch of text `columns`, each column's values given by `value` (for tests that standardise a
+/// few records).
+#[cfg(test)]
+pub(crate) fn text_batch<'a>(
+    columns: &[String],
+    value: impl Fn(&str) -> Vec<Option<&'a str>>,
+) -> RecordBatch {
+    let arrays: Vec<ArrayRef> = columns
+        .iter()
+        .map(|c| Arc::new(StringArray::from(value(c))) as ArrayRef)
+        .collect();
+    RecordBatch::try_new(text_schema(columns), arrays).expect("columns of one length")
 }
 
 /// A text column of a scanned batch: string views as Parquet is read, strings as CSV is (and as

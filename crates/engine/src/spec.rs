@@ -284,7 +284,8 @@ pub struct Execution {
     pub task_rows: u64,
     /// A `compare` task reads its partition's records laid out one after another (a few cache lines
     /// each) instead of from their columns once the partition has more than this many candidate
-    /// pairs per record of its two sides; 0 always, a large number never. Does not change the results.
+    /// pairs per record of its two sides, and records enough (100 000) that their columns outgrow the
+    /// cache; 0 always, a large number never. Does not change the results.
     #[serde(default = "default_rows_above")]
     pub rows_above: f64,
     /// Worker threads for CPU work; 0 uses every core. Does not change the results.

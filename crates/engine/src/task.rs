@@ -1571,6 +1571,12 @@ fn gammas_schema() -> SchemaRef {
     ]))
 }
 
+/// The fewest records (both sides) of a partition whose compare task may lay them out ([`Rows`]):
+/// below, their columns (~150 bytes a record) stay in the cache and laying them out only costs. At
+/// 10 M x 250 k a partition holds ~53 k records and the 1 M dedupe's ~16 k, both slower laid out;
+/// at national scale ~530 k, 35% faster (benches/README.md, session 24).
+const ROWS_MIN_RECORDS: usize = 100_000;
+
 fn compare(
     spec: &JobSpec,
     files: &ScratchFiles,
@@ -1602,14 +1608,17 @@ fn compare(
         pairs.push((l as u32, r as u32, rule as u8));
     });
     // Records laid out one after another ([`Rows`]) are read in a few cache lines each, where their
-    // values in columns take one or two each: that pays once a partition has more pairs than records
-    // to lay out (at national scale, not at 10 M: `execution.rows_above`).
+    // values in columns take one or two each: that pays once a partition's columns are too large for
+    // the cache and it has more pairs than records to lay out (`execution.rows_above`; 0: always).
     let records = left.len() + loaded.right.as_ref().map_or(0, Table::len);
-    let laid_out = (pairs.len() as f64 > spec.execution.rows_above * records as f64).then(|| {
-        let left_rows = Rows::of(left, &comparisons);
-        let right_rows = loaded.right.as_ref().map(|r| Rows::of(r, &comparisons));
-        (left_rows, right_rows)
-    });
+    let rows_above = spec.execution.rows_above;
+    let laid_out = (rows_above == 0.0
+        || (records >= ROWS_MIN_RECORDS && pairs.len() as f64 > rows_above * records as f64))
+        .then(|| {
+            let left_rows = Rows::of(left, &comparisons);
+            let right_rows = loaded.right.as_ref().map(|r| Rows::of(r, &comparisons));
+            (left_rows, right_rows)
+        });
     let mut values = laid_out
         .as_ref()
         .map(|(l, r)| (l.no_values(), r.as_ref().unwrap_or(l).no_values()));

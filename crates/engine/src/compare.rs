@@ -613,26 +613,23 @@ pub struct Rows {
 impl Rows {
     /// The values of `table` that `comparisons` read.
     pub fn of(table: &Table, comparisons: &[Compiled]) -> Rows {
-        let mut compared: Vec<usize> = comparisons
+        let mut layout: Vec<(usize, Kind)> = comparisons
             .iter()
-            .map(|c| c.field)
-            .filter(|&f| table.fields[f].is_some())
+            .filter_map(|c| Some((c.field, Kind::of(table.fields[c.field].as_ref()?))))
             .collect();
-        compared.sort_unstable();
-        compared.dedup();
-        let layout: Vec<(usize, Kind)> = compared
+        layout.sort_unstable_by_key(|&(f, _)| f);
+        layout.dedup_by_key(|&mut (f, _)| f);
+        // The laid-out fields' columns, looked up once.
+        let columns: Vec<&FieldValues> = layout
             .iter()
-            .filter_map(|&f| Some((f, Kind::of(table.fields[f].as_ref()?))))
+            .filter_map(|&(f, _)| table.fields[f].as_ref())
             .collect();
         let stride = 1 + layout.iter().map(|(_, k)| k.slots()).sum::<usize>();
         let mut heads = Vec::with_capacity(table.len() * stride);
         let mut text = String::new();
         for r in 0..table.len() {
             heads.push(text.len());
-            for (values, _) in layout
-                .iter()
-                .filter_map(|&(f, k)| Some((table.fields[f].as_ref()?, k)))
-            {
+            for values in &columns {
                 let mut string = |s: &str| {
                     text.push_str(s);
                     heads.push(text.len());

@@ -367,6 +367,11 @@ impl Cluster {
             .unwrap_or(0)
     }
 
+    /// Sends worker `n`'s process SIGTERM (what `docker stop` sends).
+    fn sigterm_worker(&self, n: usize) {
+        run_ok(Command::new("kill").args(["-TERM", &self.workers[n].id().to_string()]));
+    }
+
     /// Waits for worker `n`'s process to end; its exit status.
     fn wait_for_worker_exit(&mut self, n: usize, timeout: Duration) -> std::process::ExitStatus {
         let mut exit = None;
@@ -762,7 +767,7 @@ fn finished_jobs_and_gone_workers_are_forgotten_after_their_retention() {
     let output = cluster.output("out");
     let id = cluster.submit(&output);
     cluster.wait_for_job(&id, Duration::from_secs(90));
-    run_ok(Command::new("kill").args(["-TERM", &cluster.workers[worker].id().to_string()]));
+    cluster.sigterm_worker(worker);
     assert!(
         cluster
             .wait_for_worker_exit(worker, Duration::from_secs(30))
@@ -893,10 +898,7 @@ fn a_worker_sent_sigterm_finishes_its_tasks_then_exits() {
         attempt.is_some()
     });
     let attempt = attempt.unwrap();
-    let term = |cluster: &Cluster, n: usize| {
-        run_ok(Command::new("kill").args(["-TERM", &cluster.workers[n].id().to_string()]));
-    };
-    term(&cluster, first);
+    cluster.sigterm_worker(first);
     wait_until("worker 0 to be draining", Duration::from_secs(10), || {
         cluster.workers_json()[0]["state"] == "draining"
     });
@@ -930,9 +932,9 @@ fn a_worker_sent_sigterm_finishes_its_tasks_then_exits() {
         holding(&cluster, 1).is_some()
     });
     let asked = Instant::now();
-    term(&cluster, second);
+    cluster.sigterm_worker(second);
     std::thread::sleep(Duration::from_millis(200));
-    term(&cluster, second);
+    cluster.sigterm_worker(second);
     let exit = cluster.wait_for_worker_exit(second, Duration::from_secs(10));
     assert!(exit.success());
     eprintln!(

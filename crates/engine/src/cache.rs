@@ -5,8 +5,8 @@
 //!
 //! A `standardise` task of a cached input looks up its piece (a file, or a run of row groups of one)
 //! by a fingerprint of everything its standardised records depend on: the khop build, the file (path,
-//! size, modification time or object version), the row groups, the input's id column and column
-//! mapping, the spec's fields and standardisers, and the blocking rules' keys. A hit replays the
+//! size, modification time or object version), the row groups, the input's id column, column
+//! mapping and CSV options, the spec's fields and standardisers, and the blocking rules' keys. A hit replays the
 //! records, rejects and counts that scanning and standardising gave; a miss scans as usual and writes
 //! an entry beside its work. Nothing else is cached: what follows standardisation (duplicate ids,
 //! records without a blocking key, pruning by the other side, the sample, term frequencies) runs on
@@ -344,6 +344,10 @@ fn fingerprint(
     let _ = writeln!(slot, "khop standardised records, cache format {FORMAT}");
     let _ = writeln!(slot, "file {file}");
     let _ = writeln!(slot, "format {:?}, id column {:?}", input.format, input.id);
+    if let Some(csv) = &input.csv {
+        // Only when set, so that the entries of inputs without it keep their slots.
+        let _ = writeln!(slot, "csv {:?} {:?}", csv.delimiter, csv.encoding());
+    }
     for (field, standardiser) in &spec.fields {
         let columns = input.columns.get(field).map(|c| c.names());
         let _ = writeln!(slot, "field {field:?} {standardiser:?} from {columns:?}");
@@ -460,6 +464,11 @@ review = 0.5
         other_rule.blocking[0].keys = vec!["name.surname_key".into()];
         let mut other_column = spec.clone();
         other_column.inputs[0].id = "record_id".into();
+        let mut other_encoding = spec.clone();
+        other_encoding.inputs[0].csv = Some(crate::spec::CsvOptions {
+            encoding: "windows-1258".into(),
+            ..Default::default()
+        });
         let piece = Piece {
             first_group: 2,
             groups: 3,
@@ -472,6 +481,7 @@ review = 0.5
         for (changed, print) in [
             ("blocking keys", print(&other_rule, None)),
             ("id column", print(&other_column, None)),
+            ("encoding", print(&other_encoding, None)),
         ] {
             assert_ne!(first.slot, print.slot, "{changed}");
             assert_eq!(first.generation, print.generation, "{changed}");

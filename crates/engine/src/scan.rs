@@ -5,6 +5,7 @@
 //! drop their leading zeros. Parquet columns come as string views (`Utf8View`: values are not copied
 //! out of the decoded pages), CSV columns as strings (`Utf8`); [`Text`] reads either.
 
+use std::io::ErrorKind::InvalidData;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringViewArray};
@@ -18,6 +19,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
+use khop_vn::text::{Encoding, Undecodable, decode_bytes};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::file::metadata::ParquetMetaDataReader;
 use serde::{Deserialize, Serialize};
@@ -199,12 +201,28 @@ pub fn scan(
                     message: format!("{file}: {e}"),
                 })?)
             };
-            let mut records = CsvRecords::new(std::io::BufReader::with_capacity(1 << 20, reader));
-            let header = records.next_record().map_err(|e| EngineError::Input {
+            let options = input.csv_options();
+            let encoding = options.encoding();
+            let mut records = CsvRecords::new(
+                std::io::BufReader::with_capacity(1 << 20, reader),
+                options.delimiter(),
+                encoding,
+            );
+            let input_error = |message: String| EngineError::Input {
                 source_name: input.name.clone(),
-                message: format!("{file}: {e}"),
-            })?;
-            let header = header.unwrap_or_default();
+                message: format!("{file}: {message}"),
+            };
+            let header = records
+                .next_record()
+                .map_err(|e| input_error(e.to_string()))?;
+            if let Some((column, e)) = header.as_ref().and_then(|h| h.undecodable) {
+                return Err(input_error(format!(
+                    "the header is not {} text: {} (csv.encoding)",
+                    encoding.name(),
+                    not_text(column + 1, e)
+                )));
+            }
+            let header = header.map(|h| h.fields).unwrap_or_default();
             let mut positions = Vec::with_capacity(wanted.len());
             for column in &wanted {
                 match header.iter().position(|h| h.trim() == column) {
@@ -230,18 +248,13 @@ pub fn scan(
                 let mut done = false;
                 while rows.len() < batch_rows {
                     let line = records.line();
-                    let fields = match records.next_record() {
-                        Ok(Some(fields)) => fields,
+                    let (fields, undecodable) = match records.next_record() {
+                        Ok(Some(record)) => (record.fields, record.undecodable),
                         Ok(None) => {
                             done = true;
                             break;
                         }
-                        Err(e) => {
-                            return Err(EngineError::Input {
-                                source_name: input.name.clone(),
-                                message: format!("{file}: {e}"),
-                            });
-                        }
+                        Err(e) => return Err(input_error(e.to_string())),
                     };
                     if fields.len() == 1 && fields[0].is_empty() {
                         continue; // a blank line is no record
@@ -256,6 +269,20 @@ pub fn scan(
                                 "{file} line {line}: {} fields where the header has {}",
                                 fields.len(),
                                 header.len()
+                            ),
+                        });
+                        continue;
+                    }
+                    if let Some((column, e)) = undecodable {
+                        bad.push(BadRow {
+                            row,
+                            record_id: fields[positions[0]].clone(),
+                            reason: format!(
+                                "{file} line {line}: column `{}` is not {} text: {} \
+                                 (csv.encoding)",
+                                header[column].trim(),
+                                encoding.name(),
+                                not_text(column + 1, e)
                             ),
                         });
                         continue;
@@ -477,6 +504,15 @@ async fn parquet_footer_from(
     Ok((size, metadata))
 }
 
+/// Where a CSV field stops being text: its column (1-based), the byte and its offset in the field
+/// (never the field's content: it is personal data).
+fn not_text(column: usize, e: Undecodable) -> String {
+    format!(
+        "byte 0x{:02X} at offset {} of field {column}",
+        e.byte, e.offset
+    )
+}
+
 /// The schema of a batch of nullable text `columns` (a CSV file's, as scanned).
 pub(crate) fn text_schema(columns: &[impl AsRef<str>]) -> SchemaRef {
     Arc::new(Schema::new(
@@ -534,20 +570,37 @@ pub fn text(batch: &RecordBatch, column: &str) -> Text {
     )
 }
 
-/// Records of a CSV file (RFC 4180: comma-separated, fields optionally in double quotes with `""` for a
-/// quote, line breaks allowed inside quotes). It never fails on content, only on IO or bad UTF-8.
+/// Records of a CSV file (RFC 4180: fields separated by a delimiter, optionally in double quotes with
+/// `""` for a quote, line breaks allowed inside quotes), in any [`Encoding`]: the structure is found
+/// in the bytes (every encoding here writes ASCII as ASCII and nothing else below 0x80), then each
+/// field is decoded. A UTF-8 byte order mark is skipped. It fails only on IO, and on a file that
+/// starts as no file in its encoding does (a UTF-16 byte order mark, or a UTF-8 one in an 8-bit
+/// encoding); a field that is not text is reported with its record ([`CsvRecord::undecodable`]).
 pub struct CsvRecords<R> {
     reader: R,
     line: u64,
-    buf: String,
+    buf: Vec<u8>,
+    delimiter: u8,
+    encoding: Encoding,
+}
+
+/// One record of a CSV file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CsvRecord {
+    pub fields: Vec<String>,
+    /// The first field that is not text in the file's encoding, and where in it; that field is given
+    /// with U+FFFD for what could not be read.
+    pub undecodable: Option<(usize, Undecodable)>,
 }
 
 impl<R: std::io::BufRead> CsvRecords<R> {
-    pub fn new(reader: R) -> Self {
+    pub fn new(reader: R, delimiter: u8, encoding: Encoding) -> Self {
         CsvRecords {
             reader,
             line: 1,
-            buf: String::new(),
+            buf: Vec::new(),
+            delimiter,
+            encoding,
         }
     }
 
@@ -556,42 +609,84 @@ impl<R: std::io::BufRead> CsvRecords<R> {
         self.line
     }
 
-    /// The next record's fields, or `None` at the end of the file.
-    pub fn next_record(&mut self) -> std::io::Result<Option<Vec<String>>> {
-        let mut fields = Vec::new();
-        let mut field = String::new();
+    /// The next record, or `None` at the end of the file.
+    pub fn next_record(&mut self) -> std::io::Result<Option<CsvRecord>> {
+        let mut raw: Vec<Vec<u8>> = Vec::new();
+        let mut field = Vec::new();
         let mut quoted = false;
         let mut started = false;
         loop {
             self.buf.clear();
-            if self.reader.read_line(&mut self.buf)? == 0 {
+            if self.reader.read_until(b'\n', &mut self.buf)? == 0 {
                 if !started {
                     return Ok(None);
                 }
-                fields.push(field);
-                return Ok(Some(fields));
+                raw.push(field);
+                break;
+            }
+            if self.line == 1 && !started {
+                self.skip_byte_order_mark()?;
             }
             started = true;
             self.line += 1;
-            let mut chars = self.buf.chars().peekable();
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' if quoted && chars.peek() == Some(&'"') => {
-                        field.push('"');
-                        chars.next();
+            let mut bytes = self.buf.iter().copied().peekable();
+            while let Some(b) = bytes.next() {
+                match b {
+                    b'"' if quoted && bytes.peek() == Some(&b'"') => {
+                        field.push(b'"');
+                        bytes.next();
                     }
-                    '"' if quoted => quoted = false,
-                    '"' if field.is_empty() => quoted = true,
-                    ',' if !quoted => fields.push(std::mem::take(&mut field)),
-                    '\r' | '\n' if !quoted => {}
-                    _ => field.push(c),
+                    b'"' if quoted => quoted = false,
+                    b'"' if field.is_empty() => quoted = true,
+                    b'\r' | b'\n' if !quoted => {}
+                    _ if b == self.delimiter && !quoted => raw.push(std::mem::take(&mut field)),
+                    _ => field.push(b),
                 }
             }
             if !quoted {
-                fields.push(field);
-                return Ok(Some(fields));
+                raw.push(field);
+                break;
             }
         }
+        let mut undecodable = None;
+        let fields = raw
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| match decode_bytes(bytes, self.encoding) {
+                Ok(text) => text.into_owned(),
+                Err(e) => {
+                    undecodable.get_or_insert((i, e));
+                    String::from_utf8_lossy(bytes).into_owned()
+                }
+            })
+            .collect();
+        Ok(Some(CsvRecord {
+            fields,
+            undecodable,
+        }))
+    }
+
+    /// At the start of the file (in `buf`): drops a UTF-8 byte order mark, and refuses a file whose
+    /// mark says it is not in the encoding it is read in.
+    fn skip_byte_order_mark(&mut self) -> std::io::Result<()> {
+        let refuse = |message: String| Err(std::io::Error::new(InvalidData, message));
+        if self.buf.starts_with(&[0xFF, 0xFE]) || self.buf.starts_with(&[0xFE, 0xFF]) {
+            return refuse(
+                "the file is UTF-16 (it starts with a UTF-16 byte order mark): save it as UTF-8, \
+                 or convert it (iconv -f UTF-16 -t UTF-8)"
+                    .into(),
+            );
+        }
+        if self.buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            if self.encoding != Encoding::Utf8 {
+                return refuse(format!(
+                    "the file starts with a UTF-8 byte order mark but is read as {} (csv.encoding)",
+                    self.encoding.name()
+                ));
+            }
+            self.buf.drain(..3);
+        }
+        Ok(())
     }
 }
 
@@ -671,6 +766,7 @@ mod tests {
                     .map(|&c| (c.to_owned(), crate::spec::Columns::One(c.to_owned())))
                     .collect::<BTreeMap<_, _>>(),
                 cache: None,
+                csv: None,
             };
             let mut rows: Vec<Vec<String>> = Vec::new();
             scan(&input, &input.path, None, 2, |scanned| {
@@ -755,23 +851,101 @@ mod tests {
         assert!(e.to_string().contains("no PAR1"), "{e}");
     }
 
+    /// The records of CSV `bytes`, each its fields or, where one is not text, the field's index.
+    fn csv(bytes: &[u8], delimiter: u8, encoding: Encoding) -> Vec<Result<Vec<String>, usize>> {
+        let mut r = CsvRecords::new(bytes, delimiter, encoding);
+        let mut all = Vec::new();
+        while let Some(record) = r.next_record().unwrap() {
+            all.push(match record.undecodable {
+                None => Ok(record.fields),
+                Some((field, _)) => Err(field),
+            });
+        }
+        all
+    }
+
+    fn ok(records: &[&[&str]]) -> Vec<Result<Vec<String>, usize>> {
+        records
+            .iter()
+            .map(|r| Ok(r.iter().map(|f| f.to_string()).collect()))
+            .collect()
+    }
+
     #[test]
     fn csv_records() {
         let text = "a,b,c\n1,\"x, y\",3\r\n\"say \"\"hi\"\"\",,\n\"multi\nline\",2,3\nlast,1";
-        let mut r = CsvRecords::new(std::io::Cursor::new(text));
-        let mut all = Vec::new();
-        while let Some(f) = r.next_record().unwrap() {
-            all.push(f);
-        }
         assert_eq!(
-            all,
-            vec![
-                vec!["a", "b", "c"],
-                vec!["1", "x, y", "3"],
-                vec!["say \"hi\"", "", ""],
-                vec!["multi\nline", "2", "3"],
-                vec!["last", "1"],
-            ]
+            csv(text.as_bytes(), b',', Encoding::Utf8),
+            ok(&[
+                &["a", "b", "c"],
+                &["1", "x, y", "3"],
+                &["say \"hi\"", "", ""],
+                &["multi\nline", "2", "3"],
+                &["last", "1"],
+            ])
         );
+        // Excel in a Vietnamese locale: semicolons, a byte order mark, CRLF.
+        let text = "\u{FEFF}id;họ tên\r\n1;\"Lê; Lan\"\r\n";
+        assert_eq!(
+            csv(text.as_bytes(), b';', Encoding::Utf8),
+            ok(&[&["id", "họ tên"], &["1", "Lê; Lan"]])
+        );
+        assert_eq!(
+            csv(b"id\tname\n1\tAn,B\n", b'\t', Encoding::Utf8),
+            ok(&[&["id", "name"], &["1", "An,B"]])
+        );
+    }
+
+    /// Each encoding's bytes are read as the text they are; a field that is not text is reported,
+    /// and the records after it are read.
+    #[test]
+    fn csv_records_in_each_encoding() {
+        let rows = ["id,ho_ten", "1,Nguyễn Văn Hoà", "2,\"Đặng, Thị Thuý\""];
+        for encoding in Encoding::ALL {
+            let mut bytes = Vec::new();
+            for row in rows {
+                bytes.extend(khop_vn::text::encode_bytes(row, encoding).unwrap());
+                bytes.extend(b"\r\n");
+            }
+            assert_eq!(
+                csv(&bytes, b',', encoding),
+                ok(&[
+                    &["id", "ho_ten"],
+                    &["1", "Nguyễn Văn Hoà"],
+                    &["2", "Đặng, Thị Thuý"]
+                ]),
+                "{encoding:?}"
+            );
+        }
+        // Windows-1258 bytes read as UTF-8; a byte Windows-1258 leaves unassigned.
+        let bytes = b"id,name\n1,V\xe3n\n2,An\n3,\x8a\n";
+        assert_eq!(
+            csv(bytes, b',', Encoding::Utf8),
+            [
+                ok(&[&["id", "name"]]),
+                vec![Err(1)],
+                ok(&[&["2", "An"]]),
+                vec![Err(1)]
+            ]
+            .concat()
+        );
+        assert_eq!(csv(bytes, b',', Encoding::Windows1258)[3], Err(1));
+        assert_eq!(
+            csv(bytes, b',', Encoding::Windows1258)[1],
+            Ok(vec!["1".to_string(), "Văn".to_string()])
+        );
+    }
+
+    #[test]
+    fn csv_files_that_are_not_in_their_encoding_say_so() {
+        let first = |bytes: &[u8], encoding| {
+            CsvRecords::new(bytes, b',', encoding)
+                .next_record()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(first(b"\xff\xfei\x00d\x00", Encoding::Utf8).contains("UTF-16"));
+        let tcvn3 = Encoding::Legacy(khop_vn::text::Legacy::Tcvn3);
+        assert!(first(b"\xef\xbb\xbfid\n", tcvn3).contains("UTF-8 byte order mark"));
     }
 }

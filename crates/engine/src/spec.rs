@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use khop_vn::text::Encoding;
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
@@ -64,6 +65,63 @@ pub struct Input {
     /// reference database many jobs link against. Relative paths are relative to the spec file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<String>,
+    /// How a CSV input's bytes are read (`[inputs.csv]`): UTF-8 with commas when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<CsvOptions>,
+}
+
+impl Input {
+    /// How the input's CSV files are read.
+    pub fn csv_options(&self) -> CsvOptions {
+        self.csv.clone().unwrap_or_default()
+    }
+}
+
+/// How the bytes of a CSV input are read: files exported by Vietnamese systems are often not UTF-8
+/// (Windows-1258, or the TCVN3 and VNI font encodings) and, from Excel in a Vietnamese locale,
+/// separated by semicolons.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvOptions {
+    /// The field separator: one ASCII character other than a quote or a line break.
+    #[serde(default = "CsvOptions::comma")]
+    pub delimiter: char,
+    /// The files' character encoding, by name: `utf-8`, `windows-1258`, `tcvn3` or `vni`
+    /// ([`Encoding::name`]).
+    #[serde(default = "CsvOptions::utf8")]
+    pub encoding: String,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            delimiter: CsvOptions::comma(),
+            encoding: CsvOptions::utf8(),
+        }
+    }
+}
+
+impl CsvOptions {
+    fn comma() -> char {
+        ','
+    }
+
+    fn utf8() -> String {
+        Encoding::Utf8.name().to_owned()
+    }
+
+    /// The encoding (UTF-8 where the name is not one: [`JobSpec::validate`] refuses those).
+    pub fn encoding(&self) -> Encoding {
+        Encoding::from_name(&self.encoding).unwrap_or(Encoding::Utf8)
+    }
+
+    /// The delimiter's byte (a comma where it is not ASCII: [`JobSpec::validate`] refuses those).
+    pub fn delimiter(&self) -> u8 {
+        u8::try_from(self.delimiter)
+            .ok()
+            .filter(u8::is_ascii)
+            .unwrap_or(b',')
+    }
 }
 
 /// How a field's raw text becomes comparable values.
@@ -532,6 +590,25 @@ impl JobSpec {
                         .map_err(|m| invalid(format!("inputs[{i}].cache"), m))?;
                 }
             }
+            if let Some(csv) = &input.csv {
+                let path = format!("inputs[{i}].csv");
+                if input.format != InputFormat::Csv {
+                    return Err(invalid(path, "only for `format = \"csv\"` inputs"));
+                }
+                if !csv.delimiter.is_ascii() || matches!(csv.delimiter, '"' | '\r' | '\n') {
+                    return Err(invalid(
+                        format!("{path}.delimiter"),
+                        "one ASCII character other than a quote or a line break",
+                    ));
+                }
+                if Encoding::from_name(&csv.encoding).is_none() {
+                    let names: Vec<&str> = Encoding::ALL.iter().map(|e| e.name()).collect();
+                    return Err(invalid(
+                        format!("{path}.encoding"),
+                        format!("`{}`: one of {}", csv.encoding, names.join(", ")),
+                    ));
+                }
+            }
             for (field, columns) in &input.columns {
                 if !self.fields.contains_key(field) {
                     return Err(invalid(
@@ -784,6 +861,19 @@ review = 0.5
         assert_eq!(spec.training, Training::default());
         assert_eq!(spec.execution.partitions, 64);
         assert_eq!(spec.inputs[0].columns["ids"].names(), ["pin", "cmnd"]);
+        assert_eq!(spec.inputs[1].csv, None);
+        assert_eq!(spec.inputs[1].csv_options().delimiter(), b',');
+        assert_eq!(spec.inputs[1].csv_options().encoding(), Encoding::Utf8);
+        let text = GOOD.replacen(
+            "[inputs.columns]\nname = \"name\"",
+            "[inputs.csv]\ndelimiter = \"\\t\"\nencoding = \"TCVN3\"\n[inputs.columns]\nname = \"name\"",
+            1,
+        );
+        let csv = parse(&text).unwrap().inputs[1].csv_options();
+        assert_eq!(
+            (csv.delimiter(), csv.encoding()),
+            (b'\t', Encoding::Legacy(khop_vn::text::Legacy::Tcvn3))
+        );
     }
 
     #[test]
@@ -795,6 +885,31 @@ review = 0.5
                 "[inputs.columns]\nname = \"name\"",
                 "[inputs.columns]\nnmae = \"name\"",
                 "inputs[1].columns.nmae",
+            ),
+            (
+                "[inputs.columns]\nname = \"name\"",
+                "[inputs.csv]\nencoding = \"latin1\"\n[inputs.columns]\nname = \"name\"",
+                "inputs[1].csv.encoding",
+            ),
+            (
+                "[inputs.columns]\nname = \"name\"",
+                "[inputs.csv]\ndelimiter = '\"'\n[inputs.columns]\nname = \"name\"",
+                "inputs[1].csv.delimiter",
+            ),
+            (
+                "[inputs.columns]\nname = \"name\"",
+                "[inputs.csv]\ndelimiter = \"ab\"\n[inputs.columns]\nname = \"name\"",
+                "inputs[1].csv.delimiter",
+            ),
+            (
+                "[inputs.columns]\nname = \"name\"",
+                "[inputs.csv]\nquote = \"'\"\n[inputs.columns]\nname = \"name\"",
+                "inputs[1].csv",
+            ),
+            (
+                "[inputs.columns]\nname = \"full_name\"",
+                "[inputs.csv]\ndelimiter = \";\"\n[inputs.columns]\nname = \"full_name\"",
+                "inputs[0].csv",
             ),
             ("name = \"a\"", "name = \"a-b\"", "inputs[0].name"),
             (

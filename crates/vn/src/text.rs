@@ -8,7 +8,9 @@
 //! - [`to_tcvn3_mojibake`], [`to_vni_mojibake`], [`detect_mojibake`], [`repair_mojibake`];
 //! - [`to_mojibake`] and [`decode_mojibake`] when the encoding is known;
 //! - [`with_tone_style`], [`swap_i_y`]; and [`canonical_name`], the comparison form of a name;
-//! - [`is_syllable`], the spelling check that mojibake detection relies on.
+//! - [`is_syllable`], the spelling check that mojibake detection relies on;
+//! - [`decode_bytes`] and [`encode_bytes`]: a file's bytes in UTF-8, Windows-1258, TCVN3 or VNI
+//!   ([`Encoding`]) as text, and back.
 //!
 //! Tables: `data/legacy_encodings.csv` (134 letters in Unicode, VNI, TCVN3) and
 //! `data/tone_placement.csv`, compiled in and parsed once. Sources in `data/SOURCES.md`.
@@ -28,10 +30,12 @@ use std::borrow::Cow;
 use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick, is_nfd_quick};
 
+mod encoding;
 mod legacy;
 mod letters;
 mod tone;
 
+pub use encoding::{Encoding, Undecodable, decode_bytes, encode_bytes};
 pub use letters::is_syllable;
 
 /// A legacy 8-bit Vietnamese encoding.
@@ -131,7 +135,7 @@ pub fn decode_mojibake(s: &str, enc: Legacy) -> String {
 /// Whether [`repair_mojibake`] could change NFC text `nfc`: only text with a non-ASCII character and
 /// every character within Windows-1252 is looked at (both legacy encodings only produce those).
 pub(crate) fn may_be_mojibake(nfc: &str) -> bool {
-    !nfc.is_ascii() && nfc.chars().all(legacy::is_cp1252)
+    !nfc.is_ascii() && nfc.chars().all(encoding::is_cp1252)
 }
 
 /// Whether no word of NFC text `nfc` is evidence of mojibake: then [`repair_mojibake`] leaves alone

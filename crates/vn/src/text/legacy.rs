@@ -115,41 +115,6 @@ pub(crate) fn encode(s: &str, enc: Legacy) -> String {
     out
 }
 
-/// Characters that can appear in the mojibake: Latin-1 and the letters cp1252 puts at 0x80..0x9F
-/// (punctuation such as `–` from the legacy text itself).
-pub(super) fn is_cp1252(c: char) -> bool {
-    (c as u32) <= 0xFF
-        || matches!(
-            c,
-            '€' | '‚'
-                | 'ƒ'
-                | '„'
-                | '…'
-                | '†'
-                | '‡'
-                | 'ˆ'
-                | '‰'
-                | 'Š'
-                | '‹'
-                | 'Œ'
-                | 'Ž'
-                | '‘'
-                | '’'
-                | '“'
-                | '”'
-                | '•'
-                | '–'
-                | '—'
-                | '˜'
-                | '™'
-                | 'š'
-                | '›'
-                | 'œ'
-                | 'ž'
-                | 'Ÿ'
-        )
-}
-
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || ((c as u32) <= 0xFF && TABLES.alphabet[c as usize])
 }

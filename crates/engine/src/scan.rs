@@ -182,137 +182,10 @@ pub fn scan(
     batch_rows: usize,
     mut each: impl FnMut(Scanned) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
-    let wanted = columns_of(input);
     if input.format == InputFormat::Csv {
-        let mut next_row = 0u64;
-        {
-            let reader: Box<dyn std::io::Read> = if storage::is_url(file) {
-                Box::new(
-                    Object::at(file)
-                        .and_then(|o| o.sequential_reader())
-                        .map_err(|e| EngineError::Input {
-                            source_name: input.name.clone(),
-                            message: e.to_string(),
-                        })?,
-                )
-            } else {
-                Box::new(std::fs::File::open(file).map_err(|e| EngineError::Input {
-                    source_name: input.name.clone(),
-                    message: format!("{file}: {e}"),
-                })?)
-            };
-            let options = input.csv_options();
-            let encoding = options.encoding();
-            let mut records = CsvRecords::new(
-                std::io::BufReader::with_capacity(1 << 20, reader),
-                options.delimiter(),
-                encoding,
-            );
-            let input_error = |message: String| EngineError::Input {
-                source_name: input.name.clone(),
-                message: format!("{file}: {message}"),
-            };
-            let header = records
-                .next_record()
-                .map_err(|e| input_error(e.to_string()))?;
-            if let Some((column, e)) = header.as_ref().and_then(|h| h.undecodable) {
-                return Err(input_error(format!(
-                    "the header is not {} text: {} (csv.encoding)",
-                    encoding.name(),
-                    not_text(column + 1, e)
-                )));
-            }
-            let header = header.map(|h| h.fields).unwrap_or_default();
-            let mut positions = Vec::with_capacity(wanted.len());
-            for column in &wanted {
-                match header.iter().position(|h| h.trim() == column) {
-                    Some(p) => positions.push(p),
-                    None => {
-                        return Err(EngineError::Input {
-                            source_name: input.name.clone(),
-                            message: format!(
-                                "{file}: column `{column}` not found (columns: {})",
-                                header.join(", ")
-                            ),
-                        });
-                    }
-                }
-            }
-            loop {
-                let mut builders: Vec<arrow::array::StringBuilder> = wanted
-                    .iter()
-                    .map(|_| arrow::array::StringBuilder::new())
-                    .collect();
-                let mut rows = Vec::new();
-                let mut bad = Vec::new();
-                let mut done = false;
-                while rows.len() < batch_rows {
-                    let line = records.line();
-                    let (fields, undecodable) = match records.next_record() {
-                        Ok(Some(record)) => (record.fields, record.undecodable),
-                        Ok(None) => {
-                            done = true;
-                            break;
-                        }
-                        Err(e) => return Err(input_error(e.to_string())),
-                    };
-                    if fields.len() == 1 && fields[0].is_empty() {
-                        continue; // a blank line is no record
-                    }
-                    let row = next_row;
-                    next_row += 1;
-                    if fields.len() != header.len() {
-                        bad.push(BadRow {
-                            row,
-                            record_id: fields.get(positions[0]).cloned().unwrap_or_default(),
-                            reason: format!(
-                                "{file} line {line}: {} fields where the header has {}",
-                                fields.len(),
-                                header.len()
-                            ),
-                        });
-                        continue;
-                    }
-                    if let Some((column, e)) = undecodable {
-                        bad.push(BadRow {
-                            row,
-                            record_id: fields[positions[0]].clone(),
-                            reason: format!(
-                                "{file} line {line}: column `{}` is not {} text: {} \
-                                 (csv.encoding)",
-                                header[column].trim(),
-                                encoding.name(),
-                                not_text(column + 1, e)
-                            ),
-                        });
-                        continue;
-                    }
-                    for (b, &p) in builders.iter_mut().zip(&positions) {
-                        let value = &fields[p];
-                        if value.is_empty() {
-                            b.append_null();
-                        } else {
-                            b.append_value(value);
-                        }
-                    }
-                    rows.push(row);
-                }
-                let schema = text_schema(&wanted);
-                let columns: Vec<ArrayRef> = builders
-                    .iter_mut()
-                    .map(|b| Arc::new(b.finish()) as ArrayRef)
-                    .collect();
-                let batch = RecordBatch::try_new(schema, columns)?;
-                if batch.num_rows() > 0 || !bad.is_empty() {
-                    each(Scanned { batch, rows, bad })?;
-                }
-                if done {
-                    break;
-                }
-            }
-        }
-        return Ok(());
+        return scan_csv(input, file, batch_rows, each);
     }
+    let wanted = columns_of(input);
     let error = |message: String| EngineError::Input {
         source_name: input.name.clone(),
         message: format!("{file}: {message}"),
@@ -464,6 +337,173 @@ pub fn scan(
     runtime
         .block_on(decoder)
         .map_err(|e| error(format!("decoding stopped: {e}")))
+}
+
+/// The CSV half of [`scan`]: the file is read and parsed on a thread of its own, a batch ahead of
+/// `each` (which standardises the batch before), as Parquet is decoded on its own runtime.
+fn scan_csv(
+    input: &Input,
+    file: &str,
+    batch_rows: usize,
+    mut each: impl FnMut(Scanned) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Scanned, EngineError>>(1);
+    std::thread::scope(|scope| {
+        let parse = move || {
+            let sent = |scanned| sender.send(Ok(scanned)).is_ok();
+            if let Err(e) = read_csv(input, file, batch_rows, sent) {
+                let _ = sender.send(Err(e));
+            }
+        };
+        std::thread::Builder::new()
+            .name("khop-csv".into())
+            .spawn_scoped(scope, parse)
+            .map_err(|e| EngineError::Other(format!("no thread to read {file}: {e}")))?;
+        let result = receiver
+            .iter()
+            .try_for_each(|scanned| scanned.and_then(&mut each));
+        // Stops the reading thread at its next batch, if `each` failed before the end.
+        drop(receiver);
+        result
+    })
+}
+
+/// Reads CSV `file` of `input` in batches of `batch_rows` records, handing each to `send` until it
+/// says stop (false). Malformed records are bad rows with their reason; IO errors and a file that is
+/// not CSV in its encoding at all are errors.
+fn read_csv(
+    input: &Input,
+    file: &str,
+    batch_rows: usize,
+    mut send: impl FnMut(Scanned) -> bool,
+) -> Result<(), EngineError> {
+    let wanted = columns_of(input);
+    let mut next_row = 0u64;
+    let reader: Box<dyn std::io::Read> = if storage::is_url(file) {
+        Box::new(
+            Object::at(file)
+                .and_then(|o| o.sequential_reader())
+                .map_err(|e| EngineError::Input {
+                    source_name: input.name.clone(),
+                    message: e.to_string(),
+                })?,
+        )
+    } else {
+        Box::new(std::fs::File::open(file).map_err(|e| EngineError::Input {
+            source_name: input.name.clone(),
+            message: format!("{file}: {e}"),
+        })?)
+    };
+    let options = input.csv_options();
+    let encoding = options.encoding();
+    let mut records = CsvRecords::new(
+        std::io::BufReader::with_capacity(1 << 20, reader),
+        options.delimiter(),
+        encoding,
+    );
+    let input_error = |message: String| EngineError::Input {
+        source_name: input.name.clone(),
+        message: format!("{file}: {message}"),
+    };
+    let header = records
+        .next_record()
+        .map_err(|e| input_error(e.to_string()))?;
+    if let Some((column, e)) = header.as_ref().and_then(|h| h.undecodable) {
+        return Err(input_error(format!(
+            "the header is not {} text: {} (csv.encoding)",
+            encoding.name(),
+            not_text(column + 1, e)
+        )));
+    }
+    let header = header.map(|h| h.fields).unwrap_or_default();
+    let mut positions = Vec::with_capacity(wanted.len());
+    for column in &wanted {
+        match header.iter().position(|h| h.trim() == column) {
+            Some(p) => positions.push(p),
+            None => {
+                return Err(EngineError::Input {
+                    source_name: input.name.clone(),
+                    message: format!(
+                        "{file}: column `{column}` not found (columns: {})",
+                        header.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    loop {
+        let mut builders: Vec<arrow::array::StringBuilder> = wanted
+            .iter()
+            .map(|_| arrow::array::StringBuilder::new())
+            .collect();
+        let mut rows = Vec::new();
+        let mut bad = Vec::new();
+        let mut done = false;
+        while rows.len() < batch_rows {
+            let line = records.line();
+            let (fields, undecodable) = match records.next_record() {
+                Ok(Some(record)) => (record.fields, record.undecodable),
+                Ok(None) => {
+                    done = true;
+                    break;
+                }
+                Err(e) => return Err(input_error(e.to_string())),
+            };
+            if fields.len() == 1 && fields[0].is_empty() {
+                continue; // a blank line is no record
+            }
+            let row = next_row;
+            next_row += 1;
+            if fields.len() != header.len() {
+                bad.push(BadRow {
+                    row,
+                    record_id: fields.get(positions[0]).cloned().unwrap_or_default(),
+                    reason: format!(
+                        "{file} line {line}: {} fields where the header has {}",
+                        fields.len(),
+                        header.len()
+                    ),
+                });
+                continue;
+            }
+            if let Some((column, e)) = undecodable {
+                bad.push(BadRow {
+                    row,
+                    record_id: fields[positions[0]].clone(),
+                    reason: format!(
+                        "{file} line {line}: column `{}` is not {} text: {} \
+                         (csv.encoding)",
+                        header[column].trim(),
+                        encoding.name(),
+                        not_text(column + 1, e)
+                    ),
+                });
+                continue;
+            }
+            for (b, &p) in builders.iter_mut().zip(&positions) {
+                let value = &fields[p];
+                if value.is_empty() {
+                    b.append_null();
+                } else {
+                    b.append_value(value);
+                }
+            }
+            rows.push(row);
+        }
+        let schema = text_schema(&wanted);
+        let columns: Vec<ArrayRef> = builders
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(schema, columns)?;
+        if (batch.num_rows() > 0 || !bad.is_empty()) && !send(Scanned { batch, rows, bad }) {
+            return Ok(()); // the consumer stopped (its own error)
+        }
+        if done {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Bytes of a Parquet object's tail fetched first: the footer of the job's inputs (a few row groups

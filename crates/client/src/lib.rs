@@ -68,9 +68,15 @@ type Svc = InterceptedService<Channel, Auth>;
 pub struct Conn {
     channel: Channel,
     auth: Auth,
+    address: String,
 }
 
 impl Conn {
+    /// The coordinator's address, as this client names it.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
     pub fn jobs(&self) -> JobServiceClient<Svc> {
         JobServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -151,11 +157,15 @@ impl Coordinators {
         Ok(Conn {
             channel: endpoint.connect_lazy(),
             auth: self.auth.clone(),
+            address: address.to_owned(),
         })
     }
 
     /// Calls `f` on the current coordinator, following the leader on `UNAVAILABLE`, until it succeeds,
-    /// fails otherwise, or `deadline` has passed (then the last status is returned).
+    /// fails otherwise, or `deadline` has passed (then the last status is returned). A leader address
+    /// that a follower names but that then does not answer (one this client cannot reach, such as a
+    /// container's name seen from outside its network) is not followed again by the call: it tries
+    /// the addresses it was given instead, one of which is the leader's.
     pub async fn call<T, F, Fut>(&self, deadline: Duration, mut f: F) -> Result<T, Status>
     where
         F: FnMut(Conn) -> Fut,
@@ -163,6 +173,9 @@ impl Coordinators {
     {
         let give_up = tokio::time::Instant::now() + deadline;
         let mut pause = Duration::from_millis(50);
+        // The leader address the last attempt followed, and those that did not answer when followed.
+        let mut followed: Option<String> = None;
+        let mut dead_ends: Vec<String> = Vec::new();
         loop {
             let address = self.current();
             let conn = self.connect(&address)?;
@@ -174,16 +187,22 @@ impl Coordinators {
             if status.code() != Code::Unavailable {
                 return Err(status);
             }
+            if followed.take().as_ref() == Some(&address) {
+                dead_ends.push(address.clone());
+            }
             let leader = status
                 .metadata()
                 .get(LEADER_METADATA)
                 .and_then(|v| v.to_str().ok())
-                .filter(|l| !l.is_empty() && *l != address)
+                .filter(|l| !l.is_empty() && *l != address && !dead_ends.iter().any(|d| d == l))
                 .map(str::to_string);
             tracing::debug!(%address, leader = leader.as_deref().unwrap_or("unknown"), "coordinator unavailable");
             match leader {
-                Some(leader) => self.set_current(&leader),
-                None => self.next(),
+                Some(leader) => {
+                    self.set_current(&leader);
+                    followed = Some(leader);
+                }
+                None => self.next(&dead_ends),
             }
             if tokio::time::Instant::now() + pause > give_up {
                 return Err(status);
@@ -206,10 +225,17 @@ impl Coordinators {
         *lock(&self.current) = index;
     }
 
-    fn next(&self) {
-        let n = lock(&self.addresses).len();
+    /// Moves on to the next address that is not one of `skip` (if there is one).
+    fn next(&self, skip: &[String]) {
+        let addresses = lock(&self.addresses);
+        let n = addresses.len();
         let mut current = lock(&self.current);
-        *current = (*current + 1) % n;
+        for _ in 0..n {
+            *current = (*current + 1) % n;
+            if !skip.contains(&addresses[*current]) {
+                return;
+            }
+        }
     }
 }
 
@@ -247,6 +273,44 @@ pub fn token_from_env() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A follower names a leader address this client cannot reach: the call tries it once, then the
+    /// other addresses it was given, and reaches the leader by its own address.
+    #[test]
+    fn a_leader_address_that_does_not_answer_is_not_followed_twice() {
+        let coordinators = Coordinators::new(&["http://a:1,http://b:1".into()], None).unwrap();
+        let tried = Mutex::new(Vec::new());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let answer = runtime.block_on(coordinators.call(Duration::from_secs(10), |conn| {
+            lock(&tried).push(conn.address().to_owned());
+            let reply = match conn.address() {
+                "http://a:1" => {
+                    let mut status = Status::unavailable("a follower");
+                    status
+                        .metadata_mut()
+                        .insert(LEADER_METADATA, "http://unreachable:1".parse().unwrap());
+                    Err(status)
+                }
+                "http://b:1" => Ok(tonic::Response::new(7)),
+                _ => Err(Status::unavailable("did not answer in time")),
+            };
+            async move { reply }
+        }));
+        assert_eq!(answer.unwrap(), 7);
+        assert_eq!(
+            *lock(&tried),
+            [
+                "http://a:1",
+                "http://unreachable:1",
+                "http://a:1",
+                "http://b:1"
+            ]
+        );
+        assert_eq!(coordinators.current(), "http://b:1");
+    }
 
     #[test]
     fn request_ids_are_new_every_time_and_safe_to_send() {

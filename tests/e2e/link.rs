@@ -534,7 +534,7 @@ fn reencode_csv(
     let mut bytes = Vec::new();
     while let Some(record) = records.next_record().unwrap() {
         assert_eq!(record.undecodable, None);
-        for (i, field) in record.fields.iter().enumerate() {
+        for (i, field) in record.to_vec().iter().enumerate() {
             if i > 0 {
                 bytes.push(delimiter);
             }

@@ -405,17 +405,22 @@ fn read_csv(
         source_name: input.name.clone(),
         message: format!("{file}: {message}"),
     };
-    let header = records
+    let header = match records
         .next_record()
-        .map_err(|e| input_error(e.to_string()))?;
-    if let Some((column, e)) = header.as_ref().and_then(|h| h.undecodable) {
-        return Err(input_error(format!(
-            "the header is not {} text: {} (csv.encoding)",
-            encoding.name(),
-            not_text(column + 1, e)
-        )));
-    }
-    let header = header.map(|h| h.fields).unwrap_or_default();
+        .map_err(|e| input_error(e.to_string()))?
+    {
+        Some(header) => {
+            if let Some((column, e)) = header.undecodable {
+                return Err(input_error(format!(
+                    "the header is not {} text: {} (csv.encoding)",
+                    encoding.name(),
+                    not_text(column + 1, e)
+                )));
+            }
+            header.to_vec()
+        }
+        None => Vec::new(),
+    };
     let mut positions = Vec::with_capacity(wanted.len());
     for column in &wanted {
         match header.iter().position(|h| h.trim() == column) {
@@ -441,35 +446,35 @@ fn read_csv(
         let mut done = false;
         while rows.len() < batch_rows {
             let line = records.line();
-            let (fields, undecodable) = match records.next_record() {
-                Ok(Some(record)) => (record.fields, record.undecodable),
+            let record = match records.next_record() {
+                Ok(Some(record)) => record,
                 Ok(None) => {
                     done = true;
                     break;
                 }
                 Err(e) => return Err(input_error(e.to_string())),
             };
-            if fields.len() == 1 && fields[0].is_empty() {
+            if record.len() == 1 && record.field(0).is_empty() {
                 continue; // a blank line is no record
             }
             let row = next_row;
             next_row += 1;
-            if fields.len() != header.len() {
+            if record.len() != header.len() {
                 bad.push(BadRow {
                     row,
-                    record_id: fields.get(positions[0]).cloned().unwrap_or_default(),
+                    record_id: record.field(positions[0]).to_owned(),
                     reason: format!(
                         "{file} line {line}: {} fields where the header has {}",
-                        fields.len(),
+                        record.len(),
                         header.len()
                     ),
                 });
                 continue;
             }
-            if let Some((column, e)) = undecodable {
+            if let Some((column, e)) = record.undecodable {
                 bad.push(BadRow {
                     row,
-                    record_id: fields[positions[0]].clone(),
+                    record_id: record.field(positions[0]).to_owned(),
                     reason: format!(
                         "{file} line {line}: column `{}` is not {} text: {} \
                          (csv.encoding)",
@@ -481,7 +486,7 @@ fn read_csv(
                 continue;
             }
             for (b, &p) in builders.iter_mut().zip(&positions) {
-                let value = &fields[p];
+                let value = record.field(p);
                 if value.is_empty() {
                     b.append_null();
                 } else {
@@ -612,25 +617,62 @@ pub fn text(batch: &RecordBatch, column: &str) -> Text {
 
 /// Records of a CSV file (RFC 4180: fields separated by a delimiter, optionally in double quotes with
 /// `""` for a quote, line breaks allowed inside quotes), in any [`Encoding`]: the structure is found
-/// in the bytes (every encoding here writes ASCII as ASCII and nothing else below 0x80), then each
-/// field is decoded. A UTF-8 byte order mark is skipped. It fails only on IO, and on a file that
+/// in the bytes (every encoding here writes ASCII as ASCII and nothing else below 0x80), then the
+/// fields are decoded. A UTF-8 byte order mark is skipped. It fails only on IO, and on a file that
 /// starts as no file in its encoding does (a UTF-16 byte order mark, or a UTF-8 one in an 8-bit
 /// encoding); a field that is not text is reported with its record ([`CsvRecord::undecodable`]).
+///
+/// A record's fields are kept one after another in one buffer, reused from record to record; a
+/// UTF-8 record is checked once, whole, and its buffer becomes its text without a copy.
 pub struct CsvRecords<R> {
     reader: R,
     line: u64,
+    /// The physical line being parsed.
     buf: Vec<u8>,
     delimiter: u8,
     encoding: Encoding,
+    /// The current record's fields, unquoted, one after another: bytes while it is parsed, text once
+    /// decoded; `ends[i]` is where field `i` ends in each.
+    bytes: Vec<u8>,
+    text: String,
+    ends: Vec<usize>,
 }
 
-/// One record of a CSV file.
-#[derive(Debug, PartialEq, Eq)]
-pub struct CsvRecord {
-    pub fields: Vec<String>,
+/// One record of a CSV file, borrowed from its [`CsvRecords`] until the next is read.
+#[derive(Debug)]
+pub struct CsvRecord<'a> {
+    text: &'a str,
+    ends: &'a [usize],
     /// The first field that is not text in the file's encoding, and where in it; that field is given
     /// with U+FFFD for what could not be read.
     pub undecodable: Option<(usize, Undecodable)>,
+}
+
+impl CsvRecord<'_> {
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Field `i` (`""` past the last).
+    pub fn field(&self, i: usize) -> &str {
+        match self.ends.get(i) {
+            Some(&end) => {
+                let start = if i == 0 { 0 } else { self.ends[i - 1] };
+                self.text.get(start..end).unwrap_or_default()
+            }
+            None => "",
+        }
+    }
+
+    /// The fields, owned.
+    pub fn to_vec(&self) -> Vec<String> {
+        (0..self.len()).map(|i| self.field(i).to_owned()).collect()
+    }
 }
 
 impl<R: std::io::BufRead> CsvRecords<R> {
@@ -641,6 +683,9 @@ impl<R: std::io::BufRead> CsvRecords<R> {
             buf: Vec::new(),
             delimiter,
             encoding,
+            bytes: Vec::new(),
+            text: String::new(),
+            ends: Vec::new(),
         }
     }
 
@@ -650,18 +695,20 @@ impl<R: std::io::BufRead> CsvRecords<R> {
     }
 
     /// The next record, or `None` at the end of the file.
-    pub fn next_record(&mut self) -> std::io::Result<Option<CsvRecord>> {
-        let mut raw: Vec<Vec<u8>> = Vec::new();
-        let mut field = Vec::new();
+    pub fn next_record(&mut self) -> std::io::Result<Option<CsvRecord<'_>>> {
+        let mut bytes = std::mem::take(&mut self.bytes);
+        bytes.clear();
+        self.ends.clear();
         let mut quoted = false;
         let mut started = false;
+        let mut field_start = 0;
         loop {
             self.buf.clear();
             if self.reader.read_until(b'\n', &mut self.buf)? == 0 {
                 if !started {
+                    self.bytes = bytes;
                     return Ok(None);
                 }
-                raw.push(field);
                 break;
             }
             if self.line == 1 && !started {
@@ -669,41 +716,74 @@ impl<R: std::io::BufRead> CsvRecords<R> {
             }
             started = true;
             self.line += 1;
-            let mut bytes = self.buf.iter().copied().peekable();
-            while let Some(b) = bytes.next() {
-                match b {
-                    b'"' if quoted && bytes.peek() == Some(&b'"') => {
-                        field.push(b'"');
-                        bytes.next();
+            let line = &self.buf;
+            let mut i = 0;
+            while i < line.len() {
+                let b = line[i];
+                i += 1;
+                if quoted {
+                    if b != b'"' {
+                        bytes.push(b);
+                    } else if line.get(i) == Some(&b'"') {
+                        bytes.push(b'"');
+                        i += 1;
+                    } else {
+                        quoted = false;
                     }
-                    b'"' if quoted => quoted = false,
-                    b'"' if field.is_empty() => quoted = true,
-                    b'\r' | b'\n' if !quoted => {}
-                    _ if b == self.delimiter && !quoted => raw.push(std::mem::take(&mut field)),
-                    _ => field.push(b),
+                } else if b == self.delimiter {
+                    self.ends.push(bytes.len());
+                    field_start = bytes.len();
+                } else if b == b'"' && bytes.len() == field_start {
+                    quoted = true;
+                } else if b != b'\r' && b != b'\n' {
+                    bytes.push(b);
                 }
             }
             if !quoted {
-                raw.push(field);
                 break;
             }
         }
-        let mut undecodable = None;
-        let fields = raw
-            .iter()
-            .enumerate()
-            .map(|(i, bytes)| match decode_bytes(bytes, self.encoding) {
-                Ok(text) => text.into_owned(),
-                Err(e) => {
-                    undecodable.get_or_insert((i, e));
-                    String::from_utf8_lossy(bytes).into_owned()
-                }
-            })
-            .collect();
+        self.ends.push(bytes.len());
+        let undecodable = self.decode(bytes);
         Ok(Some(CsvRecord {
-            fields,
+            text: &self.text,
+            ends: &self.ends,
             undecodable,
         }))
+    }
+
+    /// Makes `bytes` (the fields, ending at `ends`) the record's text: in place when it is UTF-8
+    /// text in the file's encoding (the two buffers swap roles), else field by field, with `ends`
+    /// moved to where the fields end in the text.
+    fn decode(&mut self, bytes: Vec<u8>) -> Option<(usize, Undecodable)> {
+        let bytes = match String::from_utf8(bytes) {
+            // ASCII is itself in every encoding here.
+            Ok(text) if self.encoding == Encoding::Utf8 || text.is_ascii() => {
+                self.bytes = std::mem::replace(&mut self.text, text).into_bytes();
+                return None;
+            }
+            Ok(text) => text.into_bytes(),
+            Err(e) => e.into_bytes(),
+        };
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        let mut undecodable = None;
+        let mut start = 0;
+        for (i, end) in self.ends.iter_mut().enumerate() {
+            let field = &bytes[start..*end];
+            match decode_bytes(field, self.encoding) {
+                Ok(decoded) => text.push_str(&decoded),
+                Err(e) => {
+                    undecodable.get_or_insert((i, e));
+                    text.push_str(&String::from_utf8_lossy(field));
+                }
+            }
+            start = *end;
+            *end = text.len();
+        }
+        self.text = text;
+        self.bytes = bytes;
+        undecodable
     }
 
     /// At the start of the file (in `buf`): drops a UTF-8 byte order mark, and refuses a file whose
@@ -897,7 +977,7 @@ mod tests {
         let mut all = Vec::new();
         while let Some(record) = r.next_record().unwrap() {
             all.push(match record.undecodable {
-                None => Ok(record.fields),
+                None => Ok(record.to_vec()),
                 Some((field, _)) => Err(field),
             });
         }

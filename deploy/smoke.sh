@@ -3,7 +3,9 @@
 # directory, starts 3 coordinators and 2 workers with deploy/docker-compose.yml, submits the job datagen
 # writes, waits for Docker to see the coordinators healthy, SIGKILLs a worker holding a task and then
 # the Raft leader while the job runs, waits for the job, checks its outputs and that every input record
-# is accounted for, and stops a worker with `docker stop` (it drains and exits 0). Prints PASS, or FAIL with
+# is accounted for, asks for the job from this host through the coordinators' published ports (the
+# followers name the leader by a name only the network resolves), and stops a worker with `docker
+# stop` (it drains and exits 0). Prints PASS, or FAIL with
 # the containers' last log lines and exit status 1; removes its containers, network, volumes and
 # directory either way.
 #
@@ -227,6 +229,24 @@ if statuses != left["accepted"]:
 print("smoke: " + line, file=sys.stderr)
 sys.exit(0 if ok else 1)
 EOF
+
+# A client on this host, outside the network, through the published ports: the followers name the
+# leader as http://coordinator-N:7400, which does not resolve here, so the client must find the leader
+# among the addresses it was given. Each order of the addresses, so that some start at a follower.
+docker cp "$(dc ps -q coordinator-$new_leader):/usr/local/bin/khop" "$shared/khop-host" >/dev/null 2>>"$log" ||
+  die "could not copy khop out of the image"
+published=()
+for id in 1 2 3; do
+  [ "$id" = "$leader" ] && continue # killed above
+  port=$(dc port coordinator-$id 7400 2>>"$log") || die "coordinator-$id publishes no port"
+  published+=("http://$port")
+done
+for order in "${published[0]},${published[1]}" "${published[1]},${published[0]}"; do
+  host_state=$(KHOP_LOG=warn KHOP_COORDINATORS="$order" timeout 60 "$shared/khop-host" status "$job" --json 2>>"$log" |
+    json 'd["state"]' || true)
+  [ "$host_state" = succeeded ] || die "khop status from the host through $order: '$host_state'"
+done
+say "the job read from this host through the published ports, in either order: succeeded"
 
 # `docker stop` (SIGTERM) takes a worker out: it drains, exits 0, and shows as left at once.
 stopped=$(client workers --json | json 'next((w["name"] for w in d if w["state"] == "active"), "")' || true)

@@ -869,11 +869,15 @@ review = 0.5
             "[inputs.csv]\ndelimiter = \"\\t\"\nencoding = \"TCVN3\"\n[inputs.columns]\nname = \"name\"",
             1,
         );
-        let csv = parse(&text).unwrap().inputs[1].csv_options();
+        let spec = parse(&text).unwrap();
+        let csv = spec.inputs[1].csv_options();
         assert_eq!(
             (csv.delimiter(), csv.encoding()),
             (b'\t', Encoding::Legacy(khop_vn::text::Legacy::Tcvn3))
         );
+        // As a coordinator stores a submitted spec: as TOML, read back the same.
+        let stored = toml::to_string(&spec).unwrap();
+        assert_eq!(parse(&stored).unwrap(), spec);
     }
 
     #[test]

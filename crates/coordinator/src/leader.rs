@@ -134,7 +134,7 @@ fn planned_command(
     }
 }
 
-/// Plans the next stage (IO: the planner lists the input files).
+/// Plans the next stage (IO: a `standardise` stage lists its input's files and reads Parquet footers).
 fn plan(spec_toml: &str, stage: usize, done: &[Vec<String>]) -> Result<Vec<TaskPlan>, Error> {
     let spec = load_spec(spec_toml)?;
     let done: Vec<Vec<Output>> = done
@@ -148,7 +148,7 @@ fn plan(spec_toml: &str, stage: usize, done: &[Vec<String>]) -> Result<Vec<TaskP
         .collect::<Result<_, _>>()
         .map_err(|e| Error::Internal(format!("a committed output is not an engine output: {e}")))?;
     let want = stage_names(&spec);
-    let planned = Planner::new(spec)?
+    let planned = Planner::resumed(spec)
         .next(&done)?
         .ok_or_else(|| Error::Internal(format!("the planner has no stage {stage}")))?;
     if want.get(stage) != Some(&planned.name) {

@@ -290,23 +290,29 @@ pub fn stage_names(spec: &JobSpec) -> Vec<String> {
     names
 }
 
-/// Plans a job's stages one at a time from the outputs committed so far.
+/// Plans a job's stages one at a time from the outputs committed so far. An input's files are listed
+/// when its `standardise` stage is planned, the only stage that reads them (the only IO of planning
+/// besides Parquet footers): a stage planned later neither lists them again nor fails if they have
+/// moved since.
 #[derive(Clone, Debug)]
 pub struct Planner {
     spec: JobSpec,
-    /// Per input, its files.
-    files: Vec<Vec<String>>,
 }
 
 impl Planner {
-    /// Lists the inputs' files: the only IO of planning.
+    /// A planner of `spec`, which checks that every input has files (a clear error before anything
+    /// runs, rather than when the input's stage comes).
     pub fn new(spec: JobSpec) -> Result<Planner, EngineError> {
-        let files = spec
-            .inputs
-            .iter()
-            .map(input_files)
-            .collect::<Result<_, _>>()?;
-        Ok(Planner { spec, files })
+        for input in &spec.inputs {
+            input_files(input)?;
+        }
+        Ok(Planner { spec })
+    }
+
+    /// A planner of `spec` that lists nothing until a stage needs it: for the later stages of a job
+    /// whose inputs were checked when it began.
+    pub fn resumed(spec: JobSpec) -> Planner {
+        Planner { spec }
     }
 
     pub fn spec(&self) -> &JobSpec {
@@ -317,7 +323,7 @@ impl Planner {
     /// cut into runs of row groups (read from the files' footers). `(file index, file, piece)`.
     fn pieces(&self, side: usize) -> Result<Vec<(u32, String, Option<Piece>)>, EngineError> {
         let input = &self.spec.inputs[side];
-        let files = &self.files[side];
+        let files = &input_files(input)?;
         if input.format == InputFormat::Csv {
             return Ok(files
                 .iter()
@@ -1953,6 +1959,37 @@ mod tests {
         }
     }
 
+    /// An input's files are listed when its stage is planned: a planner checks every input up front
+    /// (`new`), and one resumed for a later stage does not need an input it no longer reads.
+    #[test]
+    fn inputs_are_listed_by_the_stage_that_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        std::fs::write(&a, "id,name\n1,An\n").unwrap();
+        let mut spec = spec(Mode::Link, "");
+        spec.inputs[0].format = InputFormat::Csv;
+        spec.inputs[0].path = a.to_string_lossy().into_owned();
+        spec.inputs[1].path = dir.path().join("b").to_string_lossy().into_owned();
+        // The second input is missing: refused before anything runs, naming it.
+        let e = Planner::new(spec.clone()).unwrap_err().to_string();
+        assert!(e.contains("no .csv files") && e.contains("/b"), "{e}");
+        // Resumed, the first stage plans without it; the stage that reads it says it is missing.
+        let first = Planner::resumed(spec.clone()).next(&[]).unwrap().unwrap();
+        assert_eq!(first.name, "standardise a");
+        assert_eq!(first.tasks.len(), 1);
+        std::fs::create_dir(dir.path().join("b")).unwrap();
+        std::fs::write(dir.path().join("b/part.csv"), "id,name\n2,Binh\n").unwrap();
+        assert!(Planner::new(spec.clone()).is_ok());
+        std::fs::remove_file(&a).unwrap();
+        // Once read, the first input may move: only `new` (a job's start) looks for it again.
+        assert!(Planner::new(spec.clone()).is_err());
+        assert_eq!(
+            Planner::resumed(spec).pieces(1).unwrap().len(),
+            1,
+            "the second input's one file"
+        );
+    }
+
     fn spec(mode: Mode, execution: &str) -> JobSpec {
         let text = crate::spec::tests::GOOD.replacen(
             "[thresholds]",
@@ -2080,10 +2117,7 @@ mod tests {
     #[test]
     fn compare_and_score_are_cut_the_same_way() {
         let spec = spec(Mode::Link, "split_min_pairs = 0");
-        let planner = Planner {
-            spec: spec.clone(),
-            files: vec![vec!["a0".into(), "a1".into()], vec!["b0".into()]],
-        };
+        let planner = Planner::resumed(spec.clone());
         let ids = || {
             Output::Ids(Ids {
                 duplicates_file: "d".into(),
@@ -2206,10 +2240,7 @@ mod tests {
         let names = stage_names(&spec);
         assert_eq!(names.len(), 7);
         assert_eq!(names[2], format!("partition {}", spec.inputs[0].name));
-        let planner = Planner {
-            spec: spec.clone(),
-            files: vec![vec!["a0".into(), "a1".into()]],
-        };
+        let planner = Planner::resumed(spec.clone());
         let ids = Output::Ids(Ids {
             duplicates_file: "d".into(),
             duplicates: 0,

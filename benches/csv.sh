@@ -15,22 +15,15 @@
 # there), SEED (7), REPEATS (3), KHOP (a khop binary to use instead of building one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 
-die() { echo "csv: $*" >&2; exit 1; }
-is_count() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
-
-pop="${1:-1000000}"
-is_count "$pop" || die "POP must be a positive integer, got '$pop'"
-cs="${2:-$(( pop / 40 ))}"
-is_count "$cs" || die "CS must be a positive integer, got '$cs'"
+dataset_sizes 1000000 "$@"
 seed="${SEED:-7}"
 repeats="${REPEATS:-3}"
 is_count "$repeats" || die "REPEATS must be a positive integer, got '$repeats'"
 data_root="${DATA:-${TMPDIR:-/tmp}/khop-csv}"
-[ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) is needed for peak memory: apt-get install time"
-command -v python3 >/dev/null || die "python3 is needed to read the summary"
+needs_time_and_python
 
-source benches/lib.sh
 khop=$(khop_binary csv) || exit 1
 
 mkdir -p "$data_root"

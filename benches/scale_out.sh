@@ -18,9 +18,7 @@
 # Everything between tasks (polls, Raft commits, planning, the CLI) counts as overhead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-die() { echo "scale_out: $*" >&2; exit 1; }
-is_count() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
+source benches/lib.sh
 
 pop="${1:-1000000}"; cs="${2:-25000}"
 is_count "$pop" || die "POP must be a positive integer, got '$pop'"
@@ -35,7 +33,6 @@ port="${PORT:-17400}"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-source benches/lib.sh
 khop=$(khop_binary scale_out) || exit 1
 
 data="$out/data-$pop-$cs-$seed"

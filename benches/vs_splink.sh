@@ -15,11 +15,10 @@
 # Details and caveats: benches/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 root=$(pwd)
 
-die() { echo "vs_splink: $*" >&2; exit 1; }
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-is_count() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 scenario="${1:-all}"
 case "$scenario" in
@@ -54,7 +53,6 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 # --- khop --------------------------------------------------------------------------------------------
-source benches/lib.sh
 khop=$(khop_binary vs_splink) || exit 1
 
 # --- the Splink venv, with the exact pins --------------------------------------------------------------

@@ -379,20 +379,22 @@ fn read_csv(
 ) -> Result<(), EngineError> {
     let wanted = columns_of(input);
     let mut next_row = 0u64;
+    let input_error = |message: String| EngineError::Input {
+        source_name: input.name.clone(),
+        message: format!("{file}: {message}"),
+    };
     let reader: Box<dyn std::io::Read> = if storage::is_url(file) {
         Box::new(
             Object::at(file)
                 .and_then(|o| o.sequential_reader())
+                // The object's error names it already.
                 .map_err(|e| EngineError::Input {
                     source_name: input.name.clone(),
                     message: e.to_string(),
                 })?,
         )
     } else {
-        Box::new(std::fs::File::open(file).map_err(|e| EngineError::Input {
-            source_name: input.name.clone(),
-            message: format!("{file}: {e}"),
-        })?)
+        Box::new(std::fs::File::open(file).map_err(|e| input_error(e.to_string()))?)
     };
     let options = input.csv_options();
     let encoding = options.encoding();
@@ -401,10 +403,6 @@ fn read_csv(
         options.delimiter(),
         encoding,
     );
-    let input_error = |message: String| EngineError::Input {
-        source_name: input.name.clone(),
-        message: format!("{file}: {message}"),
-    };
     let header = match records
         .next_record()
         .map_err(|e| input_error(e.to_string()))?
@@ -426,13 +424,10 @@ fn read_csv(
         match header.iter().position(|h| h.trim() == column) {
             Some(p) => positions.push(p),
             None => {
-                return Err(EngineError::Input {
-                    source_name: input.name.clone(),
-                    message: format!(
-                        "{file}: column `{column}` not found (columns: {})",
-                        header.join(", ")
-                    ),
-                });
+                return Err(input_error(format!(
+                    "column `{column}` not found (columns: {})",
+                    header.join(", ")
+                )));
             }
         }
     }
@@ -756,14 +751,17 @@ impl<R: std::io::BufRead> CsvRecords<R> {
     /// text in the file's encoding (the two buffers swap roles), else field by field, with `ends`
     /// moved to where the fields end in the text.
     fn decode(&mut self, bytes: Vec<u8>) -> Option<(usize, Undecodable)> {
-        let bytes = match String::from_utf8(bytes) {
-            // ASCII is itself in every encoding here.
-            Ok(text) if self.encoding == Encoding::Utf8 || text.is_ascii() => {
-                self.bytes = std::mem::replace(&mut self.text, text).into_bytes();
-                return None;
+        // ASCII is itself in every encoding here; other bytes are UTF-8 text in UTF-8 only.
+        let bytes = if self.encoding == Encoding::Utf8 || bytes.is_ascii() {
+            match String::from_utf8(bytes) {
+                Ok(text) => {
+                    self.bytes = std::mem::replace(&mut self.text, text).into_bytes();
+                    return None;
+                }
+                Err(e) => e.into_bytes(),
             }
-            Ok(text) => text.into_bytes(),
-            Err(e) => e.into_bytes(),
+        } else {
+            bytes
         };
         let mut text = std::mem::take(&mut self.text);
         text.clear();

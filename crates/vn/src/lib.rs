@@ -11,6 +11,7 @@ pub mod date;
 pub mod id;
 pub mod name;
 pub mod reference;
+pub mod shape;
 pub mod text;
 
 /// Sex as recorded in the population database. The 12-digit PIN encodes it in its 4th digit.

@@ -4,8 +4,10 @@
 //! Order is surname, middle name(s), given name (NOTES §2.1), but records also carry two rotations of
 //! it: the surname moved last ("Văn An Nguyễn") and the given name moved first ("An Nguyễn Văn").
 //! [`parse_name`] decides between the written order and those two rotations with the surname list
-//! `data/surnames.csv` (67 surnames with their population shares; sources in `data/SOURCES.md`),
-//! compiled in and parsed once.
+//! `data/surnames.csv` (67 surnames with their population shares) and the given-name list
+//! `data/given_names.csv` (175 names; sources of both in `data/SOURCES.md`), compiled in and parsed
+//! once. [`name_edits`] compares two whole names in any order, with typos, where parts cannot be
+//! trusted.
 //!
 //! [`name_key`] is the coarse form for blocking: accents folded and the spellings that real records
 //! confuse merged (Thủy/Thuỷ/Thuy, Lý/Lí, Vy/Vi, Huỳnh/Hoàng, Võ/Vũ, Đ/D). Huỳnh/Hoàng and Võ/Vũ are
@@ -19,6 +21,7 @@ use std::sync::LazyLock;
 use unicode_normalization::char::is_combining_mark;
 
 use crate::text::{canonical_name, fold_diacritics};
+use fuzzy::word_edits;
 
 mod parser;
 
@@ -60,35 +63,47 @@ impl ParsedName {
 /// spaces are all fine); then every character that is not a letter or an apostrophe separates words
 /// ("Nguyễn-Văn An," has three words), and typographic apostrophes (’ ʼ ‘ ` ´) become `'`.
 ///
-/// Order, decided from the words with the surname list (see [`is_known_surname`]):
+/// Order, decided from the words with the surname list (see [`is_known_surname`]) and the given-name
+/// list (`data/given_names.csv`, 175 names). The written order stays unless another is clearly better
+/// supported:
 /// 1. Ê Đê names, starting with the word `Y` or with `H'` (case-insensitive; also `H' Nghia` and the
 ///    bare `H Nghia`, both read as `h'nghia`), keep their written order: given = the prefixed name
 ///    ("y ngông", "h'nghia"), surname = the last remaining word, middle = the words in between.
 ///    "Y Ngông Niê Kdăm" → given "y ngông", middle "niê", surname "kdăm".
 /// 2. One word: given name only.
 /// 3. With at least three words, if the last word is "văn" or "thị" (written with their marks:
-///    middle names that are never given names) and the second word is a known surname that is more
-///    frequent than the first word as a surname (or the first is none): given name first.
-///    "Hoàng Nguyễn Văn" → nguyễn / văn / hoàng.
+///    middle names, all but never given names) and the second word is a known surname that is more
+///    frequent than the first word as a surname, known or mistyped (see 5), or the first is none:
+///    given name first. "Hoàng Nguyễn Văn" → nguyễn / văn / hoàng.
 /// 4. A known surname at the start: written order. "Nguyễn Lê Minh Anh" is normal order with the
 ///    mother's surname Lê as first middle name.
-/// 5. Otherwise a known surname at the end: surname last. "Văn An Nguyễn" → nguyễn / văn / an.
-/// 6. Otherwise, with at least three words, a known surname in second position: given name first.
-///    "An Nguyễn Văn" → nguyễn / văn / an.
-/// 7. Otherwise the written order.
+/// 5. A mistyped surname at the start: written order, unless the last word is a known surname, not
+///    a listed given name, more frequent than the surname the first word is mistyped from. A word is
+///    a mistyped surname when its [`name_key`] or folded form is one Damerau edit from a known
+///    surname's, it has at least four letters in key form, and it is neither a known surname nor a
+///    listed given name (Thanh, Trung, Trang are names, not typos of Thân, Trương, Trần).
+///    "Nguyn Minh Hoàng", "Ngyuễn Thị Lan", "Tarn Minh Hà" keep their order; "Đình Hùng Nguyễn"
+///    (Đình is one mark from Đinh, and a middle name) is surname last by 6.
+/// 6. Otherwise a known surname at the end, after a listed given name or after a name starting with
+///    "văn" or "thị": surname last. "Văn An Nguyễn" → nguyễn / văn / an.
+/// 7. Otherwise, with at least three words, a known surname in second position after a listed given
+///    name at the start: given name first. "An Nguyễn Văn" → nguyễn / văn / an.
+/// 8. Otherwise the written order.
 ///
 /// "Văn" is a listed surname (0.3%) but is overwhelmingly a middle name, so it counts as no surname
 /// for these decisions (a name that starts with it and has no other surname keeps its written order,
-/// with Văn as surname). A rotation (5, 6) is not made when it would leave "văn" or "thị" as the given
-/// name.
+/// with Văn as surname). A rotation (6, 7) never leaves "văn" or "thị" as the given name.
 ///
-/// Limits, all from the list having 67 surnames and no given names: a normal-order name with an
-/// unlisted surname is rotated when a listed surname that is also a given or middle name comes last
-/// or second ("Khổng Minh Hoàng" → hoàng / khổng / minh, "Phí Hoàng Nam" → hoàng / nam / phí); a
-/// surname-last name whose first word is a listed surname keeps its written order ("Lê Minh Anh
-/// Nguyễn" → lê / minh anh / nguyễn); without marks "van"/"thi" are not middle-only, so "Ha Nguyen
+/// Limits, from the lists having 67 surnames and 175 given names: a reordered name whose given name
+/// is not listed keeps its written order ("Minh Tú Nguyễn" → minh / tú / nguyễn); a normal-order name
+/// with an unlisted surname is rotated when a listed surname comes last after a listed given name
+/// ("Khổng Minh Hoàng" → hoàng / khổng / minh), and so is one whose mistyped surname has under four
+/// letters ("Bù Minh Hoàng" → hoàng / bù / minh); a surname-last name whose first word is a listed
+/// surname keeps its written order ("Lê Minh Anh Nguyễn" → lê / minh anh / nguyễn), and so does one
+/// whose first word looks like a mistyped surname and whose last word can be a given name ("Đình
+/// Minh Hoàng" → đình / minh / hoàng); without marks "van"/"thi" are not middle-only, so "Ha Nguyen
 /// Thi" stays ha / nguyen / thi. `reordered` marks every rotation, so a scorer can try the written
-/// order too.
+/// order too, and [`name_edits`] compares whole names in any order.
 ///
 /// Returns `Some` with all parts empty for empty or blank input, and `None` when the input has
 /// characters but no letters at all ("..", "123").
@@ -108,11 +123,7 @@ pub fn parse_name(raw: &str) -> Option<ParsedName> {
             ..ParsedName::default()
         });
     }
-    let (order, surname, middle, given) = arrange(
-        words.len(),
-        |i| order_share(words[i]),
-        |i| is_middle_only(words[i]),
-    );
+    let (order, surname, middle, given) = arrange(words.len(), |i| WordFacts::of(words[i]));
     Some(ParsedName {
         surname: words[surname].to_owned(),
         middle: join(&words[middle]),
@@ -121,25 +132,41 @@ pub fn parse_name(raw: &str) -> Option<ParsedName> {
     })
 }
 
-/// Where the surname, the middle words and the given name are among `n >= 2` words, by rules 3 to 7
-/// of [`parse_name`]: `share(i)` is word i's [`order_share`], `middle_only(i)` whether it is
-/// [`is_middle_only`].
+/// Where the surname, the middle words and the given name are among `n >= 2` words, by rules 3 to 8
+/// of [`parse_name`], from what `facts(i)` says of word i.
 fn arrange(
     n: usize,
-    share: impl Fn(usize) -> Option<f64>,
-    middle_only: impl Fn(usize) -> bool,
+    facts: impl Fn(usize) -> WordFacts,
 ) -> (Order, usize, std::ops::Range<usize>, usize) {
     let last = n - 1;
+    // Each word's facts once: with two or three words, these four are two or three words.
+    let (first, second) = (facts(0), facts(1));
+    let last_word = if last == 1 { second } else { facts(last) };
+    let before_last = match last - 1 {
+        0 => first,
+        1 => second,
+        i => facts(i),
+    };
+    let first_as_surname = first.surname.or(first.typo_of);
     let order = if n >= 3
-        && middle_only(last)
-        && share(1).is_some_and(|second| share(0).is_none_or(|first| first < second))
+        && last_word.middle_only
+        && second
+            .surname
+            .is_some_and(|s| first_as_surname.is_none_or(|f| f < s))
     {
         Order::GivenFirst
-    } else if share(0).is_some() {
+    } else if first.surname.is_some() {
         Order::Written
-    } else if share(last).is_some() && !middle_only(last - 1) {
+    } else if let Some(typo) = first.typo_of
+        && (last_word.given || last_word.surname.is_none_or(|s| s <= typo))
+    {
+        Order::Written
+    } else if last_word.surname.is_some()
+        && !before_last.middle_only
+        && (before_last.given || first.middle_only)
+    {
         Order::SurnameLast
-    } else if n >= 3 && share(1).is_some() && !middle_only(0) {
+    } else if n >= 3 && second.surname.is_some() && first.given && !first.middle_only {
         Order::GivenFirst
     } else {
         Order::Written
@@ -182,13 +209,13 @@ pub fn name_key(part: &str) -> String {
 /// "vy" Vi + Vy. The shares mix a national count with regional samples (see `data/SOURCES.md`): use
 /// them as relative weights.
 pub fn surname_frequency(surname: &str) -> Option<f64> {
-    surname_share(surname)
+    SURNAMES.share(surname)
 }
 
 /// Whether `word` is in the surname list; canonical, any-case, or folded/[`name_key`] form, as for
 /// [`surname_frequency`].
 pub fn is_known_surname(word: &str) -> bool {
-    surname_share(word).is_some()
+    SURNAMES.share(word).is_some()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,63 +225,84 @@ enum Order {
     GivenFirst,
 }
 
-/// The surname list, keyed two ways. Shares are fractions.
-struct Surnames {
-    /// Canonical form ("nguyễn") → share of that surname.
+/// A list of names, keyed two ways. Shares are fractions.
+struct NameTable {
+    /// Canonical form ("nguyễn") → share of that name.
     canonical: HashMap<String, f64>,
-    /// Folded ("nguyen", "huynh") and key ("nguien", "hoang") forms → summed share of all surnames with
+    /// Folded ("nguyen", "huynh") and key ("nguien", "hoang") forms → summed share of all names with
     /// that key.
     ascii: HashMap<String, f64>,
 }
 
-static SURNAMES: LazyLock<Surnames> = LazyLock::new(|| {
-    let rows: Vec<(String, f64)> = include_str!("../data/surnames.csv")
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let (name, percent) = line.split_once(',')?;
-            // A malformed row is a defect of the embedded file, caught by the tests; never panic here.
-            let percent: f64 = percent.trim().parse().ok()?;
-            Some((canonical_name(name), percent / 100.0))
-        })
-        .filter(|(name, _)| !name.is_empty())
-        .collect();
-    let mut by_key: HashMap<String, f64> = HashMap::new();
-    for (name, share) in &rows {
-        *by_key.entry(name_key(name)).or_default() += share;
-    }
-    let mut ascii = by_key.clone();
-    for (name, _) in &rows {
-        let folded = fold_diacritics(name);
-        if let Some(&share) = by_key.get(&name_key(name)) {
-            ascii.insert(folded, share);
+impl NameTable {
+    /// From a compiled-in CSV of `name,percent` rows under a header.
+    fn parse(csv: &str) -> NameTable {
+        let rows: Vec<(String, f64)> = csv
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let (name, percent) = line.split_once(',')?;
+                // A malformed row is a defect of the embedded file, caught by the tests; never panic
+                // here.
+                let percent: f64 = percent.trim().parse().ok()?;
+                Some((canonical_name(name), percent / 100.0))
+            })
+            .filter(|(name, _)| !name.is_empty())
+            .collect();
+        let mut by_key: HashMap<String, f64> = HashMap::new();
+        for (name, share) in &rows {
+            *by_key.entry(name_key(name)).or_default() += share;
+        }
+        let mut ascii = by_key.clone();
+        for (name, _) in &rows {
+            let folded = fold_diacritics(name);
+            if let Some(&share) = by_key.get(&name_key(name)) {
+                ascii.insert(folded, share);
+            }
+        }
+        NameTable {
+            canonical: rows.into_iter().collect(),
+            ascii,
         }
     }
-    Surnames {
-        canonical: rows.into_iter().collect(),
-        ascii,
-    }
-});
 
-fn surname_share(word: &str) -> Option<f64> {
-    let table = &*SURNAMES;
-    if word.is_ascii() {
-        if let Some(&share) = table.ascii.get(word) {
+    /// The share of `word` in any form: canonical, any case, or folded/[`name_key`] (see
+    /// [`surname_frequency`]).
+    fn share(&self, word: &str) -> Option<f64> {
+        if word.is_ascii() {
+            if let Some(&share) = self.ascii.get(word) {
+                return Some(share);
+            }
+            let lower = word.trim().to_ascii_lowercase();
+            return self.ascii.get(lower.as_str()).copied();
+        }
+        if let Some(&share) = self.canonical.get(word) {
             return Some(share);
         }
-        let lower = word.trim().to_ascii_lowercase();
-        return table.ascii.get(lower.as_str()).copied();
+        let canon = canonical_name(word);
+        if canon.is_ascii() {
+            self.ascii.get(canon.as_str()).copied()
+        } else {
+            self.canonical.get(canon.as_str()).copied()
+        }
     }
-    if let Some(&share) = table.canonical.get(word) {
-        return Some(share);
-    }
-    let canon = canonical_name(word);
-    if canon.is_ascii() {
-        table.ascii.get(canon.as_str()).copied()
-    } else {
-        table.canonical.get(canon.as_str()).copied()
+
+    /// The share of a word already in canonical form.
+    fn share_of_canonical(&self, word: &str) -> Option<f64> {
+        if word.is_ascii() {
+            self.ascii.get(word).copied()
+        } else {
+            self.canonical.get(word).copied()
+        }
     }
 }
+
+static SURNAMES: LazyLock<NameTable> =
+    LazyLock::new(|| NameTable::parse(include_str!("../data/surnames.csv")));
+
+/// Given names, only to tell whether a word can be the given name of a reordered name.
+static GIVEN_NAMES: LazyLock<NameTable> =
+    LazyLock::new(|| NameTable::parse(include_str!("../data/given_names.csv")));
 
 /// The share of a canonical word as a surname for the order decision: `None` when unknown, and for
 /// "văn"/"van", which is listed but is nearly always a middle name.
@@ -262,12 +310,64 @@ fn order_share(word: &str) -> Option<f64> {
     if word == "văn" || word == "van" {
         return None;
     }
-    let table = &*SURNAMES;
-    if word.is_ascii() {
-        table.ascii.get(word).copied()
-    } else {
-        table.canonical.get(word).copied()
+    SURNAMES.share_of_canonical(word)
+}
+
+/// What the order decision ([`arrange`]) knows of one canonical word.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct WordFacts {
+    /// [`order_share`]: its share as a listed surname.
+    surname: Option<f64>,
+    /// [`typo_share`]: the share of the listed surname it is one typo from.
+    typo_of: Option<f64>,
+    /// A listed given name.
+    given: bool,
+    /// [`is_middle_only`].
+    middle_only: bool,
+}
+
+impl WordFacts {
+    fn of(word: &str) -> WordFacts {
+        let surname = order_share(word);
+        let given = GIVEN_NAMES.share_of_canonical(word).is_some();
+        let middle_only = is_middle_only(word);
+        // Most words of a name are listed, and need no key.
+        let listed = surname.is_some() || given || middle_only;
+        WordFacts {
+            surname,
+            typo_of: if listed { None } else { typo_share(word) },
+            given,
+            middle_only,
+        }
     }
+}
+
+/// Words under this many letters in key form are one edit from too many names ("lan" from La and
+/// Lang, "tam" from Lâm) to be taken for a mistyped surname.
+const MIN_TYPO_LETTERS: usize = 4;
+
+/// The share of the listed surname (the most frequent, if several) that a canonical word, neither a
+/// listed surname nor a listed given name nor middle-only ([`WordFacts::of`] asks only then), is one
+/// Damerau edit from, in key or folded form: "nguyn", "ngyuễn" (Nguyễn), "tarn" (Trần). Given names
+/// one edit from a surname ("thanh" from Thân, "trung" from Trương, "trang" from Trần) are names,
+/// not typos.
+fn typo_share(word: &str) -> Option<f64> {
+    let key = name_key(word);
+    if key.len() < MIN_TYPO_LETTERS {
+        return None;
+    }
+    let folded = fold_diacritics(word);
+    SURNAMES
+        .ascii
+        .iter()
+        .filter(|(surname, _)| surname.as_str() != "van")
+        .filter(|(surname, _)| {
+            let surname = surname.as_bytes();
+            word_edits(key.as_bytes(), surname, 1).is_some()
+                || word_edits(folded.as_bytes(), surname, 1).is_some()
+        })
+        .map(|(_, &share)| share)
+        .max_by(f64::total_cmp)
 }
 
 /// A canonical word that is only ever a middle name: "văn", "thị". Without marks ("van", "thi") it
@@ -611,6 +711,99 @@ mod tests {
     }
 
     #[test]
+    fn mistyped_surnames_keep_the_written_order() {
+        check(&[
+            // One edit from Nguyễn, Trần, Phạm, Huỳnh: the surname stays first. All but "Nguyn Văn
+            // Hoàng" and "Ngyuễn Thị Lan" used to be rotated, the surname then compared against the
+            // other record's given name.
+            ("Nguyn Minh Hoàng", Some(("nguyn", "minh", "hoàng", false))),
+            ("Nguyn Văn Hoàng", Some(("nguyn", "văn", "hoàng", false))),
+            ("Nguyn Van Hoang", Some(("nguyn", "van", "hoang", false))),
+            ("Ngyuễn Thị Lan", Some(("ngyuễn", "thị", "lan", false))),
+            ("Ngyuễn Minh Long", Some(("ngyuễn", "minh", "long", false))),
+            ("Tarn Minh Hà", Some(("tarn", "minh", "hà", false))),
+            ("TARN MINH HA", Some(("tarn", "minh", "ha", false))),
+            ("Trầnn Quốc Hà", Some(("trầnn", "quốc", "hà", false))),
+            ("Phmạ Minh Quang", Some(("phmạ", "minh", "quang", false))),
+            ("Huỳn Minh Long", Some(("huỳn", "minh", "long", false))),
+            // A mistyped surname weighs as the surname it is mistyped from, against văn/thị last.
+            ("Trần Nguyễn Văn", Some(("nguyễn", "văn", "trần", true))),
+            ("Tarn Nguyễn Văn", Some(("nguyễn", "văn", "tarn", true))),
+            ("Nguyễn Hoàng Văn", Some(("nguyễn", "hoàng", "văn", false))),
+            // (Was hoàng / văn / nguyn.)
+            ("Nguyn Hoàng Văn", Some(("nguyn", "hoàng", "văn", false))),
+            // A more frequent surname last that is no given name: the first word is a middle name.
+            ("Đình Hùng Nguyễn", Some(("nguyễn", "đình", "hùng", true))),
+            ("Đăng Khoa Trần", Some(("trần", "đăng", "khoa", true))),
+            // Given names one edit from a surname (Thân, Trương, Trần) are not typos: still rotated.
+            ("Thanh Nguyễn Minh", Some(("nguyễn", "minh", "thanh", true))),
+            ("Trung Phạm Quốc", Some(("phạm", "quốc", "trung", true))),
+            ("Trang Nguyễn Minh", Some(("nguyễn", "minh", "trang", true))),
+            // An unlisted surname before an unlisted given name: no evidence for a rotation (this
+            // was rotated to hoàng / nam / phí).
+            ("Phí Hoàng Nam", Some(("phí", "hoàng", "nam", false))),
+            // Văn or Thị first is evidence enough for surname last, whatever the given name.
+            ("Văn Tú Nguyễn", Some(("nguyễn", "văn", "tú", true))),
+            ("Thị Hà Trần", Some(("trần", "thị", "hà", true))),
+        ]);
+    }
+
+    #[test]
+    fn documented_limits() {
+        check(&[
+            // Unlisted given name: the rotation is not made.
+            ("Minh Tú Nguyễn", Some(("minh", "tú", "nguyễn", false))),
+            // Unlisted surname before a listed given name and a listed surname: rotated.
+            ("Khổng Minh Hoàng", Some(("hoàng", "khổng", "minh", true))),
+            // A mistyped surname of under four letters is not seen.
+            ("Bù Minh Hoàng", Some(("hoàng", "bù", "minh", true))),
+            // Surname last, first word a surname or like a mistyped one: written order.
+            (
+                "Lê Minh Anh Nguyễn",
+                Some(("lê", "minh anh", "nguyễn", false)),
+            ),
+            ("Đình Minh Hoàng", Some(("đình", "minh", "hoàng", false))),
+            ("Ha Nguyen Thi", Some(("ha", "nguyen", "thi", false))),
+        ]);
+    }
+
+    #[test]
+    fn typo_shares() {
+        let cases: &[(&str, Option<f64>)] = &[
+            ("nguyn", Some(0.384)),
+            ("ngyuễn", Some(0.384)),
+            ("nguyển", Some(0.384)),
+            ("tarn", Some(0.11)),
+            ("trầnn", Some(0.11)),
+            ("phmạ", Some(0.071)),
+            // Folded "huyn" is one edit from "huynh"; the key share is Hoàng's and Huỳnh's.
+            ("huỳn", Some(0.051)),
+            ("đình", Some(0.01549)),
+            // Known surnames, given names, short words, far words, văn and thị.
+            ("nguyễn", None),
+            ("nguyen", None),
+            ("thanh", None),
+            ("trung", None),
+            ("trang", None),
+            ("lan", None),
+            ("phí", None),
+            ("bù", None),
+            ("khổng", None),
+            ("minh", None),
+            ("văn", None),
+            ("thị", None),
+            ("", None),
+        ];
+        for (word, expected) in cases {
+            let got = WordFacts::of(word).typo_of;
+            assert_eq!(got.is_some(), expected.is_some(), "{word}: {got:?}");
+            if let (Some(got), Some(expected)) = (got, expected) {
+                assert!((got - expected).abs() < 1e-9, "{word}: {got}");
+            }
+        }
+    }
+
+    #[test]
     fn ede_names_keep_written_order() {
         check(&[
             ("Y Ngông Niê Kdăm", Some(("kdăm", "niê", "y ngông", false))),
@@ -842,6 +1035,39 @@ mod tests {
         for name in SURNAMES.canonical.keys() {
             assert_eq!(&canonical_name(name), name);
             assert!(!name.contains(' '), "{name}");
+        }
+    }
+
+    #[test]
+    fn given_name_table_is_complete() {
+        let csv = include_str!("../data/given_names.csv");
+        let rows = csv.lines().skip(1).filter(|l| !l.trim().is_empty()).count();
+        assert_eq!(rows, 175);
+        assert_eq!(
+            GIVEN_NAMES.canonical.len(),
+            rows,
+            "every row parses, no duplicates"
+        );
+        for name in GIVEN_NAMES.canonical.keys() {
+            assert!(!name.is_empty() && !name.contains(' '), "{name}");
+        }
+        // Canonical lookups, marks matter; ASCII ones are folded.
+        for (word, given) in [
+            ("anh", true),
+            ("thuỷ", true),
+            ("an", true),
+            ("nguyên", true),
+            ("nguyễn", false),
+            ("trần", false),
+            ("thị", false),
+            ("nguyen", true),
+            ("tu", false),
+        ] {
+            assert_eq!(
+                GIVEN_NAMES.share_of_canonical(word).is_some(),
+                given,
+                "{word}"
+            );
         }
     }
 

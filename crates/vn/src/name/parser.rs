@@ -18,10 +18,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::{
-    arrange, clean_words, is_ede_prefix, is_middle_only, key_of_folded, name_key, order_share,
-    parse_name,
-};
+use super::{WordFacts, arrange, clean_words, is_ede_prefix, key_of_folded, name_key, parse_name};
 use crate::text::{
     canonical_unrepaired, fold_diacritics, may_be_mojibake, nfc_cow, no_mojibake_evidence,
 };
@@ -113,8 +110,8 @@ struct Piece {
 /// One canonical word of a piece.
 struct Word {
     text: Box<str>,
-    order_share: Option<f64>,
-    middle_only: bool,
+    /// What the order decision knows of it.
+    facts: WordFacts,
     /// `name_key(text)`: its key as a part on its own.
     key: Box<str>,
     /// Its key inside a longer part that detection leaves alone: folded and merged, not repaired.
@@ -138,8 +135,7 @@ impl Piece {
             .filter(|w| !w.is_empty())
             .map(|w| Word {
                 text: w.into(),
-                order_share: order_share(w),
-                middle_only: is_middle_only(w),
+                facts: WordFacts::of(w),
                 key: name_key(w).into(),
                 inner_key: key_of_folded(&fold_diacritics(w)).into(),
                 ascii: w.is_ascii(),
@@ -229,11 +225,7 @@ impl NameParser {
         let (surname, middle, given) = if current.len() == 1 {
             (None, 0..0, 0)
         } else {
-            let (_, surname, middle, given) = arrange(
-                current.len(),
-                |k| word(k).order_share,
-                |k| word(k).middle_only,
-            );
+            let (_, surname, middle, given) = arrange(current.len(), |k| word(k).facts);
             (Some(surname), middle, given)
         };
         let out = &mut self.out;
@@ -344,6 +336,13 @@ mod tests {
             // Middle names of several words, every letter within Windows-1252.
             "Lê Minh Hoàng Anh",
             "Tô Hà Thu Trang",
+            // Mistyped surnames, and words one edit from a surname.
+            "Nguyn Minh Hoàng",
+            "Ngyuễn Thị Lan",
+            "Tarn Minh Hà",
+            "Đình Hùng Nguyễn",
+            "Thanh Nguyễn Minh",
+            "Văn Tú Nguyễn",
         ];
         let mut parser = NameParser::default();
         // Twice: the second time, names the word path refuses come from the parser's memory.

@@ -23,8 +23,10 @@ use unicode_normalization::char::is_combining_mark;
 use crate::text::{canonical_name, fold_diacritics};
 use fuzzy::word_edits;
 
+mod fuzzy;
 mod parser;
 
+pub use fuzzy::{name_edits, words_match_fuzzy};
 pub use parser::{KeyedName, NameParser};
 
 /// A personal name split into its parts, in canonical comparison form ([`canonical_name`]: mojibake

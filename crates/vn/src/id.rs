@@ -55,6 +55,15 @@ pub enum IdNumber {
     Invalid { cleaned: String, reason: IdProblem },
 }
 
+/// An ID field as read, and whether reading it restored leading zeros (see [`parse_id_with`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdReading {
+    pub id: IdNumber,
+    /// The number became a PIN or a CMND only by restoring leading zeros a spreadsheet dropped: a
+    /// guess, which a well-formed number of the same record always beats.
+    pub repaired: bool,
+}
+
 impl IdNumber {
     /// The digits of a PIN or CMND, for blocking keys and display; `None` when missing or invalid.
     pub fn digits(&self) -> Option<&str> {
@@ -62,6 +71,20 @@ impl IdNumber {
             IdNumber::Pin(pin) => Some(&pin.digits),
             IdNumber::Cmnd9 { number, .. } => Some(number),
             IdNumber::Missing | IdNumber::Invalid { .. } => None,
+        }
+    }
+
+    /// The digits comparison levels look at: a PIN's or a CMND's, and also those of 12 digits that
+    /// fail the PIN checks ([`IdProblem::UnknownProvinceCode`], [`IdProblem::ImpossibleCentury`]),
+    /// which are most often a PIN with a typing error in its prefix: kept, flagged invalid, so that
+    /// the one-digit and transposition levels still see the pair.
+    pub fn compared_digits(&self) -> Option<&str> {
+        match self {
+            IdNumber::Invalid {
+                cleaned,
+                reason: IdProblem::UnknownProvinceCode | IdProblem::ImpossibleCentury,
+            } => Some(cleaned),
+            _ => self.digits(),
         }
     }
 }
@@ -93,6 +116,8 @@ pub enum IdProblem {
     WrongLength,
     /// 12 digits whose first three are not one of the 63 province codes.
     UnknownProvinceCode,
+    /// 12 digits whose fourth (century and sex) digit says born in 2100 or later.
+    ImpossibleCentury,
     /// A filler typed to get past a mandatory field: one repeated digit or a run like `123456789`.
     Placeholder,
 }
@@ -103,6 +128,7 @@ impl fmt::Display for IdProblem {
             IdProblem::NonDigit => "contains characters other than digits",
             IdProblem::WrongLength => "neither 12 digits (PIN) nor 9 digits (CMND)",
             IdProblem::UnknownProvinceCode => "the first three digits are not a province code",
+            IdProblem::ImpossibleCentury => "the century digit says born in 2100 or later",
             IdProblem::Placeholder => "a placeholder, not a real number",
         })
     }
@@ -220,6 +246,12 @@ fn pin_from_digits(digits: String) -> IdNumber {
         };
     }
     let g = i32::from(b[3] - b'0');
+    if g >= 4 {
+        return IdNumber::Invalid {
+            cleaned: digits,
+            reason: IdProblem::ImpossibleCentury,
+        };
+    }
     let yy = i32::from(b[4] - b'0') * 10 + i32::from(b[5] - b'0');
     IdNumber::Pin(Pin {
         province_code: code as u16,
@@ -237,53 +269,70 @@ fn zero_padded(digits: &str, width: usize) -> String {
 /// 11- or 10-digit number not starting with `0` is read as a PIN if the padded form is one, and an
 /// 8-digit number as a CMND if the padded prefix is known.
 pub fn parse_id(raw: &str) -> IdNumber {
+    parse_id_with(raw, true).id
+}
+
+/// Reads an ID field as [`parse_id`] does, restoring lost leading zeros only with `repair`: a caller
+/// turns it off for a column whose numbers are mostly of another length (a 10-digit tax code column is
+/// not a PIN column that lost two zeros).
+pub fn parse_id_with(raw: &str, repair: bool) -> IdReading {
     let cleaned = clean(raw);
+    let read = |id| IdReading {
+        id,
+        repaired: false,
+    };
     if cleaned.is_empty() {
-        return IdNumber::Missing;
+        return read(IdNumber::Missing);
     }
     if !cleaned.bytes().all(|b| b.is_ascii_digit()) {
         if NULL_WORDS.contains(&fold_lower(&cleaned).as_str()) {
-            return IdNumber::Missing;
+            return read(IdNumber::Missing);
         }
-        return IdNumber::Invalid {
+        return read(IdNumber::Invalid {
             cleaned,
             reason: IdProblem::NonDigit,
-        };
+        });
     }
     if cleaned.bytes().all(|b| b == b'0') {
-        return IdNumber::Missing;
+        return read(IdNumber::Missing);
     }
     if cleaned.len() >= 8 && is_placeholder(&cleaned) {
-        return IdNumber::Invalid {
+        return read(IdNumber::Invalid {
             cleaned,
             reason: IdProblem::Placeholder,
-        };
+        });
     }
-    let lost_zeros = !cleaned.starts_with('0');
-    match cleaned.len() {
-        12 => pin_from_digits(cleaned),
-        9 => {
-            let known_prefix = has_known_cmnd_prefix(&cleaned);
-            IdNumber::Cmnd9 {
-                number: cleaned,
-                known_prefix,
-            }
-        }
-        10 | 11 if lost_zeros => match pin_from_digits(zero_padded(&cleaned, 12)) {
-            pin @ IdNumber::Pin(_) => pin,
-            _ => IdNumber::Invalid {
-                cleaned,
-                reason: IdProblem::WrongLength,
-            },
-        },
-        8 if lost_zeros && has_known_cmnd_prefix(&zero_padded(&cleaned, 9)) => IdNumber::Cmnd9 {
-            number: zero_padded(&cleaned, 9),
-            known_prefix: true,
-        },
-        _ => IdNumber::Invalid {
+    let lost_zeros = repair && !cleaned.starts_with('0');
+    let wrong_length = |cleaned| {
+        read(IdNumber::Invalid {
             cleaned,
             reason: IdProblem::WrongLength,
+        })
+    };
+    match cleaned.len() {
+        12 => read(pin_from_digits(cleaned)),
+        9 => {
+            let known_prefix = has_known_cmnd_prefix(&cleaned);
+            read(IdNumber::Cmnd9 {
+                number: cleaned,
+                known_prefix,
+            })
+        }
+        10 | 11 if lost_zeros => match pin_from_digits(zero_padded(&cleaned, 12)) {
+            pin @ IdNumber::Pin(_) => IdReading {
+                id: pin,
+                repaired: true,
+            },
+            _ => wrong_length(cleaned),
         },
+        8 if lost_zeros && has_known_cmnd_prefix(&zero_padded(&cleaned, 9)) => IdReading {
+            id: IdNumber::Cmnd9 {
+                number: zero_padded(&cleaned, 9),
+                known_prefix: true,
+            },
+            repaired: true,
+        },
+        _ => wrong_length(cleaned),
     }
 }
 
@@ -503,7 +552,10 @@ mod tests {
                 p("079303000001", 79, Sex::Female, 2003),
             ),
             ("096190123456", p("096190123456", 96, Sex::Female, 1990)),
-            ("001485000001", p("001485000001", 1, Sex::Male, 2185)),
+            (
+                "001485000001",
+                invalid("001485000001", IdProblem::ImpossibleCentury),
+            ),
             // Leading zeros lost in a spreadsheet.
             ("1085012345", p("001085012345", 1, Sex::Male, 1985)),
             ("79303000001", p("079303000001", 79, Sex::Female, 2003)),
@@ -573,11 +625,45 @@ mod tests {
     }
 
     #[test]
+    fn repairs_are_said_and_can_be_refused() {
+        // (raw, repair, digits compared, repaired)
+        let cases: &[(&str, bool, Option<&str>, bool)] = &[
+            ("001085012345", true, Some("001085012345"), false),
+            ("001085012345", false, Some("001085012345"), false),
+            ("1085012345", true, Some("001085012345"), true),
+            // A 10-digit tax code column read without repair: not a PIN.
+            ("1085012345", false, None, false),
+            ("79303000001", true, Some("079303000001"), true),
+            ("79303000001", false, None, false),
+            ("13579246", true, Some("013579246"), true),
+            ("13579246", false, None, false),
+            ("271450001", false, Some("271450001"), false),
+            // 12 digits failing the PIN checks are kept for the typo levels.
+            ("029085012345", true, Some("029085012345"), false),
+            ("001585012345", false, Some("001585012345"), false),
+            // Other invalid values are not.
+            ("0010850123456", true, None, false),
+            ("00108501234a", true, None, false),
+            ("111111111111", true, None, false),
+            ("", true, None, false),
+        ];
+        for &(raw, repair, compared, repaired) in cases {
+            let reading = parse_id_with(raw, repair);
+            assert_eq!(reading.id.compared_digits(), compared, "{raw} {repair}");
+            assert_eq!(reading.repaired, repaired, "{raw} {repair}");
+            if repair {
+                assert_eq!(reading.id, parse_id(raw), "{raw}");
+            }
+        }
+    }
+
+    #[test]
     fn every_problem_has_a_message() {
         for problem in [
             IdProblem::NonDigit,
             IdProblem::WrongLength,
             IdProblem::UnknownProvinceCode,
+            IdProblem::ImpossibleCentury,
             IdProblem::Placeholder,
         ] {
             assert!(!problem.to_string().is_empty());

@@ -21,14 +21,18 @@ pub enum Class {
     NameIY,
     NameRegionalVariant,
     NameTypo,
+    NameSurnameTypo,
     NameUpper,
     NameOrder,
+    NameRotation,
     DobYearOnly,
     DobDayMonthSwap,
     DobYearOffByOne,
     DobOtherFormat,
+    DobTwoDigitYear,
     PinDigitError,
     PinTransposition,
+    PinPrefixTypo,
     PinOldCmnd,
     PinMissing,
     AddressOldUnits,
@@ -36,7 +40,7 @@ pub enum Class {
 }
 
 impl Class {
-    pub const ALL: [Class; 21] = [
+    pub const ALL: [Class; 25] = [
         Class::NameNoDiacritics,
         Class::NameNfd,
         Class::NameTcvn3,
@@ -46,14 +50,18 @@ impl Class {
         Class::NameIY,
         Class::NameRegionalVariant,
         Class::NameTypo,
+        Class::NameSurnameTypo,
         Class::NameUpper,
         Class::NameOrder,
+        Class::NameRotation,
         Class::DobYearOnly,
         Class::DobDayMonthSwap,
         Class::DobYearOffByOne,
         Class::DobOtherFormat,
+        Class::DobTwoDigitYear,
         Class::PinDigitError,
         Class::PinTransposition,
+        Class::PinPrefixTypo,
         Class::PinOldCmnd,
         Class::PinMissing,
         Class::AddressOldUnits,
@@ -72,19 +80,28 @@ impl Class {
             Class::NameIY => "name_i_y",
             Class::NameRegionalVariant => "name_regional_variant",
             Class::NameTypo => "name_typo",
+            Class::NameSurnameTypo => "name_surname_typo",
             Class::NameUpper => "name_upper",
             Class::NameOrder => "name_order",
+            Class::NameRotation => "name_rotation",
             Class::DobYearOnly => "dob_year_only",
             Class::DobDayMonthSwap => "dob_day_month_swap",
             Class::DobYearOffByOne => "dob_year_off_by_one",
             Class::DobOtherFormat => "dob_other_format",
+            Class::DobTwoDigitYear => "dob_two_digit_year",
             Class::PinDigitError => "pin_digit_error",
             Class::PinTransposition => "pin_transposition",
+            Class::PinPrefixTypo => "pin_prefix_typo",
             Class::PinOldCmnd => "pin_old_cmnd",
             Class::PinMissing => "pin_missing",
             Class::AddressOldUnits => "address_old_units",
             Class::Duplicate => "duplicate",
         }
+    }
+
+    /// Classes that add records to the population database rather than change one.
+    pub fn population_only(self) -> bool {
+        self == Class::Duplicate
     }
 
     pub fn from_name(name: &str) -> Option<Class> {
@@ -122,8 +139,9 @@ impl Source {
 }
 
 /// Per-record probability of each class, among the records where the class can apply (a name without
-/// Đ cannot lose its stroke). Classes of one group (name encoding; birth-date error; ID error) are
-/// mutually exclusive, and each still occurs at its own rate.
+/// Đ cannot lose its stroke). Classes of one group (name encoding; word order; typo; birth-date error;
+/// birth-date format; ID error) are mutually exclusive, and each still occurs at its own rate: the
+/// rates of a group must sum to at most 1.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rates([f64; Class::ALL.len()]);
 
@@ -170,6 +188,12 @@ impl Rates {
             (PinMissing, 0.002),
             (AddressOldUnits, 0.05),
             (Duplicate, 0.003),
+            // Off until the engine reads them; `HARD_TOML` turns them on. The default dataset, and
+            // every figure measured on it, stays as it was.
+            (NameSurnameTypo, 0.0),
+            (NameRotation, 0.0),
+            (DobTwoDigitYear, 0.0),
+            (PinPrefixTypo, 0.0),
         ])
     }
 
@@ -199,9 +223,20 @@ impl Rates {
             (PinMissing, 0.02),
             (AddressOldUnits, 0.35),
             (Duplicate, 0.0),
+            // Off until the engine reads them; `HARD_TOML` turns them on. The default dataset, and
+            // every figure measured on it, stays as it was.
+            (NameSurnameTypo, 0.0),
+            (NameRotation, 0.0),
+            (DobTwoDigitYear, 0.0),
+            (PinPrefixTypo, 0.0),
         ])
     }
 }
+
+/// A configuration with the corruptions of real exports that the defaults leave off (two-digit
+/// years, PIN prefix and surname typos, rotated names), at
+/// the rates `docs/datagen.md` gives; for `khop datagen --config`.
+pub const HARD_TOML: &str = include_str!("hard.toml");
 
 /// Everything that shapes the generated data besides its size and seed.
 #[derive(Clone, Debug, PartialEq)]
@@ -318,7 +353,7 @@ impl DatagenConfig {
                 known.join(", ")
             ))
         })?;
-        if source == "civil_servants" && class == Class::Duplicate && value != 0.0 {
+        if source == "civil_servants" && class.population_only() && value != 0.0 {
             return Err(DatagenError::Config(format!(
                 "`{path}`: duplicates are generated in the population database only"
             )));
@@ -365,7 +400,11 @@ mod tests {
         for c in Class::ALL {
             assert_eq!(Class::from_name(c.name()), Some(c));
         }
-        assert_eq!(Class::ALL.len(), Class::Duplicate as usize + 1);
+        for (i, c) in Class::ALL.into_iter().enumerate() {
+            assert_eq!(c as usize, i, "{c}");
+        }
+        let names: std::collections::BTreeSet<_> = Class::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), Class::ALL.len());
     }
 
     #[test]
@@ -399,5 +438,23 @@ mod tests {
             let err = DatagenConfig::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(field), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_harder_classes_are_off_by_default_and_on_in_the_hard_config() {
+        let hard = DatagenConfig::from_toml(HARD_TOML).unwrap();
+        let default = DatagenConfig::default();
+        let cases = [
+            (Source::CivilServants, Class::DobTwoDigitYear, 0.05),
+            (Source::CivilServants, Class::NameSurnameTypo, 0.01),
+            (Source::CivilServants, Class::NameRotation, 0.01),
+            (Source::CivilServants, Class::PinPrefixTypo, 0.005),
+        ];
+        for (source, class, rate) in cases {
+            assert_eq!(default.rates(source).get(class), 0.0, "{class}");
+            assert_eq!(hard.rates(source).get(class), rate, "{class}");
+        }
+        let missing = |c: &DatagenConfig| c.rates(Source::CivilServants).get(Class::PinMissing);
+        assert!(missing(&hard) > missing(&default));
     }
 }

@@ -3,6 +3,7 @@
 //! and every class that changed the record is recorded, so rates can be checked exactly and the truth
 //! says what happened to each record.
 
+use khop_vn::date::days_in_month;
 use khop_vn::text::{fold_diacritics, nfd, to_tcvn3_mojibake, to_vni_mojibake};
 
 use crate::config::{Class, Rates};
@@ -157,19 +158,42 @@ impl<'a> Corruptor<'a> {
             }
             name.push_str(form);
         }
-        if self.maybe(Class::NameOrder, words.len() >= 2) {
-            let mut parts: Vec<&str> = name.split(' ').collect();
-            if self.rng.chance(0.5) {
-                // Western order: the surname moved to the end.
-                parts.rotate_left(1);
-            } else {
-                // Given name first, as some forms ask for it.
-                parts.rotate_right(1);
+        // Where the surname stands once the words are reordered, for a typo inside it.
+        let mut surname_at = 0;
+        match self.exclusive(&[
+            (Class::NameOrder, words.len() >= 2),
+            (Class::NameRotation, words.len() >= 3),
+        ]) {
+            Some(Class::NameOrder) => {
+                let mut parts: Vec<&str> = name.split(' ').collect();
+                if self.rng.chance(0.5) {
+                    // Western order: the surname moved to the end.
+                    parts.rotate_left(1);
+                    surname_at = parts.len() - 1;
+                } else {
+                    // Given name first, as some forms ask for it.
+                    parts.rotate_right(1);
+                    surname_at = 1;
+                }
+                name = parts.join(" ");
             }
-            name = parts.join(" ");
+            Some(Class::NameRotation) => {
+                // First and last words swapped, the middle names left in place: `An Văn Nguyễn`.
+                let mut parts: Vec<&str> = name.split(' ').collect();
+                surname_at = parts.len() - 1;
+                parts.swap(0, surname_at);
+                name = parts.join(" ");
+            }
+            _ => {}
         }
-        if self.maybe(Class::NameTypo, true) {
-            name = typo(&name, &mut self.rng);
+        match self.exclusive(&[(Class::NameTypo, true), (Class::NameSurnameTypo, true)]) {
+            Some(Class::NameTypo) => name = typo(&name, &mut self.rng),
+            Some(Class::NameSurnameTypo) => {
+                let mut parts: Vec<String> = name.split(' ').map(str::to_owned).collect();
+                parts[surname_at] = typo(&parts[surname_at], &mut self.rng);
+                name = parts.join(" ");
+            }
+            _ => {}
         }
         if self.maybe(Class::NameDStroke, name.contains(['Đ', 'đ'])) {
             name = if self.rng.chance(0.5) {
@@ -217,17 +241,25 @@ impl<'a> Corruptor<'a> {
             Some(Class::DobYearOffByOne) => year += if self.rng.chance(0.5) { 1 } else { -1 },
             _ => {}
         }
-        if day > days_in_month(year, month) {
+        let last = days_in_month(year, month).unwrap_or(28);
+        if day > last {
             // 29 February moved to a common year: clerks write 28.
-            day = days_in_month(year, month);
+            day = last;
         }
-        let other = self.maybe(Class::DobOtherFormat, true);
+        let format = self.exclusive(&[
+            (Class::DobOtherFormat, true),
+            (Class::DobTwoDigitYear, error != Some(Class::DobYearOnly)),
+        ]);
+        let other = format == Some(Class::DobOtherFormat);
         if error == Some(Class::DobYearOnly) {
             return if other {
                 format!("00/00/{year}")
             } else {
                 year.to_string()
             };
+        }
+        if format == Some(Class::DobTwoDigitYear) {
+            return two_digit_year(year, month, day, &mut self.rng);
         }
         // The seven ways dates are written; each source has its usual one, "other" is any of the rest.
         let usual = if iso { 0 } else { 6 };
@@ -257,6 +289,7 @@ impl<'a> Corruptor<'a> {
             (Class::PinOldCmnd, cmnd.is_some()),
             (Class::PinDigitError, true),
             (Class::PinTransposition, transposable),
+            (Class::PinPrefixTypo, digits.len() >= 3),
         ]) {
             Some(Class::PinMissing) => None,
             Some(Class::PinOldCmnd) => cmnd.map(str::to_owned),
@@ -267,7 +300,7 @@ impl<'a> Corruptor<'a> {
                 let second =
                     (first + 1 + self.rng.below(out.len() as u64 - 1) as usize) % out.len();
                 for &i in [first, second].iter().take(wrong) {
-                    out[i] = b'0' + ((out[i] - b'0' + 1 + self.rng.below(9) as u8) % 10);
+                    out[i] = other_digit(out[i], &mut self.rng);
                 }
                 Some(String::from_utf8_lossy(&out).into_owned())
             }
@@ -280,17 +313,48 @@ impl<'a> Corruptor<'a> {
                 out.swap(i, i + 1);
                 Some(String::from_utf8_lossy(&out).into_owned())
             }
+            Some(Class::PinPrefixTypo) => Some(prefix_typo(pin, &mut self.rng)),
             _ => Some(pin.to_owned()),
         }
     }
 }
 
-fn days_in_month(year: i32, month: u8) -> u8 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+/// Another digit than `d`, any of the nine.
+fn other_digit(d: u8, rng: &mut Rng) -> u8 {
+    b'0' + ((d - b'0' + 1 + rng.below(9) as u8) % 10)
+}
+
+/// A slip in the first three digits of an ID, the province code of a PIN: two of them swapped where
+/// they differ (`029…` for `092…`), or one replaced. Always changes those digits, and only those.
+fn prefix_typo(id: &str, rng: &mut Rng) -> String {
+    let mut out = id.as_bytes().to_vec();
+    let pairs: Vec<(usize, usize)> = [(0, 1), (1, 2), (0, 2)]
+        .into_iter()
+        .filter(|&(a, b)| out[a] != out[b])
+        .collect();
+    if !pairs.is_empty() && rng.chance(0.5) {
+        let (a, b) = pairs[rng.below(pairs.len() as u64) as usize];
+        out.swap(a, b);
+    } else {
+        let i = rng.below(3) as usize;
+        out[i] = other_digit(out[i], rng);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A date with the year in two digits, as old systems and spreadsheets write it: `5/3/80`,
+/// `05-03-80`, `05/03/80`, `05.03.80`, and Oracle's default `05-MAR-80`.
+fn two_digit_year(year: i32, month: u8, day: u8, rng: &mut Rng) -> String {
+    const MONTHS: [&str; 12] = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ];
+    let yy = year.rem_euclid(100);
+    match rng.below(5) {
+        0 => format!("{day}/{month}/{yy:02}"),
+        1 => format!("{day:02}-{month:02}-{yy:02}"),
+        2 => format!("{day:02}/{month:02}/{yy:02}"),
+        3 => format!("{day:02}.{month:02}.{yy:02}"),
+        _ => format!("{day:02}-{}-{yy:02}", MONTHS[usize::from(month) - 1]),
     }
 }
 
@@ -333,6 +397,7 @@ fn typo(name: &str, rng: &mut Rng) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use khop_vn::date::{DateRules, PartialDate, parse_date_with};
 
     #[test]
     fn typos_always_change_the_text() {
@@ -342,6 +407,66 @@ mod tests {
                 assert_ne!(typo(name, &mut rng), name);
             }
         }
+    }
+
+    #[test]
+    fn prefix_typos_change_the_first_three_digits_only() {
+        let pins = [
+            "092085012345",
+            "001190000001",
+            "079300123456",
+            "000000000000",
+        ];
+        let mut shapes = std::collections::BTreeSet::new();
+        for i in 0..2000 {
+            let mut rng = Rng::new(5, 6, i);
+            for pin in pins {
+                let out = prefix_typo(pin, &mut rng);
+                assert_eq!(out.len(), pin.len(), "{pin} -> {out}");
+                assert_ne!(out[..3], pin[..3], "{pin} -> {out}");
+                assert_eq!(out[3..], pin[3..], "{pin} -> {out}");
+                // A swap keeps the three digits, a replaced digit does not.
+                let sorted = |s: &str| {
+                    let mut d = s.as_bytes()[..3].to_vec();
+                    d.sort_unstable();
+                    d
+                };
+                shapes.insert(sorted(pin) == sorted(&out));
+            }
+        }
+        // Both kinds of slip occur: a swap of two digits, and a replaced one.
+        assert_eq!(shapes.len(), 2);
+    }
+
+    #[test]
+    fn two_digit_years_read_back_as_the_date() {
+        let rules = DateRules {
+            reference_year: Some(2026),
+            ..DateRules::default()
+        };
+        let dates = [
+            (1980, 3, 5),
+            (1999, 6, 15),
+            (2000, 2, 29),
+            (1927, 12, 3),
+            (2008, 1, 1),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..200 {
+            let mut rng = Rng::new(7, 8, i);
+            for (year, month, day) in dates {
+                let text = two_digit_year(year, month, day, &mut rng);
+                assert_eq!(
+                    parse_date_with(&text, &rules),
+                    Ok(PartialDate::full(year, month, day).unwrap()),
+                    "{text}"
+                );
+                seen.insert(text);
+            }
+        }
+        // Five distinct shapes of each date: every day or month here has one digit, so `d/m/yy` is
+        // not `dd/mm/yy`.
+        assert_eq!(seen.len(), dates.len() * 5);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use config::{Class, DatagenConfig, Source};
+pub use config::{Class, DatagenConfig, HARD_TOML, Source};
 pub use corrupt::Tally;
 pub use records::Dataset;
 pub use writer::Format;
@@ -159,7 +159,7 @@ pub fn generate(spec: &DatagenSpec, out: &Path) -> Result<Manifest, DatagenError
         let rates = spec.config.rates(source);
         let corruptions = Class::ALL
             .iter()
-            .filter(|&&c| source == Source::Population || c != Class::Duplicate)
+            .filter(|&&c| source == Source::Population || !c.population_only())
             .map(|&c| {
                 (
                     c.name().to_owned(),

@@ -37,10 +37,12 @@ pub enum Class {
     PinMissing,
     AddressOldUnits,
     Duplicate,
+    DuplicateNewPin,
+    DuplicateCmndOnly,
 }
 
 impl Class {
-    pub const ALL: [Class; 25] = [
+    pub const ALL: [Class; 27] = [
         Class::NameNoDiacritics,
         Class::NameNfd,
         Class::NameTcvn3,
@@ -66,6 +68,8 @@ impl Class {
         Class::PinMissing,
         Class::AddressOldUnits,
         Class::Duplicate,
+        Class::DuplicateNewPin,
+        Class::DuplicateCmndOnly,
     ];
 
     /// The name used in config files, flags and the truth table.
@@ -96,12 +100,17 @@ impl Class {
             Class::PinMissing => "pin_missing",
             Class::AddressOldUnits => "address_old_units",
             Class::Duplicate => "duplicate",
+            Class::DuplicateNewPin => "duplicate_new_pin",
+            Class::DuplicateCmndOnly => "duplicate_cmnd_only",
         }
     }
 
     /// Classes that add records to the population database rather than change one.
     pub fn population_only(self) -> bool {
-        self == Class::Duplicate
+        matches!(
+            self,
+            Class::Duplicate | Class::DuplicateNewPin | Class::DuplicateCmndOnly
+        )
     }
 
     pub fn from_name(name: &str) -> Option<Class> {
@@ -140,8 +149,8 @@ impl Source {
 
 /// Per-record probability of each class, among the records where the class can apply (a name without
 /// Đ cannot lose its stroke). Classes of one group (name encoding; word order; typo; birth-date error;
-/// birth-date format; ID error) are mutually exclusive, and each still occurs at its own rate: the
-/// rates of a group must sum to at most 1.
+/// birth-date format; ID error; duplicate) are mutually exclusive, and each still occurs at its own
+/// rate: the rates of a group must sum to at most 1.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rates([f64; Class::ALL.len()]);
 
@@ -194,6 +203,8 @@ impl Rates {
             (NameRotation, 0.0),
             (DobTwoDigitYear, 0.0),
             (PinPrefixTypo, 0.0),
+            (DuplicateNewPin, 0.0),
+            (DuplicateCmndOnly, 0.0),
         ])
     }
 
@@ -229,12 +240,14 @@ impl Rates {
             (NameRotation, 0.0),
             (DobTwoDigitYear, 0.0),
             (PinPrefixTypo, 0.0),
+            (DuplicateNewPin, 0.0),
+            (DuplicateCmndOnly, 0.0),
         ])
     }
 }
 
 /// A configuration with the corruptions of real exports that the defaults leave off (two-digit
-/// years, PIN prefix and surname typos, rotated names), at
+/// years, PIN prefix and surname typos, rotated names, duplicates under a new PIN or a CMND only), at
 /// the rates `docs/datagen.md` gives; for `khop datagen --config`.
 pub const HARD_TOML: &str = include_str!("hard.toml");
 
@@ -433,6 +446,14 @@ mod tests {
                 "[civil_servants]\nduplicate = 0.1",
                 "civil_servants.duplicate",
             ),
+            (
+                "[civil_servants]\nduplicate_new_pin = 0.1",
+                "civil_servants.duplicate_new_pin",
+            ),
+            (
+                "[civil_servants]\nduplicate_cmnd_only = 0.1",
+                "civil_servants.duplicate_cmnd_only",
+            ),
         ];
         for (text, field) in cases {
             let err = DatagenConfig::from_toml(text).unwrap_err().to_string();
@@ -449,6 +470,8 @@ mod tests {
             (Source::CivilServants, Class::NameSurnameTypo, 0.01),
             (Source::CivilServants, Class::NameRotation, 0.01),
             (Source::CivilServants, Class::PinPrefixTypo, 0.005),
+            (Source::Population, Class::DuplicateNewPin, 0.005),
+            (Source::Population, Class::DuplicateCmndOnly, 0.005),
         ];
         for (source, class, rate) in cases {
             assert_eq!(default.rates(source).get(class), 0.0, "{class}");

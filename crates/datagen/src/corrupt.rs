@@ -227,6 +227,16 @@ impl<'a> Corruptor<'a> {
         }
     }
 
+    /// A name typed again by another clerk for a second registration: one slip in half of them. Part
+    /// of the duplicate's class, not counted as a name class.
+    pub fn retype(&mut self, name: String) -> String {
+        if self.rng.chance(0.5) {
+            typo(&name, &mut self.rng)
+        } else {
+            name
+        }
+    }
+
     /// The birth date as this record shows it; `iso` says which format the source writes normally.
     pub fn birth_date(&mut self, person: &Person, iso: bool) -> String {
         let (mut year, mut month, mut day) =

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, ListBuilder, RecordBatch, StringBuilder, UInt64Builder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use khop_vn::Sex;
+use khop_vn::date::days_in_month;
 use khop_vn::reference::{new_by_code, old_provinces};
 
 use crate::DatagenError;
@@ -107,19 +108,29 @@ impl Dataset {
         Ok(dataset)
     }
 
-    /// Whether population record `index` is a second record of someone else.
-    fn is_duplicate(&self, index: u64) -> bool {
-        let rate = self.config.population.get(Class::Duplicate);
-        rate > 0.0 && unit(hash3(self.seed, stream::DUPLICATE, index)) < rate
+    /// The duplicate class of population record `index` if it is a second record of someone else:
+    /// one draw laid over the bands of the three classes, in a stream of its own.
+    fn duplicate_class(&self, index: u64) -> Option<Class> {
+        let u = unit(hash3(self.seed, stream::DUPLICATE, index));
+        let mut upper = 0.0;
+        DUPLICATES.into_iter().find(|&class| {
+            upper += self.config.population.get(class);
+            u < upper
+        })
     }
 
-    /// The person a duplicate record belongs to: someone with a record of their own.
-    fn duplicate_of(&self, index: u64) -> Option<u64> {
+    /// The person a duplicate record belongs to: someone with a record of their own, and with an old
+    /// ID on file where the duplicate shows only that.
+    fn duplicate_of(&self, index: u64, class: Class) -> Option<u64> {
         (1..=64u64)
             .map(|attempt| {
                 hash3(self.seed, stream::DUPLICATE, index ^ (attempt << 48)) % self.population
             })
-            .find(|&q| q != index && !self.is_duplicate(q))
+            .find(|&q| {
+                q != index
+                    && self.duplicate_class(q).is_none()
+                    && (class != Class::DuplicateCmndOnly || self.people.get(q).cmnd.is_some())
+            })
     }
 
     /// Distinct working-age people with their own population record, in a fixed pseudo-random
@@ -137,7 +148,7 @@ impl Dataset {
         let b = hash3(self.seed, stream::CIVIL_SERVANT_SAMPLE, 1) % n;
         for k in 0..n {
             let id = ((u128::from(a) * u128::from(k) + u128::from(b)) % u128::from(n)) as u64;
-            if !self.is_duplicate(id) && WORKING_AGES.contains(&self.people.age(id)) {
+            if self.duplicate_class(id).is_none() && WORKING_AGES.contains(&self.people.age(id)) {
                 chosen.push(id);
                 if chosen.len() as u64 == count {
                     return Ok(chosen);
@@ -150,14 +161,14 @@ impl Dataset {
         )))
     }
 
-    /// The person behind population record `index`, and whether the record is a duplicate.
-    fn population_person(&self, index: u64) -> (u64, bool) {
-        if self.is_duplicate(index)
-            && let Some(target) = self.duplicate_of(index)
+    /// The person behind population record `index`, and its duplicate class if it is a second record.
+    fn population_person(&self, index: u64) -> (u64, Option<Class>) {
+        if let Some(class) = self.duplicate_class(index)
+            && let Some(target) = self.duplicate_of(index, class)
         {
-            return (target, true);
+            return (target, Some(class));
         }
-        (index, false)
+        (index, None)
     }
 
     /// The person behind civil-servant record `index`.
@@ -194,7 +205,7 @@ impl Dataset {
     fn push_record(&self, source: Source, index: u64, out: &mut Columns, tally: &mut Tally) {
         let (person_id, duplicate) = match source {
             Source::Population => self.population_person(index),
-            Source::CivilServants => (self.civil_servant_person(index), false),
+            Source::CivilServants => (self.civil_servant_person(index), None),
         };
         let mut person = self.people.get(person_id);
         let record_stream = match source {
@@ -207,31 +218,46 @@ impl Dataset {
 
         let mut pin = person.pin.clone();
         if source == Source::Population {
-            c.note(Class::Duplicate, duplicate);
-            if duplicate {
-                // A second record of the same person: a re-issued PIN, or the old ID only, and
-                // often another address (people re-register where they moved).
-                match c.rng.below(10) {
+            for class in DUPLICATES {
+                c.note(class, duplicate == Some(class));
+            }
+            match duplicate {
+                // A second record of the same person: a re-issued PIN, or the old ID only.
+                Some(Class::Duplicate) => match c.rng.below(10) {
                     0..=3 => {}
                     4..=6 => pin = person.reissued_pin(self.seed, index),
                     _ => pin.clear(),
+                },
+                Some(Class::DuplicateNewPin) => {
+                    pin = person.reissued_pin(self.seed, index);
+                    // Registered again by another clerk: the birth day a few days off in a third.
+                    if c.rng.chance(1.0 / 3.0) {
+                        person.birth_day = nearby_day(&person, &mut c.rng);
+                    }
                 }
-                if c.rng.chance(0.5) {
-                    let province = c.rng.below(old_provinces().len() as u64) as usize;
-                    let commune = c.rng.below(u64::from(old_provinces()[province].communes)) as u16;
-                    let (new_code, new_commune) = reform_commune(province, commune);
-                    person.residence = crate::person::Residence {
-                        old_province: province,
-                        old_commune: commune,
-                        new_code,
-                        new_commune,
-                    };
-                }
+                Some(Class::DuplicateCmndOnly) => pin.clear(),
+                _ => {}
+            }
+            // Often another address: people re-register where they moved.
+            if duplicate.is_some() && c.rng.chance(0.5) {
+                let province = c.rng.below(old_provinces().len() as u64) as usize;
+                let commune = c.rng.below(u64::from(old_provinces()[province].communes)) as u16;
+                let (new_code, new_commune) = reform_commune(province, commune);
+                person.residence = crate::person::Residence {
+                    old_province: province,
+                    old_commune: commune,
+                    new_code,
+                    new_commune,
+                };
             }
         }
 
+        let mut name = c.name(&person);
+        if duplicate == Some(Class::DuplicateNewPin) {
+            name = c.retype(name);
+        }
         out.record_id.append_value(record_id(source, index));
-        out.full_name.append_value(c.name(&person));
+        out.full_name.append_value(name);
         out.sex.append_value(match person.sex {
             Sex::Male => "Nam",
             Sex::Female => "Nữ",
@@ -274,6 +300,24 @@ impl Dataset {
         out.truth_person.append_value(person_id);
         push_classes(&mut out.truth_corruptions, c.applied);
     }
+}
+
+/// The classes that make a population record a second record of someone else, in the order of their
+/// bands.
+const DUPLICATES: [Class; 3] = [
+    Class::Duplicate,
+    Class::DuplicateNewPin,
+    Class::DuplicateCmndOnly,
+];
+
+/// Another day of the person's birth month, at most three days away.
+fn nearby_day(person: &Person, rng: &mut Rng) -> u8 {
+    let last = days_in_month(person.birth_year, person.birth_month).unwrap_or(28);
+    let day = person.birth_day;
+    let near: Vec<u8> = (day.saturating_sub(3).max(1)..=(day + 3).min(last))
+        .filter(|&d| d != day)
+        .collect();
+    near[rng.below(near.len() as u64) as usize]
 }
 
 fn push_classes(list: &mut ListBuilder<StringBuilder>, applied: Applied) {

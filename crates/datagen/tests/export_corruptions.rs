@@ -1,11 +1,12 @@
 //! The corruptions of real exports that the defaults leave off, checked on generated records against
-//! the people behind them: each class at rate 1, every other class off.
+//! the people behind them: each class at rate 1 (duplicates at a share), every other class off.
 
 use arrow::array::{Array, AsArray};
 use khop_datagen::person::Person;
+use khop_datagen::records::record_id;
 use khop_datagen::{Class, DatagenConfig, Dataset, Source, Tally};
 use khop_vn::date::{DateRules, PartialDate, parse_date_with};
-use khop_vn::id::{IdNumber, parse_id};
+use khop_vn::id::{IdNumber, parse_id, same_pin_prefix};
 
 /// Every rate at 0, then `rates` set.
 fn config(rates: &[(&str, f64)]) -> DatagenConfig {
@@ -24,11 +25,14 @@ fn config(rates: &[(&str, f64)]) -> DatagenConfig {
 
 /// One generated record, its truth, and the person behind it.
 struct Row {
+    index: u64,
     record_id: String,
+    person_id: u64,
     person: Person,
     name: String,
     dob: String,
     pin: Option<String>,
+    cmnd: Option<String>,
     classes: Vec<String>,
 }
 
@@ -54,11 +58,14 @@ fn rows(rates: &[(&str, f64)], source: Source) -> (Vec<Row>, Tally) {
             let listed = classes.value(i);
             let listed = listed.as_string::<i32>();
             Row {
+                index: i as u64,
                 record_id: text("record_id", i).unwrap(),
+                person_id,
                 person: dataset.people.get(person_id),
                 name: text("full_name", i).unwrap(),
                 dob: text("date_of_birth", i).unwrap(),
                 pin: text("pin", i),
+                cmnd: text("cmnd", i),
                 classes: (0..listed.len())
                     .map(|j| listed.value(j).to_owned())
                     .collect(),
@@ -195,6 +202,76 @@ fn surname_typos_and_rotations_move_and_change_the_right_words() {
         }
         if rotation {
             assert!(rows.iter().any(|r| words(&r.person.full_name()).len() >= 3));
+        }
+    }
+}
+
+#[test]
+fn duplicates_are_second_records_under_a_new_pin_or_a_cmnd_only() {
+    let (rows, tally) = rows(
+        &[
+            ("population.duplicate_new_pin", 0.2),
+            ("population.duplicate_cmnd_only", 0.2),
+        ],
+        Source::Population,
+    );
+    for class in [Class::DuplicateNewPin, Class::DuplicateCmndOnly] {
+        let share = tally.applied[class as usize] as f64 / rows.len() as f64;
+        assert!((0.18..0.22).contains(&share), "{class}: {share}");
+        assert_eq!(tally.applicable[class as usize], rows.len() as u64);
+    }
+    // A record registered again is retyped: one slip in the name in half of them, the birth day a
+    // few days off in a third.
+    let new_pin: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.classes == ["duplicate_new_pin"])
+        .collect();
+    let retyped = new_pin
+        .iter()
+        .filter(|r| r.name != r.person.full_name())
+        .count() as f64;
+    let redated = new_pin
+        .iter()
+        .filter(|r| {
+            let p = &r.person;
+            r.dob
+                != format!(
+                    "{:04}-{:02}-{:02}",
+                    p.birth_year, p.birth_month, p.birth_day
+                )
+        })
+        .count() as f64;
+    let n = new_pin.len() as f64;
+    assert!((0.45..0.55).contains(&(retyped / n)), "{retyped} of {n}");
+    assert!((0.28..0.38).contains(&(redated / n)), "{redated} of {n}");
+    for r in &rows {
+        let own = r.person_id == r.index;
+        match r.classes.as_slice() {
+            [] => assert!(own, "{}", r.record_id),
+            [class] => {
+                assert!(!own, "{}", r.record_id);
+                assert_ne!(r.record_id, record_id(Source::Population, r.person_id));
+                // The person's own record is not a duplicate.
+                let first = &rows[r.person_id as usize];
+                assert!(first.classes.is_empty() && first.person_id == r.person_id);
+                let (pin, truth) = (r.pin.as_deref(), r.person.pin.as_str());
+                match class.as_str() {
+                    "duplicate_new_pin" => {
+                        let pin = pin.unwrap();
+                        assert!(matches!(parse_id(pin), IdNumber::Pin(_)), "{}", r.record_id);
+                        assert_ne!(pin, truth, "{}", r.record_id);
+                        assert!(same_pin_prefix(pin, truth), "{}", r.record_id);
+                        assert_eq!(r.cmnd, r.person.cmnd);
+                    }
+                    "duplicate_cmnd_only" => {
+                        assert_eq!(pin, None, "{}", r.record_id);
+                        assert!(r.cmnd.is_some(), "{}", r.record_id);
+                        assert_eq!(r.cmnd, r.person.cmnd);
+                    }
+                    other => panic!("{other}"),
+                }
+            }
+            more => panic!("{}: {more:?}", r.record_id),
         }
     }
 }

@@ -627,3 +627,124 @@ fn csv_files_in_legacy_encodings_give_the_same_files_as_utf8() {
         "{reasons:?}"
     );
 }
+
+/// How a test writes a full date.
+type WriteDate = dyn Fn(khop_vn::date::PartialDate) -> String;
+
+/// The records of the CSV file at `path`, header first.
+fn read_csv(path: &Path) -> Vec<Vec<String>> {
+    use khop_engine::scan::CsvRecords;
+    let text = std::fs::read(path).unwrap();
+    let mut records = CsvRecords::new(text.as_slice(), b',', khop_vn::text::Encoding::Utf8);
+    let mut rows = Vec::new();
+    while let Some(record) = records.next_record().unwrap() {
+        rows.push(record.to_vec().iter().map(|f| f.to_string()).collect());
+    }
+    rows
+}
+
+/// Writes `rows` as a UTF-8 CSV file, every field quoted.
+fn write_csv(path: &Path, rows: &[Vec<String>]) {
+    let mut text = String::new();
+    for row in rows {
+        let fields: Vec<String> = row
+            .iter()
+            .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))
+            .collect();
+        text.push_str(&fields.join(","));
+        text.push_str("\r\n");
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Dates and IDs as real exports write them give the files the clean export gives: birth dates with
+/// two-digit years (`d/m/yy`), or month first (`m/d/yyyy`), read by the column's convention; a
+/// column of 10-digit tax codes mapped to the ID field before the PIN is not taken for PINs that lost
+/// their zeros. The summary says how each column was read and what could not be, by shape.
+#[test]
+fn dates_and_ids_as_exports_write_them_give_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data, 2_000, 200, Format::Csv);
+    let clean = dir.path().join("clean");
+    let summary = run_job(&job(&data, &clean, 0), &Silent).unwrap();
+
+    let path = data.join("civil_servants/part-00000.csv");
+    let original = read_csv(&path);
+    let column = |name: &str| original[0].iter().position(|c| c == name).unwrap();
+    let dob = column("date_of_birth");
+    let rewrite = |date: &WriteDate| {
+        let mut rows = original.clone();
+        rows[0].push("ma_so_thue".into());
+        for (i, row) in rows.iter_mut().enumerate().skip(1) {
+            if let Ok(d) = khop_vn::date::parse_date(&row[dob])
+                && d.is_full()
+            {
+                row[dob] = date(d);
+            }
+            // A personal tax code: 10 digits starting with 8.
+            row.push(format!("80{:08}", i * 7919));
+        }
+        write_csv(&path, &rows);
+    };
+    let with_tax_codes = |output: &Path| {
+        let mut spec = job(&data, output, 0);
+        let columns = spec.inputs[0].columns.get_mut("ids").unwrap();
+        let mut names: Vec<String> = columns.names().iter().map(|c| c.to_string()).collect();
+        names.insert(0, "ma_so_thue".into());
+        *columns = khop_engine::spec::Columns::Many(names);
+        spec
+    };
+    let cases: [(&str, &WriteDate, &str); 2] = [
+        (
+            "two_digit_years",
+            &|d| {
+                let (m, dd) = (d.month.unwrap(), d.day.unwrap());
+                format!("{dd}/{m}/{:02}", d.year % 100)
+            },
+            "day_first",
+        ),
+        (
+            "month_first",
+            &|d| {
+                let (m, dd) = (d.month.unwrap(), d.day.unwrap());
+                format!("{m:02}/{dd:02}/{}", d.year)
+            },
+            "month_first",
+        ),
+    ];
+    for (name, date, order) in cases {
+        rewrite(date);
+        let output = dir.path().join(name);
+        let again = run_job(&with_tax_codes(&output), &Silent).unwrap();
+        assert_same_outputs(&clean, &output, name);
+        let (before, after) = (&summary.sources[0], &again.sources[0]);
+        assert_eq!(
+            (after.input, after.accepted, after.rejected),
+            (before.input, before.accepted, before.rejected),
+            "{name}"
+        );
+        assert_eq!(after.conventions["date_of_birth"], order, "{name}");
+        assert_eq!(
+            after.conventions["ma_so_thue"], "leading zeros not restored",
+            "{name}"
+        );
+        assert_eq!(after.repaired_ids.get("ma_so_thue"), None, "{name}");
+        // Every record's tax code is a value the ID field could not read, reported by its shape.
+        assert_eq!(after.invalid_values["ids"], 200, "{name}: {after:?}");
+        assert_eq!(after.unread_shapes["ids"]["9999999999"], 200, "{name}");
+        assert!(
+            again
+                .warnings
+                .iter()
+                .any(|w| w.contains("field `ids`") && w.contains("`9999999999`")),
+            "{name}: {:?}",
+            again.warnings
+        );
+        assert_eq!(
+            after.invalid_values.get("date_of_birth"),
+            before.invalid_values.get("date_of_birth"),
+            "{name}"
+        );
+    }
+}

@@ -71,7 +71,8 @@ fn plan_submission(req: &v1::SubmitJobRequest) -> Result<(JobSpec, Plan), Error>
             "{field}: {path:?} is relative and no base_dir was given: use absolute paths"
         )));
     }
-    let planner = Planner::new(spec.clone())?;
+    let planner = Planner::new(spec)?;
+    let spec = planner.spec().clone();
     let first = planner
         .next(&[])?
         .ok_or_else(|| Error::Internal("the planner gave no first stage".into()))?;

@@ -6,7 +6,8 @@
 //! A `standardise` task of a cached input looks up its piece (a file, or a run of row groups of one)
 //! by a fingerprint of everything its standardised records depend on: the khop build, the file (path,
 //! size, modification time or object version), the row groups, the input's id column, column
-//! mapping and CSV options, the spec's fields and standardisers, and the blocking rules' keys. A hit replays the
+//! mapping, CSV options and conventions, the spec's fields, standardisers and date rules, and the
+//! blocking rules' keys. A hit replays the
 //! records, rejects and counts that scanning and standardising gave; a miss scans as usual and writes
 //! an entry beside its work. Nothing else is cached: what follows standardisation (duplicate ids,
 //! records without a blocking key, pruning by the other side, the sample, term frequencies) runs on
@@ -42,14 +43,14 @@ use serde::{Deserialize, Serialize};
 use crate::EngineError;
 use crate::exchange::table_schema;
 use crate::scan::Piece;
-use crate::spec::{Input, JobSpec};
-use crate::standardise::Reject;
+use crate::spec::{DateOrder, Input, JobSpec};
+use crate::standardise::{FieldReport, Reject};
 use crate::storage::{self, Object, ScratchFiles};
 
 /// Changes whenever what an entry holds, or how it is laid out, changes. Entries of format 1 lay
 /// directly under the cache location (`<cache>/<hash>/meta.json`); they are never read, and may be
 /// deleted.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// What one scanned batch of the input gave: the lines it took, those that could not be read as
 /// records, and its chunks (each one record batch of the entry's records file, in order).
@@ -65,7 +66,7 @@ pub(crate) struct CachedBatch {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct CachedChunk {
     pub rejects: Vec<Reject>,
-    pub invalid: Vec<u64>,
+    pub reports: Vec<FieldReport>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -351,6 +352,17 @@ fn fingerprint(
     for (field, standardiser) in &spec.fields {
         let columns = input.columns.get(field).map(|c| c.names());
         let _ = writeln!(slot, "field {field:?} {standardiser:?} from {columns:?}");
+        if *standardiser == crate::spec::Standardiser::Date {
+            // The rules, not the reference day: a job a day later reads the same dates.
+            let order = input.conventions.date_order.get(field).copied();
+            let rules = spec
+                .dates
+                .rules(field, order.unwrap_or(DateOrder::DayFirst));
+            let _ = writeln!(slot, "dates {rules:?}");
+        }
+    }
+    if !input.conventions.id_repair.is_empty() {
+        let _ = writeln!(slot, "id repair {:?}", input.conventions.id_repair);
     }
     for rule in &spec.blocking {
         let _ = writeln!(slot, "rule keys {:?}", rule.keys);
@@ -517,7 +529,14 @@ review = 0.5
             bad: vec![],
             chunks: vec![CachedChunk {
                 rejects: vec![],
-                invalid: vec![0, 1],
+                reports: vec![
+                    FieldReport::default(),
+                    FieldReport {
+                        unread: 1,
+                        shapes: [("99/9/99".to_owned(), 1)].into(),
+                        repaired: [("pin".to_owned(), 2)].into(),
+                    },
+                ],
             }],
         };
         // Abandoned before it is finished: nothing to read.

@@ -270,6 +270,9 @@ fn text_level(level: &Level, a: (&str, &str), b: (&str, &str)) -> bool {
         Level::JaroWinkler { threshold } => jaro_winkler(a.1, b.1) >= *threshold,
         Level::Levenshtein { max } => strsim::levenshtein(a.1, b.1) <= *max as usize,
         Level::Damerau { max } => osa_within(a.1, b.1, *max as usize),
+        Level::Words { max, missing_word } => {
+            khop_vn::name::name_edits(a.1, b.1, *max, *missing_word).is_some()
+        }
         _ => false,
     }
 }
@@ -717,6 +720,28 @@ pub fn gamma_at(vector: u64, i: usize) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_levels_pair_words_in_any_order_with_typos() {
+        let words = |max, missing_word| Level::Words { max, missing_word };
+        // (level, a, b, holds), on keys
+        let cases = [
+            (words(0, false), "nguien van an", "an van nguien", true),
+            (words(0, false), "nguien van an", "nguien van anh", false),
+            (words(1, false), "nguien van an", "ngien van an", true),
+            (words(1, false), "nguien van an", "an van ngien", true),
+            (words(1, false), "nguien van an", "nguien an", false),
+            (words(1, true), "nguien van an", "nguien an", true),
+            (words(2, true), "nguien van an", "tran thi lan", false),
+        ];
+        for (level, a, b, holds) in cases {
+            assert_eq!(
+                text_level(&level, (a, a), (b, b)),
+                holds,
+                "{level:?} {a} {b}"
+            );
+        }
+    }
 
     /// The first of the generator job's ID levels that holds, as the `ids` comparison would give it.
     fn ids_gamma(a: (&str, &str), b: (&str, &str)) -> Option<&'static str> {

@@ -23,7 +23,7 @@ use crate::hash::hash_bytes;
 use crate::job::{RuleSummary, Skew, SourceSummary, Summary};
 use crate::output::{write_dataset, write_json};
 use crate::spec::JobSpec;
-use crate::standardise::{Reject, Strings};
+use crate::standardise::{FieldReport, Reject, Strings};
 use crate::storage::ScratchFiles;
 use crate::task::{
     Compared, ScoredPart, Side, Trained, kept_records, load_trained, split_record_number,
@@ -251,7 +251,7 @@ pub fn write(
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let sources = sides
+    let sources: Vec<SourceSummary> = sides
         .iter()
         .zip(std::iter::once(&left).chain(right.as_ref()))
         .map(|(side, kept)| {
@@ -267,6 +267,25 @@ pub fn write(
                 for (field, n) in &part.counts.invalid_values {
                     *s.invalid_values.entry(field.clone()).or_default() += n;
                 }
+                for (field, shapes) in &part.counts.unread_shapes {
+                    let into = s.unread_shapes.entry(field.clone()).or_default();
+                    for (shape, n) in shapes {
+                        FieldReport::add_shape(into, shape.clone(), *n);
+                    }
+                }
+                for (column, n) in &part.counts.repaired_ids {
+                    *s.repaired_ids.entry(column.clone()).or_default() += n;
+                }
+                s.no_blocking_key += part.counts.no_blocking_key;
+            }
+            let input = &spec.inputs[side.input];
+            for (field, order) in &input.conventions.date_order {
+                s.conventions.insert(field.clone(), order.name().to_owned());
+            }
+            for (column, repair) in &input.conventions.id_repair {
+                let how = if *repair { "restored" } else { "not restored" };
+                s.conventions
+                    .insert(column.clone(), format!("leading zeros {how}"));
             }
             s.accepted -= side.ids.duplicates;
             s.rejected += side.ids.duplicates;
@@ -274,6 +293,9 @@ pub fn write(
             s
         })
         .collect();
+    for s in &sources {
+        warnings.extend(source_warnings(s));
+    }
     Ok(Summary {
         mode: if dedupe { "dedupe" } else { "link" }.into(),
         sources,
@@ -301,6 +323,50 @@ pub fn write(
         output: out_dir.display().to_string(),
     })
 }
+
+/// A source's losses worth a warning: a field whose values were not read for more than
+/// [`WARN_LOSS`] of its records (with the commonest shapes), and records rejected for lacking every
+/// blocking key beyond the same share.
+fn source_warnings(s: &SourceSummary) -> Vec<String> {
+    let share = |n: u64| n as f64 / s.input.max(1) as f64;
+    let mut warnings = Vec::new();
+    for (field, n) in &s.invalid_values {
+        if share(*n) <= WARN_LOSS {
+            continue;
+        }
+        let mut shapes: Vec<(&String, &u64)> = s
+            .unread_shapes
+            .get(field)
+            .map(|m| m.iter().collect())
+            .unwrap_or_default();
+        shapes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let shown: Vec<String> = shapes
+            .iter()
+            .take(3)
+            .map(|(shape, n)| format!("`{shape}`: {n}"))
+            .collect();
+        warnings.push(format!(
+            "source `{}`: field `{field}`: {n} of {} values not read ({:.2}%), by shape {}",
+            s.name,
+            s.input,
+            100.0 * share(*n),
+            shown.join(", ")
+        ));
+    }
+    if share(s.no_blocking_key) > WARN_LOSS {
+        warnings.push(format!(
+            "source `{}`: {} of {} records rejected without a value for any blocking rule ({:.2}%)",
+            s.name,
+            s.no_blocking_key,
+            s.input,
+            100.0 * share(s.no_blocking_key)
+        ));
+    }
+    warnings
+}
+
+/// The share of a source's records a field may fail to read before the job warns.
+const WARN_LOSS: f64 = 0.001;
 
 /// A side's rejects in input order, rows counted across its files: those of each file, and the
 /// records whose id an earlier file already had.

@@ -31,6 +31,19 @@ pub struct SourceSummary {
     /// Accepted records of the large side with no key in common with the other side.
     pub pruned: u64,
     pub invalid_values: BTreeMap<String, u64>,
+    /// Per field, the values not read by shape (`99/9/99`: never a value itself).
+    #[serde(default)]
+    pub unread_shapes: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Per column of a `vn_id` field, numbers read by restoring leading zeros a spreadsheet dropped.
+    #[serde(default)]
+    pub repaired_ids: BTreeMap<String, u64>,
+    /// Of `rejected`, records without a value for any blocking rule.
+    #[serde(default)]
+    pub no_blocking_key: u64,
+    /// How the source's ambiguous values were read: per date field its day/month order, per ID
+    /// column whether lost leading zeros were restored (see `crate::conventions`).
+    #[serde(default)]
+    pub conventions: BTreeMap<String, String>,
     /// Of `input`, the records replayed from the input's cache instead of read from its files.
     #[serde(default)]
     pub from_cache: u64,

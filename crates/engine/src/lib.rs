@@ -21,6 +21,7 @@
 pub mod blocking;
 pub mod cache;
 pub mod compare;
+pub mod conventions;
 pub mod eval;
 pub mod exchange;
 pub mod finish;

@@ -885,6 +885,7 @@ mod tests {
                     .collect::<BTreeMap<_, _>>(),
                 cache: None,
                 csv: None,
+                conventions: Default::default(),
             };
             let mut rows: Vec<Vec<String>> = Vec::new();
             scan(&input, &input.path, None, 2, |scanned| {
@@ -1097,6 +1098,7 @@ mod tests {
                         encoding: encoding.name().into(),
                         ..Default::default()
                     }),
+                    conventions: Default::default(),
                 };
                 let mut numbers = Vec::new();
                 scan(&input, &input.path, None, 3, |scanned| {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use khop_vn::date::{DateRules, DayMonthOrder};
 use khop_vn::text::Encoding;
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +69,121 @@ pub struct Input {
     /// How a CSV input's bytes are read (`[inputs.csv]`): UTF-8 with commas when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<CsvOptions>,
+    /// How the input's ambiguous values are read (`[inputs.conventions]`): what is not set here is
+    /// worked out from a sample of the input when the job is planned ([`crate::conventions`]) and
+    /// written into the job's stored spec, so that every task reads the input alike.
+    #[serde(default, skip_serializing_if = "Conventions::is_empty")]
+    pub conventions: Conventions,
+}
+
+/// How an input's columns are read where a value alone does not say.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conventions {
+    /// Date field → how `a/b/yyyy` with both parts at most 12 is read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub date_order: BTreeMap<String, DateOrder>,
+    /// Column of a `vn_id` field → whether numbers that lost their leading zeros in a spreadsheet
+    /// are restored (`false` for a column of another kind of number, such as 10-digit tax codes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub id_repair: BTreeMap<String, bool>,
+}
+
+impl Conventions {
+    pub fn is_empty(&self) -> bool {
+        self.date_order.is_empty() && self.id_repair.is_empty()
+    }
+}
+
+/// The order of day and month in a date column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateOrder {
+    DayFirst,
+    MonthFirst,
+}
+
+impl DateOrder {
+    pub fn name(self) -> &'static str {
+        match self {
+            DateOrder::DayFirst => "day_first",
+            DateOrder::MonthFirst => "month_first",
+        }
+    }
+}
+
+/// How dates are read (`[dates]`): which years are plausible, and the day two-digit years are read
+/// against.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dates {
+    /// `YYYY-MM-DD`. A two-digit year is the latest year not after this day's year that ends in its
+    /// digits (on 2026-12-07, `99` is 1999 and `26` is 2026): a date in a record is never in the
+    /// future. When absent, the day the job is planned, written into the job's stored spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The plausible years of every date field (default 1880 to the reference year); a date outside
+    /// is counted as not read.
+    #[serde(default, skip_serializing_if = "YearRange::is_empty")]
+    pub years: YearRange,
+    /// Per date field, its own plausible years (historical records: `earliest = 1000`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, YearRange>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct YearRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<i32>,
+}
+
+impl YearRange {
+    fn is_empty(&self) -> bool {
+        self.earliest.is_none() && self.latest.is_none()
+    }
+}
+
+/// The earliest year a date may have at all (`[dates]` may not go below it).
+pub const EARLIEST_YEAR_ALLOWED: i32 = 1000;
+
+impl Dates {
+    /// The reference day's year, if the reference is set and a day as `YYYY-MM-DD`.
+    fn reference_year(&self) -> Option<i32> {
+        let reference = self.reference.as_deref()?;
+        let b = reference.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        match khop_vn::date::parse_date(reference) {
+            Ok(d) if d.is_full() => Some(d.year),
+            _ => None,
+        }
+    }
+
+    /// How `field` of an input read with `order` is parsed.
+    pub fn rules(&self, field: &str, order: DateOrder) -> DateRules {
+        let reference = self.reference_year();
+        let own = self.fields.get(field).copied().unwrap_or_default();
+        DateRules {
+            earliest_year: own
+                .earliest
+                .or(self.years.earliest)
+                .unwrap_or(khop_vn::date::EARLIEST_YEAR),
+            latest_year: own
+                .latest
+                .or(self.years.latest)
+                .or(reference)
+                .unwrap_or(khop_vn::date::LATEST_YEAR),
+            reference_year: reference,
+            order: match order {
+                DateOrder::DayFirst => DayMonthOrder::DayFirst,
+                DateOrder::MonthFirst => DayMonthOrder::MonthFirst,
+            },
+        }
+    }
 }
 
 impl Input {
@@ -165,6 +281,15 @@ pub enum Level {
     Damerau {
         max: u32,
     },
+    /// The words of the two values pair up one to one in any order with at most `max` edits summed
+    /// over the pairs (Damerau-Levenshtein, on the keys); with `missing_word`, one side may have one
+    /// word more (a dropped middle name). For a whole name whose parts were written in another order
+    /// or with a typo in the surname, where part-by-part comparison sees three differences.
+    Words {
+        max: u32,
+        #[serde(default)]
+        missing_word: bool,
+    },
     /// Dates: both full, day and month swapped.
     DayMonthSwapped,
     SameYearMonth,
@@ -194,6 +319,12 @@ impl Level {
             Level::JaroWinkler { threshold } => format!("jaro_winkler>={threshold}"),
             Level::Levenshtein { max } => format!("levenshtein<={max}"),
             Level::Damerau { max } => format!("damerau<={max}"),
+            Level::Words { max, missing_word } => {
+                format!(
+                    "words<={max}{}",
+                    if *missing_word { "+missing" } else { "" }
+                )
+            }
             Level::DayMonthSwapped => "day_month_swapped".into(),
             Level::SameYearMonth => "same_year_month".into(),
             Level::SameYear => "same_year".into(),
@@ -216,6 +347,7 @@ impl Level {
             Level::JaroWinkler { .. } | Level::Levenshtein { .. } | Level::Damerau { .. } => {
                 matches!(standardiser, VnName | Text | Phone)
             }
+            Level::Words { .. } => matches!(standardiser, VnName | Text),
             Level::DayMonthSwapped
             | Level::SameYearMonth
             | Level::SameYear
@@ -425,6 +557,8 @@ pub struct JobSpec {
     pub thresholds: Thresholds,
     #[serde(default)]
     pub execution: Execution,
+    #[serde(default)]
+    pub dates: Dates,
 }
 
 /// The keys a field of each standardiser offers to blocking rules (`field` alone, or `field.key`).
@@ -532,6 +666,78 @@ impl JobSpec {
     }
 
     /// Checks every value; the first problem is returned with its path.
+    /// `[inputs.conventions]`: each names a date field, or a column of a `vn_id` field, of its input.
+    fn check_conventions(&self, path: &str, input: &Input) -> Result<(), EngineError> {
+        for field in input.conventions.date_order.keys() {
+            if self.fields.get(field) != Some(&Standardiser::Date)
+                || !input.columns.contains_key(field)
+            {
+                return Err(invalid(
+                    format!("{path}.date_order.{field}"),
+                    "not a `date` field this input maps",
+                ));
+            }
+        }
+        for column in input.conventions.id_repair.keys() {
+            let of_an_id_field = input.columns.iter().any(|(field, columns)| {
+                self.fields.get(field) == Some(&Standardiser::VnId)
+                    && columns.names().contains(&column.as_str())
+            });
+            if !of_an_id_field {
+                return Err(invalid(
+                    format!("{path}.id_repair.{column}"),
+                    "not a column of a `vn_id` field of this input",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[dates]`: a reference day, and plausible years from 1000 on, earliest before latest.
+    fn check_dates(&self) -> Result<(), EngineError> {
+        let dates = &self.dates;
+        if let Some(reference) = &dates.reference
+            && dates.reference_year().is_none()
+        {
+            return Err(invalid(
+                "dates.reference",
+                format!("`{reference}`: a day, as YYYY-MM-DD"),
+            ));
+        }
+        let ranges = std::iter::once(("dates.years".to_owned(), &dates.years)).chain(
+            dates
+                .fields
+                .iter()
+                .map(|(field, range)| (format!("dates.fields.{field}"), range)),
+        );
+        for (path, range) in ranges {
+            for (key, year) in [("earliest", range.earliest), ("latest", range.latest)] {
+                if let Some(year) = year
+                    && !(EARLIEST_YEAR_ALLOWED..=9999).contains(&year)
+                {
+                    return Err(invalid(
+                        format!("{path}.{key}"),
+                        format!("{year}: a year from {EARLIEST_YEAR_ALLOWED} to 9999"),
+                    ));
+                }
+            }
+            if let (Some(earliest), Some(latest)) = (range.earliest, range.latest)
+                && earliest > latest
+            {
+                return Err(invalid(path, "earliest is after latest"));
+            }
+        }
+        for field in dates.fields.keys() {
+            if self.fields.get(field) != Some(&Standardiser::Date) {
+                return Err(invalid(
+                    format!("dates.fields.{field}"),
+                    "not a `date` field declared in [fields]",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), EngineError> {
         // Outputs are files for analysts (and a saved model one for operators): a directory, local
         // or mounted. Inputs and scratch may be in an object store.
@@ -631,6 +837,10 @@ impl JobSpec {
                 }
             }
         }
+        for (i, input) in self.inputs.iter().enumerate() {
+            self.check_conventions(&format!("inputs[{i}].conventions"), input)?;
+        }
+        self.check_dates()?;
         if self.inputs.len() == 2 && self.inputs[0].name == self.inputs[1].name {
             return Err(invalid("inputs[1].name", "both inputs have the same name"));
         }
@@ -1001,6 +1211,51 @@ review = 0.5
             ("output = \"out\"", "output = \"s3://bucket/out\"", "output"),
             ("[thresholds]", "[extra]\n[thresholds]", "extra"),
             ("dob = \"date\"", "dob = \"datum\"", "fields.dob"),
+            (
+                "[thresholds]",
+                "[dates]\nreference = \"07/12/2026\"\n[thresholds]",
+                "dates.reference",
+            ),
+            (
+                "[thresholds]",
+                "[dates]\nreference = \"2026-02-30\"\n[thresholds]",
+                "dates.reference",
+            ),
+            (
+                "[thresholds]",
+                "[dates.years]\nearliest = 999\n[thresholds]",
+                "dates.years.earliest",
+            ),
+            (
+                "[thresholds]",
+                "[dates.years]\nearliest = 1990\nlatest = 1980\n[thresholds]",
+                "dates.years",
+            ),
+            (
+                "[thresholds]",
+                "[dates.fields.name]\nearliest = 1000\n[thresholds]",
+                "dates.fields.name",
+            ),
+            (
+                "[thresholds]",
+                "[dates]\norder = \"day_first\"\n[thresholds]",
+                "dates",
+            ),
+            (
+                "dob = \"birth\"",
+                "dob = \"birth\"\n[inputs.conventions]\ndate_order = { name = \"day_first\" }",
+                "inputs[1].conventions.date_order.name",
+            ),
+            (
+                "dob = \"birth\"",
+                "dob = \"birth\"\n[inputs.conventions]\ndate_order = { dob = \"either\" }",
+                "inputs[1].conventions.date_order.dob",
+            ),
+            (
+                "ids = [\"pin\", \"cmnd\"]",
+                "ids = [\"pin\", \"cmnd\"]\n[inputs.conventions]\nid_repair = { tax = false }",
+                "inputs[0].conventions.id_repair.tax",
+            ),
         ];
         for (from, to, path) in cases {
             assert!(GOOD.contains(from), "case does not apply: {from}");
@@ -1011,6 +1266,42 @@ review = 0.5
                 "{to:?}: expected path {path}, got: {err}"
             );
         }
+    }
+
+    #[test]
+    fn dates_and_conventions_parse_and_survive_toml() {
+        let text = GOOD
+            .replacen(
+                "[thresholds]",
+                "[dates]\nreference = \"2026-12-07\"\n[dates.years]\nearliest = 1900\n\
+                 [dates.fields.dob]\nearliest = 1000\nlatest = 2030\n[thresholds]",
+                1,
+            )
+            .replacen(
+                "ids = [\"pin\", \"cmnd\"]",
+                "ids = [\"pin\", \"cmnd\"]\n[inputs.conventions]\n\
+                 date_order = { dob = \"month_first\" }\nid_repair = { cmnd = false }",
+                1,
+            );
+        let spec = parse(&text).unwrap();
+        let conventions = &spec.inputs[0].conventions;
+        assert_eq!(conventions.date_order["dob"], DateOrder::MonthFirst);
+        assert!(!conventions.id_repair["cmnd"]);
+        let rules = spec.dates.rules("dob", DateOrder::MonthFirst);
+        assert_eq!(
+            rules,
+            DateRules {
+                earliest_year: 1000,
+                latest_year: 2030,
+                reference_year: Some(2026),
+                order: DayMonthOrder::MonthFirst,
+            }
+        );
+        // Another date field takes the shared range, up to the reference year.
+        let other = spec.dates.rules("other", DateOrder::DayFirst);
+        assert_eq!((other.earliest_year, other.latest_year), (1900, 2026));
+        let stored = toml::to_string(&spec).unwrap();
+        assert_eq!(toml::from_str::<JobSpec>(&stored).unwrap(), spec);
     }
 
     #[test]

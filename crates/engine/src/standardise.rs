@@ -4,9 +4,10 @@
 use arrow::array::{Array, RecordBatch, StringArray};
 use khop_vn::Sex;
 use khop_vn::admin::resolve_province;
-use khop_vn::date::{PartialDate, parse_date};
-use khop_vn::id::{IdNumber, parse_id};
+use khop_vn::date::{DateRules, PartialDate, parse_date_with};
+use khop_vn::id::{IdNumber, parse_id_with};
 use khop_vn::name::NameParser;
+use khop_vn::shape::value_shape;
 use khop_vn::text::{canonical_name, fold_diacritics};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -14,7 +15,7 @@ use rustc_hash::FxHashMap;
 use crate::EngineError;
 use crate::hash::{IdSet, KeyHasher, hash_str};
 use crate::scan::{Piece, Scanned, Text, text};
-use crate::spec::{Input, JobSpec, Standardiser};
+use crate::spec::{DateOrder, Input, JobSpec, Standardiser};
 
 /// Many strings in one buffer: a column of text without a heap allocation per value. An empty string
 /// stands for a missing value.
@@ -545,6 +546,50 @@ pub struct Reject {
     pub reason: String,
 }
 
+/// What standardising one field of some records could not read, and what it repaired.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldReport {
+    /// Values present but not understood.
+    pub unread: u64,
+    /// Of those, how many of each [`value_shape`]; at most [`FieldReport::MAX_SHAPES`] shapes, the
+    /// rest counted under [`FieldReport::OTHER_SHAPES`].
+    pub shapes: std::collections::BTreeMap<String, u64>,
+    /// Per column: numbers read only by restoring leading zeros (`vn_id` fields).
+    pub repaired: std::collections::BTreeMap<String, u64>,
+}
+
+impl FieldReport {
+    pub const MAX_SHAPES: usize = 20;
+    pub const OTHER_SHAPES: &'static str = "(other shapes)";
+
+    /// Counts a value that was not understood.
+    fn unread(&mut self, raw: &str) {
+        self.unread += 1;
+        Self::add_shape(&mut self.shapes, value_shape(raw), 1);
+    }
+
+    /// Counts `n` values of `shape` in `shapes`, which holds at most [`Self::MAX_SHAPES`] of them.
+    pub fn add_shape(shapes: &mut std::collections::BTreeMap<String, u64>, shape: String, n: u64) {
+        let key = if shapes.len() < Self::MAX_SHAPES || shapes.contains_key(&shape) {
+            shape
+        } else {
+            Self::OTHER_SHAPES.to_owned()
+        };
+        *shapes.entry(key).or_default() += n;
+    }
+
+    /// Adds another report of the same field.
+    pub fn merge(&mut self, other: &FieldReport) {
+        self.unread += other.unread;
+        for (shape, n) in &other.shapes {
+            Self::add_shape(&mut self.shapes, shape.clone(), *n);
+        }
+        for (column, n) in &other.repaired {
+            *self.repaired.entry(column.clone()).or_default() += n;
+        }
+    }
+}
+
 /// Counts about one source's standardisation.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SourceCounts {
@@ -555,6 +600,16 @@ pub struct SourceCounts {
     pub pruned: u64,
     /// Per field: values present but not understood (an ID of 10 digits, a date "31/02/1990").
     pub invalid_values: std::collections::BTreeMap<String, u64>,
+    /// Per field: how many values of each shape were not understood ([`value_shape`]: `99/9/99`,
+    /// never the value).
+    #[serde(default)]
+    pub unread_shapes: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    /// Per column of a `vn_id` field: numbers read only by restoring leading zeros.
+    #[serde(default)]
+    pub repaired_ids: std::collections::BTreeMap<String, u64>,
+    /// Accepted-looking records rejected because every blocking rule needs a value they lack.
+    #[serde(default)]
+    pub no_blocking_key: u64,
     /// Of `input`, the records replayed from the input's cache instead of read from its files.
     #[serde(default)]
     pub from_cache: u64,
@@ -667,6 +722,44 @@ pub struct Plan<'a> {
     input: &'a Input,
     /// Per blocking rule, its keys as (field index, part).
     rules: Vec<Vec<(usize, KeyPart)>>,
+    /// Per field (in `spec.fields` order), how this input's values are read.
+    reading: Vec<Reading>,
+}
+
+/// How one field of an input is read, beyond its standardiser.
+enum Reading {
+    Plain,
+    Date(DateRules),
+    /// Per column: its name, and whether lost leading zeros are restored.
+    Id(Vec<(String, bool)>),
+}
+
+impl Reading {
+    fn of(spec: &JobSpec, input: &Input, field: &str, standardiser: Standardiser) -> Reading {
+        match standardiser {
+            Standardiser::Date => {
+                let order = input.conventions.date_order.get(field).copied();
+                Reading::Date(
+                    spec.dates
+                        .rules(field, order.unwrap_or(DateOrder::DayFirst)),
+                )
+            }
+            Standardiser::VnId => Reading::Id(
+                input
+                    .columns
+                    .get(field)
+                    .map(|c| c.names())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| {
+                        let repair = input.conventions.id_repair.get(c).copied();
+                        (c.to_owned(), repair.unwrap_or(true))
+                    })
+                    .collect(),
+            ),
+            _ => Reading::Plain,
+        }
+    }
 }
 
 impl<'a> Plan<'a> {
@@ -686,7 +779,17 @@ impl<'a> Plan<'a> {
                     .collect()
             })
             .collect();
-        Plan { spec, input, rules }
+        let reading = spec
+            .fields
+            .iter()
+            .map(|(field, standardiser)| Reading::of(spec, input, field, *standardiser))
+            .collect();
+        Plan {
+            spec,
+            input,
+            rules,
+            reading,
+        }
     }
 
     pub(crate) fn empty_table(&self) -> Table {
@@ -721,10 +824,10 @@ impl<'a> Plan<'a> {
         range: std::ops::Range<usize>,
         numbers: &[u64],
         caches: &mut Caches,
-    ) -> (Table, Vec<Reject>, Vec<u64>) {
+    ) -> (Table, Vec<Reject>, Vec<FieldReport>) {
         let mut table = self.table_with_capacity(range.len());
         let mut rejects = Vec::new();
-        let mut invalid = vec![0u64; self.spec.fields.len()];
+        let mut reports = vec![FieldReport::default(); self.spec.fields.len()];
         let ids = text(batch, &self.input.id);
         let columns: Vec<Vec<Text>> = self
             .spec
@@ -763,7 +866,15 @@ impl<'a> Plan<'a> {
             .enumerate()
         {
             if let Some(values) = values {
-                invalid[f] = standardise_column(*standardiser, &columns[f], &valid, values, caches);
+                let column = (&self.reading[f], columns[f].as_slice());
+                standardise_column(
+                    *standardiser,
+                    column,
+                    &valid,
+                    values,
+                    caches,
+                    &mut reports[f],
+                );
             }
         }
         let mut key_buf = Vec::with_capacity(64);
@@ -784,7 +895,7 @@ impl<'a> Plan<'a> {
                 });
             }
         }
-        (table, rejects, invalid)
+        (table, rejects, reports)
     }
 }
 
@@ -823,21 +934,26 @@ impl Caches {
 }
 
 /// Standardises one field of records `rows` from its raw columns (the spec's columns for the field, in
-/// order; only IDs read more than the first) into `values`; gives how many values were present but
-/// not understood. One loop per standardiser, over one column in row order.
+/// order; only IDs read more than the first) into `values`, read as `reading` says; counts in `report`
+/// the values present but not understood, and the repaired ones. One loop per standardiser, over one
+/// column in row order.
 fn standardise_column(
     standardiser: Standardiser,
-    columns: &[Text],
+    (reading, columns): (&Reading, &[Text]),
     rows: &[usize],
     values: &mut FieldValues,
     caches: &mut Caches,
-) -> u64 {
+    report: &mut FieldReport,
+) {
     // The first column's trimmed text of each row.
     let firsts = rows
         .iter()
         .map(|&row| columns.first().map_or("", |c| trim(c.get(row))));
-    let mut invalid = 0u64;
-    let mut count = |understood: bool| invalid += u64::from(!understood);
+    let mut count = |understood: bool, raw: &str| {
+        if !understood {
+            report.unread(raw);
+        }
+    };
     match (standardiser, values) {
         (
             Standardiser::VnName,
@@ -856,38 +972,76 @@ fn standardise_column(
                 for (column, part) in columns.iter_mut().zip(parts) {
                     column.push(part);
                 }
-                count(first.is_empty() || !parts[2].is_empty());
+                count(first.is_empty() || !parts[2].is_empty(), first);
             }
         }
         (Standardiser::Date, FieldValues::Date(dates)) => {
+            let default_rules = DateRules::default();
+            let rules = match reading {
+                Reading::Date(rules) => rules,
+                _ => &default_rules,
+            };
             for first in firsts {
-                match parse_date(first) {
-                    Ok(d) => {
-                        dates.push(pack_date(&d));
-                        count(true);
-                    }
+                match parse_date_with(first, rules) {
+                    Ok(d) => dates.push(pack_date(&d)),
                     Err(_) => {
                         dates.push(0);
-                        count(first.is_empty());
+                        count(first.is_empty(), first);
                     }
                 }
             }
         }
         (Standardiser::VnId, FieldValues::Id { pin, cmnd }) => {
+            let repairs: Vec<bool> = match reading {
+                Reading::Id(columns) => columns.iter().map(|(_, repair)| *repair).collect(),
+                _ => vec![true; columns.len()],
+            };
+            let mut repaired = vec![0u64; columns.len()];
             for &row in rows {
-                let (mut p, mut c) = (String::new(), String::new());
-                let mut ok = true;
-                for column in columns {
-                    match parse_id(column.get(row)) {
-                        IdNumber::Pin(x) if p.is_empty() => p = x.digits,
-                        IdNumber::Cmnd9 { number, .. } if c.is_empty() => c = number,
-                        IdNumber::Invalid { .. } => ok = false,
-                        _ => {}
+                // Per kind, the digits and how they were read: a well-formed number of the record
+                // beats a repaired one, which beats 12 digits that failed the PIN checks, whatever
+                // the column order; among equals the first column wins.
+                let mut p: Option<(String, u8, usize)> = None;
+                let mut c: Option<(String, u8, usize)> = None;
+                let mut unread = None;
+                for (i, column) in columns.iter().enumerate() {
+                    let raw = column.get(row);
+                    let reading = parse_id_with(raw, repairs[i]);
+                    let slot = match &reading.id {
+                        IdNumber::Cmnd9 { .. } => &mut c,
+                        IdNumber::Pin(_) => &mut p,
+                        IdNumber::Invalid { .. } => {
+                            unread.get_or_insert(raw);
+                            &mut p
+                        }
+                        IdNumber::Missing => continue,
+                    };
+                    let Some(digits) = reading.id.compared_digits() else {
+                        continue;
+                    };
+                    let rank = match reading.id {
+                        IdNumber::Invalid { .. } => 2,
+                        _ => u8::from(reading.repaired),
+                    };
+                    if slot.as_ref().is_none_or(|(_, held, _)| rank < *held) {
+                        *slot = Some((digits.to_owned(), rank, i));
                     }
                 }
-                pin.push(&p);
-                cmnd.push(&c);
-                count(ok);
+                for (_, rank, column) in p.iter().chain(&c) {
+                    repaired[*column] += u64::from(*rank == 1);
+                }
+                pin.push(p.as_ref().map_or("", |(d, ..)| d));
+                cmnd.push(c.as_ref().map_or("", |(d, ..)| d));
+                if let Some(raw) = unread {
+                    count(false, raw);
+                }
+            }
+            if let Reading::Id(names) = reading {
+                for ((name, _), n) in names.iter().zip(repaired) {
+                    if n > 0 {
+                        *report.repaired.entry(name.clone()).or_default() += n;
+                    }
+                }
             }
         }
         (Standardiser::VnProvince, FieldValues::Province { new, old }) => {
@@ -906,7 +1060,7 @@ fn standardise_column(
                 };
                 new.push(n);
                 old.push(o);
-                count(n != 0 || first.is_empty());
+                count(n != 0 || first.is_empty(), first);
             }
         }
         (Standardiser::Sex, FieldValues::Sex(v)) => {
@@ -917,7 +1071,7 @@ fn standardise_column(
                     Some(Sex::Female) => 2,
                     None => 0,
                 });
-                count(sex.is_some() || first.is_empty());
+                count(sex.is_some() || first.is_empty(), first);
             }
         }
         (Standardiser::Phone, FieldValues::Text(s)) => {
@@ -925,7 +1079,7 @@ fn standardise_column(
             for first in firsts {
                 let phone = phone_digits(first, &mut buf);
                 s.push(phone);
-                count(!phone.is_empty() || first.is_empty());
+                count(!phone.is_empty() || first.is_empty(), first);
             }
         }
         (Standardiser::Text, FieldValues::Text(s)) => {
@@ -935,7 +1089,6 @@ fn standardise_column(
         }
         _ => unreachable!("field values are created from their standardiser"),
     }
-    invalid
 }
 
 /// `s.trim()`, answered from its two end bytes when they are visible ASCII (nearly every value): the
@@ -1066,7 +1219,7 @@ pub fn standardise_input<K: Keeper>(
         },
         rejects: Vec::new(),
         counts: SourceCounts::default(),
-        invalid: vec![0u64; spec.fields.len()],
+        reports: vec![FieldReport::default(); spec.fields.len()],
         // Ids are remembered by a 64-bit hash: exact enough (a false duplicate needs a collision
         // among 2^32 ids) and a fraction of the memory of the ids themselves at national scale.
         seen_ids: IdSet::with_capacity(piece.map_or(0, |p| p.rows as usize)),
@@ -1086,7 +1239,7 @@ pub fn standardise_input<K: Keeper>(
                 .zip(cached.chunks)
                 .map(|(batch, chunk)| {
                     let part = crate::exchange::batch_to_table(spec, input, &batch)?;
-                    Ok(Chunk::new(keeper_ref, part, chunk.rejects, chunk.invalid))
+                    Ok(Chunk::new(keeper_ref, part, chunk.rejects, chunk.reports))
                 })
                 .collect::<Result<_, EngineError>>()?;
             collector.counts.from_cache += cached.lines;
@@ -1116,10 +1269,10 @@ pub fn standardise_input<K: Keeper>(
                 .into_par_iter()
                 .map(|c| {
                     let range = c * CHUNK..((c + 1) * CHUNK).min(n);
-                    let (part, rejects, invalid) = CACHES.with_borrow_mut(|caches| {
+                    let (part, rejects, reports) = CACHES.with_borrow_mut(|caches| {
                         plan.standardise_rows(&batch, range, &numbers, caches)
                     });
-                    Chunk::new(keeper_ref, part, rejects, invalid)
+                    Chunk::new(keeper_ref, part, rejects, reports)
                 })
                 .collect();
             collector.take(keeper, lines, bad, chunks);
@@ -1134,17 +1287,19 @@ pub fn standardise_input<K: Keeper>(
         table,
         rejects,
         mut counts,
-        invalid,
+        reports,
         ..
     } = collector;
     counts.rejected = rejects.len() as u64;
-    counts.invalid_values = spec
-        .fields
-        .keys()
-        .cloned()
-        .zip(invalid)
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    for (field, report) in spec.fields.keys().zip(reports) {
+        if report.unread > 0 {
+            counts.invalid_values.insert(field.clone(), report.unread);
+            counts.unread_shapes.insert(field.clone(), report.shapes);
+        }
+        for (column, n) in report.repaired {
+            *counts.repaired_ids.entry(column).or_default() += n;
+        }
+    }
     Ok(Standardised {
         table,
         rejects,
@@ -1157,7 +1312,7 @@ struct Chunk<P> {
     part: Table,
     /// Records without an id, and per field the values not understood.
     rejects: Vec<Reject>,
-    invalid: Vec<u64>,
+    reports: Vec<FieldReport>,
     /// Whether each record has a blocking key.
     usable: Vec<bool>,
     id_hashes: Vec<u64>,
@@ -1169,7 +1324,7 @@ impl<P> Chunk<P> {
         keeper: &K,
         part: Table,
         rejects: Vec<Reject>,
-        invalid: Vec<u64>,
+        reports: Vec<FieldReport>,
     ) -> Self {
         let usable: Vec<bool> = (0..part.len())
             .map(|r| part.keys.iter().any(|k| k[r] != 0))
@@ -1179,7 +1334,7 @@ impl<P> Chunk<P> {
         Chunk {
             part,
             rejects,
-            invalid,
+            reports,
             usable,
             id_hashes,
             prepared,
@@ -1192,7 +1347,7 @@ struct Collector<'a> {
     table: Table,
     rejects: Vec<Reject>,
     counts: SourceCounts,
-    invalid: Vec<u64>,
+    reports: Vec<FieldReport>,
     seen_ids: IdSet,
     input: &'a Input,
     /// The cache entry being written (a miss of a cached input).
@@ -1222,18 +1377,18 @@ impl Collector<'_> {
             let Chunk {
                 part,
                 rejects: part_rejects,
-                invalid: part_invalid,
+                reports: part_reports,
                 usable,
                 id_hashes,
                 mut prepared,
             } = chunk;
-            for (a, b) in self.invalid.iter_mut().zip(&part_invalid) {
-                *a += b;
+            for (a, b) in self.reports.iter_mut().zip(&part_reports) {
+                a.merge(b);
             }
             if let Some(cached) = &mut cached {
                 cached.chunks.push(crate::cache::CachedChunk {
                     rejects: part_rejects.clone(),
-                    invalid: part_invalid,
+                    reports: part_reports,
                 });
             }
             self.rejects.extend(part_rejects);
@@ -1242,6 +1397,7 @@ impl Collector<'_> {
             for r in 0..part.len() {
                 let (id, row) = (part.ids.get(r), part.rows[r]);
                 if !usable[r] {
+                    self.counts.no_blocking_key += 1;
                     self.rejects.push(Reject {
                         record_id: id.to_owned(),
                         row,
@@ -1307,6 +1463,88 @@ impl Collector<'_> {
 mod tests {
     use super::*;
     use crate::spec::block_keys;
+
+    #[test]
+    fn ids_and_dates_are_read_as_their_column_says_and_losses_are_shaped() {
+        let mut spec =
+            JobSpec::from_toml(crate::spec::tests::GOOD, std::path::Path::new("/jobs")).unwrap();
+        spec.dates.reference = Some("2026-12-07".into());
+        spec.inputs[0]
+            .conventions
+            .id_repair
+            .insert("cmnd".into(), false);
+        let input = &spec.inputs[0];
+        let columns = crate::scan::columns_of(input);
+        // (pin column, cmnd column, dob) -> (pin slot, cmnd slot, dob)
+        type Raw = (&'static str, &'static str, &'static str);
+        type Read = (&'static str, &'static str, Option<&'static str>);
+        let rows: &[(Raw, Read)] = &[
+            // A repaired number never beats a well-formed one, whichever column holds it.
+            (
+                ("1085012345", "001090012345", "15/6/99"),
+                ("001090012345", "", Some("1999-06-15")),
+            ),
+            (
+                ("001090012345", "1085012345", ""),
+                ("001090012345", "", None),
+            ),
+            // Alone, the repair is taken (and counted).
+            (
+                ("1085012345", "", "1985"),
+                ("001085012345", "", Some("1985")),
+            ),
+            // The cmnd column is of another kind: no repair there.
+            (("", "13579246", ""), ("", "", None)),
+            // 12 digits failing the PIN checks: kept for the typo levels, and counted unread.
+            (
+                ("029085012345", "271450001", "31/02/1990"),
+                ("029085012345", "271450001", None),
+            ),
+            (("", "", "abc"), ("", "", None)),
+        ];
+        let value = |column: &str| -> Vec<Option<&str>> {
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| match column {
+                    "id" => Some(["a", "b", "c", "d", "e", "f"][i]),
+                    "pin" => Some(r.0.0),
+                    "cmnd" => Some(r.0.1),
+                    "dob" => Some(r.0.2),
+                    _ => None,
+                })
+                .collect()
+        };
+        let batch = crate::scan::text_batch(&columns, value);
+        let plan = Plan::new(&spec, input);
+        let numbers: Vec<u64> = (0..rows.len() as u64).collect();
+        let (table, rejects, reports) =
+            plan.standardise_rows(&batch, 0..rows.len(), &numbers, &mut Caches::default());
+        assert!(rejects.is_empty());
+        let field = |name: &str| spec.fields.keys().position(|f| f == name).unwrap();
+        let Some(FieldValues::Id { pin, cmnd }) = &table.fields[field("ids")] else {
+            panic!("ids");
+        };
+        let Some(FieldValues::Date(dates)) = &table.fields[field("dob")] else {
+            panic!("dob");
+        };
+        for (i, (_, read)) in rows.iter().enumerate() {
+            assert_eq!((pin.get(i), cmnd.get(i)), (read.0, read.1), "row {i}");
+            let date = unpack_date(dates[i]).map(|d| d.to_iso());
+            assert_eq!(date.as_deref(), read.2, "row {i}");
+        }
+        // Unread: the cmnd column's numbers that lost their zeros (two) and the failed PIN.
+        let ids = &reports[field("ids")];
+        assert_eq!(ids.unread, 3, "{ids:?}");
+        assert_eq!(ids.repaired, [("pin".to_owned(), 1)].into());
+        let shapes = [("99999999", 1), ("9999999999", 1), ("999999999999", 1)];
+        assert_eq!(ids.shapes, shapes.map(|(s, n)| (s.to_owned(), n)).into());
+        let dob = &reports[field("dob")];
+        assert_eq!(dob.unread, 2);
+        assert_eq!(
+            dob.shapes,
+            [("99/99/9999".to_owned(), 1), ("aaa".to_owned(), 1)].into()
+        );
+    }
 
     #[test]
     fn every_blocking_key_a_spec_may_name_is_understood() {

@@ -302,10 +302,13 @@ pub struct Planner {
 impl Planner {
     /// A planner of `spec`, which checks that every input has files (a clear error before anything
     /// runs, rather than when the input's stage comes).
-    pub fn new(spec: JobSpec) -> Result<Planner, EngineError> {
+    /// Lists every input, then fixes what the spec leaves to the job (the reference day of dates,
+    /// each input's [`crate::conventions`]): [`Planner::spec`] is the spec to store for the job.
+    pub fn new(mut spec: JobSpec) -> Result<Planner, EngineError> {
         for input in &spec.inputs {
             input_files(input)?;
         }
+        crate::conventions::resolve(&mut spec, crate::conventions::today);
         Ok(Planner { spec })
     }
 

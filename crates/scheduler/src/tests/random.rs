@@ -140,6 +140,13 @@ impl World {
         };
         let done = !matches!(outcome, Outcome::Progress { .. });
         let success = matches!(outcome, Outcome::Succeeded { .. });
+        let permanent = matches!(
+            outcome,
+            Outcome::Failed {
+                retryable: false,
+                ..
+            }
+        );
         let mut command = self.h.report_cmd(worker, attempt_id, outcome);
         if stale && let Command::ReportTask { term, .. } = &mut command {
             *term = term.saturating_sub(1);
@@ -152,6 +159,17 @@ impl World {
             );
         }
         let key = (attempt.job_id.clone(), attempt.stage, attempt.task);
+        if permanent && result.is_ok() {
+            let job = self.h.m.job(&key.0).unwrap();
+            assert_eq!(job.state, JobState::Failed, "{key:?}: a permanent failure");
+            assert!(
+                job.error
+                    .as_deref()
+                    .is_some_and(|e| e.ends_with("broken input")),
+                "{key:?}: {:?}",
+                job.error
+            );
+        }
         if success && result.is_ok() {
             let first = *self.commits.entry(key.clone()).or_insert(attempt_id);
             assert_eq!(first, attempt_id, "{key:?} committed twice");

@@ -613,6 +613,74 @@ fn retryable_failures_run_again_until_the_budget_is_spent() {
     );
 }
 
+/// A bad input fails the same way on every attempt: its first failure that says so (`retryable:
+/// false`) fails the job with its reason, though the task's budget is untouched and another task
+/// of the stage failed only for a while; the job's other attempts are cancelled, its later stages
+/// never leased, and other jobs run on.
+#[test]
+fn a_permanent_failure_fails_its_job_at_once_and_other_jobs_run_on() {
+    let mut h = Harness::new();
+    h.register("w1");
+    h.register("w2");
+    h.submit(
+        "j1",
+        Plan {
+            stages: vec![stage("standardise", 3, &[]), stage("ids", 1, &[0])],
+        },
+    );
+    h.submit("j2", one_stage(1));
+    let (first, ..) = h.poll("w1", 2, &[]);
+    let (second, ..) = h.poll("w2", 2, &[]);
+    assert_eq!(
+        [tasks_of(&first), tasks_of(&second)].concat(),
+        [
+            ("j1".into(), 0, 0),
+            ("j1".into(), 0, 1),
+            ("j1".into(), 0, 2),
+            ("j2".into(), 0, 0)
+        ]
+    );
+    assert_eq!(
+        h.report("w1", first[0].attempt_id, failed(true)),
+        Ok(running(TaskState::Pending))
+    );
+    let reason = "input `cs`: cs.csv: column `record_id` not found (columns: ma_ho_so, ho_ten)";
+    let permanent = Outcome::Failed {
+        reason: reason.into(),
+        retryable: false,
+    };
+    assert_eq!(
+        h.report("w1", first[1].attempt_id, permanent),
+        Ok(Reply::Reported {
+            task: TaskState::Failed,
+            job: JobState::Failed
+        })
+    );
+    let job = h.m.job("j1").unwrap();
+    assert_eq!(
+        job.error.as_deref(),
+        Some(format!("stage 0 (standardise), task 1: failed, not retryable: {reason}").as_str())
+    );
+    let p = h.m.job_progress("j1").unwrap();
+    assert_eq!(
+        (p.stages[0].tasks_failed, p.stages[0].failed_attempts),
+        (1, 2)
+    );
+    // The job's attempt on w2 is cancelled; nothing of it is leased again.
+    let j1_on_w2 = second[0].attempt_id;
+    assert_eq!(
+        h.m.attempt(j1_on_w2).unwrap().state,
+        AttemptState::Cancelled
+    );
+    let (more, cancel, _) = h.poll("w2", 2, &[j1_on_w2, second[1].attempt_id]);
+    assert_eq!(cancel, [j1_on_w2]);
+    assert!(more.is_empty(), "{more:?}");
+    assert!(h.poll("w1", 2, &[]).0.is_empty());
+    h.succeed("w2", second[1].attempt_id);
+    assert_eq!(h.job_state("j2"), JobState::Succeeded);
+    assert_eq!(h.job_state("j1"), JobState::Failed);
+}
+
 #[test]
 fn cleanup_forgets_the_attempts_of_a_finished_job() {
     let mut h = Harness::new();

@@ -405,6 +405,41 @@ fn bad_records_are_rejected_with_a_reason_and_counted() {
     }
 }
 
+/// One record of a CSV export opens a quote it never closes: that line alone is rejected, saying
+/// where, and every other record is read; the input is counted from the file.
+#[test]
+fn an_unclosed_quote_rejects_its_line_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data, 2_000, 200, Format::Csv);
+    let path = data.join("civil_servants/part-00000.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let second_column = lines[0].split(',').nth(1).unwrap().to_owned();
+    // Line 10 of the file: its second field opens a quote.
+    let (id, rest) = lines[9].split_once(',').unwrap();
+    lines[9] = format!("{id},\"{rest}");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let output = dir.path().join("out");
+    let summary = run_job(&job(&data, &output, 0), &Silent).unwrap();
+    let cs = &summary.sources[0];
+    assert_eq!(
+        (cs.input, cs.accepted, cs.rejected),
+        (200, 199, 1),
+        "{cs:?}"
+    );
+    let rejects = read_parquet_dir(&output.join("rejects"), "part-");
+    let reasons: Vec<String> = strings(&rejects, "reason").into_iter().flatten().collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].ends_with(&format!(
+            "line 10: unclosed quote in column `{second_column}`"
+        )),
+        "{reasons:?}"
+    );
+}
+
 /// `spec` with every input cached at `cache`.
 fn cached(mut spec: JobSpec, cache: &Path) -> JobSpec {
     for input in &mut spec.inputs {

@@ -43,8 +43,16 @@ pub enum EngineError {
     /// A bad job spec: `path` names the offending field.
     #[error("job spec: {path}: {message}")]
     Spec { path: String, message: String },
+    /// An input that could not be read this time (IO, the object store): another attempt may.
     #[error("input `{source_name}`: {message}")]
     Input {
+        source_name: String,
+        message: String,
+    },
+    /// An input no attempt can read as it is: a column missing, a file not in its format or
+    /// encoding, an empty file. The message names the file and column, never a record's content.
+    #[error("input `{source_name}`: {message}")]
+    BadInput {
         source_name: String,
         message: String,
     },
@@ -56,6 +64,17 @@ pub enum EngineError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("{0}")]
     Other(String),
+}
+
+impl EngineError {
+    /// Whether the error comes from the job itself (its spec, its inputs' bytes), so that running
+    /// the task again, anywhere, fails the same way.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Spec { .. } | EngineError::BadInput { .. }
+        )
+    }
 }
 
 /// Progress of a job, stage by stage, for progress bars and `WatchJob` streams.

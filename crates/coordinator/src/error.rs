@@ -27,7 +27,7 @@ impl From<khop_engine::EngineError> for Error {
     fn from(e: khop_engine::EngineError) -> Error {
         use khop_engine::EngineError::*;
         match e {
-            Spec { .. } | Input { .. } => Error::InvalidArgument(e.to_string()),
+            Spec { .. } | Input { .. } | BadInput { .. } => Error::InvalidArgument(e.to_string()),
             other => Error::Internal(other.to_string()),
         }
     }

@@ -467,6 +467,54 @@ fn khop_link_writes_what_the_engine_alone_writes() {
     );
 }
 
+/// A small generated dataset in CSV under `dir`, its job's partitions few; the job file's path.
+fn csv_dataset(dir: &Path) -> PathBuf {
+    run_ok(
+        Command::new(KHOP)
+            .arg("datagen")
+            .args(["--population", "2000", "--civil-servants", "50"])
+            .args(["--format", "csv", "--out"])
+            .arg(dir),
+    );
+    let job = dir.join("job.toml");
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("partitions = 64", "partitions = 4")
+        .replace("u_pairs = 1000000", "u_pairs = 10000");
+    std::fs::write(&job, text).unwrap();
+    job
+}
+
+/// Replaces the civil servants' CSV file of the dataset at `dir` with what `edit` makes of it.
+fn edit_civil_servants(dir: &Path, edit: impl FnOnce(&str) -> String) {
+    let path = dir.join("civil_servants/part-00000.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, edit(&text)).unwrap();
+}
+
+/// An input without its id column fails the same way on every attempt: `khop link` fails after the
+/// first, saying which file lacks which column, instead of spending the retry budget.
+#[test]
+fn a_missing_id_column_fails_the_job_after_one_attempt() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let job = csv_dataset(dir.path());
+    edit_civil_servants(dir.path(), |text| text.replacen("record_id", "ma_ho_so", 1));
+    let started = Instant::now();
+    let out = Command::new(KHOP).arg("link").arg(&job).output().unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for part in [
+        "the job is failed: stage 0 (standardise civil_servants), task 0: failed, not retryable: ",
+        "input `civil_servants`: ",
+        "civil_servants/part-00000.csv: column `record_id` not found (columns: ma_ho_so,",
+    ] {
+        assert!(stderr.contains(part), "{part}\n{stderr}");
+    }
+    assert!(seconds < 30.0, "{seconds:.1} s");
+}
+
 /// A dedupe job (the reference population against itself, with `benches/jobs/dedupe.toml`) has a
 /// stage a link job does not (`partition`): workers run it, and the outputs are the engine's.
 #[test]

@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use khop_client::Coordinators;
-use khop_engine::EngineError;
 use khop_engine::storage::ScratchFiles;
 use khop_engine::task::{Task, run_task_with};
 use khop_proto::v1;
@@ -450,9 +449,8 @@ fn execute(
             Ok(result_json) => Outcome::Succeeded(v1::TaskSucceeded { result_json }),
             Err(e) => failed(format!("task output to JSON: {e}"), false),
         },
-        // A bad spec fails the same way on every worker; anything else (IO) may not.
-        Err(e @ EngineError::Spec { .. }) => failed(e.to_string(), false),
-        Err(e) => failed(e.to_string(), true),
+        // A bad spec or input fails the same way on every worker; anything else (IO) may not.
+        Err(e) => failed(e.to_string(), !e.is_permanent()),
     }
 }
 
@@ -517,5 +515,68 @@ async fn report(coordinators: &Coordinators, finished: &Finished) {
         Err(s) => {
             tracing::warn!(attempt = %finished.attempt_id, error = %s.message(), "report failed: attempt dropped")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use khop_engine::JobSpec;
+    use khop_engine::task::Planner;
+
+    use super::*;
+
+    /// A task of the first stage (standardising the civil servants) of the generated data's job over
+    /// CSV files in `dir`, the civil servants' file holding `civil_servants`.
+    fn first_task(dir: &std::path::Path, civil_servants: &[u8]) -> String {
+        for (input, text) in [
+            ("civil_servants", civil_servants),
+            ("population", &b"record_id,full_name\n1,An\n"[..]),
+        ] {
+            std::fs::create_dir_all(dir.join(input)).unwrap();
+            std::fs::write(dir.join(input).join("part-00000.csv"), text).unwrap();
+        }
+        let text = include_str!("../../datagen/src/job.toml").replace("{format}", "csv");
+        let spec = JobSpec::from_toml(&text, dir).unwrap();
+        let stage = Planner::new(spec).unwrap().next(&[]).unwrap().unwrap();
+        serde_json::to_string(&stage.tasks[0]).unwrap()
+    }
+
+    fn failure(outcome: v1::report_task_request::Outcome) -> (String, bool) {
+        match outcome {
+            v1::report_task_request::Outcome::Failed(f) => (f.reason, f.retryable),
+            other => panic!("not a failure: {other:?}"),
+        }
+    }
+
+    /// A failure every attempt would meet is reported as not retryable, naming the file and the
+    /// column; one another attempt may get past is retryable.
+    #[test]
+    fn bad_inputs_fail_for_good_and_io_errors_for_a_while() {
+        let dir = std::env::temp_dir().join(format!("khop-worker-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cases: [(&[u8], &str); 4] = [
+            (
+                b"ma_ho_so,full_name\n1,An\n",
+                "column `record_id` not found",
+            ),
+            (b"", "the file is empty: no header"),
+            (b"\xEF\xBB\xBFrecord_id\n", "column `full_name` not found"),
+            (b"\xFF\xFEr\0", "UTF-16"),
+        ];
+        for (n, (text, message)) in cases.into_iter().enumerate() {
+            let payload = first_task(&dir.join(n.to_string()), text);
+            let (reason, retryable) = failure(execute(&payload, "1", false));
+            assert!(!retryable, "{reason}");
+            assert!(reason.contains(message), "{reason}");
+            assert!(reason.contains("part-00000.csv"), "{reason}");
+        }
+        // The file gone since the task was planned: an IO error, which another attempt (on a worker
+        // that sees the file) may not meet.
+        let gone = dir.join("gone");
+        let payload = first_task(&gone, b"record_id\n");
+        std::fs::remove_file(gone.join("civil_servants/part-00000.csv")).unwrap();
+        let (reason, retryable) = failure(execute(&payload, "1", false));
+        assert!(retryable, "{reason}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -248,6 +248,14 @@ pub fn write(
             summary
         })
         .collect();
+    for side in sides {
+        let mut per_file: BTreeMap<u32, u64> = BTreeMap::new();
+        for part in &side.parts {
+            *per_file.entry(part.file_index).or_default() += part.counts.input;
+        }
+        let per_file: Vec<u64> = per_file.into_values().collect();
+        warnings.extend(no_records_warning(&spec.inputs[side.input].name, &per_file));
+    }
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -367,6 +375,39 @@ fn source_warnings(s: &SourceSummary) -> Vec<String> {
 
 /// The share of a source's records a field may fail to read before the job warns.
 const WARN_LOSS: f64 = 0.001;
+
+/// The warning for an input whose files, or some of them, hold no records (a CSV header alone, a
+/// Parquet file of no rows), given each file's records in name order: the job runs, as an empty delta
+/// may be legitimate, but more often the export went wrong, and the summary must say so.
+fn no_records_warning(name: &str, per_file: &[u64]) -> Option<String> {
+    const NAMED: usize = 10;
+    let empty: Vec<usize> = (0..per_file.len()).filter(|&f| per_file[f] == 0).collect();
+    if empty.is_empty() {
+        return None;
+    }
+    if empty.len() == per_file.len() {
+        let files = if per_file.len() == 1 {
+            "its file holds".to_owned()
+        } else {
+            format!("its {} files hold", per_file.len())
+        };
+        return Some(format!("input `{name}` has no records: {files} none"));
+    }
+    let mut named: Vec<String> = empty
+        .iter()
+        .take(NAMED)
+        .map(|f| (f + 1).to_string())
+        .collect();
+    if empty.len() > NAMED {
+        named.push(format!("{} more", empty.len() - NAMED));
+    }
+    Some(format!(
+        "input `{name}`: {} of its {} files have no records (in name order: {})",
+        empty.len(),
+        per_file.len(),
+        named.join(", ")
+    ))
+}
 
 /// A side's rejects in input order, rows counted across its files: those of each file, and the
 /// records whose id an earlier file already had.
@@ -728,4 +769,48 @@ fn rejects_batch(rejects: &[(&str, Reject)]) -> Result<RecordBatch, EngineError>
             Arc::new(reason.finish()),
         ],
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_without_records_are_warned_of() {
+        let many: Vec<u64> = (0..14).map(|f| u64::from(f % 7 != 0 && f < 12)).collect();
+        let cases: [(&[u64], Option<&str>); 6] = [
+            (&[3], None),
+            (&[5, 1, 2], None),
+            (&[0], Some("input `cs` has no records: its file holds none")),
+            (
+                &[0, 0],
+                Some("input `cs` has no records: its 2 files hold none"),
+            ),
+            (
+                &[4, 0, 9, 0],
+                Some("input `cs`: 2 of its 4 files have no records (in name order: 2, 4)"),
+            ),
+            (
+                &many,
+                Some("input `cs`: 4 of its 14 files have no records (in name order: 1, 8, 13, 14)"),
+            ),
+        ];
+        for (per_file, expected) in cases {
+            assert_eq!(
+                no_records_warning("cs", per_file).as_deref(),
+                expected,
+                "{per_file:?}"
+            );
+        }
+        let empty = vec![0; 12];
+        let mut mostly_empty = empty.clone();
+        mostly_empty.push(1);
+        assert_eq!(
+            no_records_warning("cs", &mostly_empty).as_deref(),
+            Some(
+                "input `cs`: 12 of its 13 files have no records \
+                 (in name order: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 2 more)"
+            )
+        );
+    }
 }

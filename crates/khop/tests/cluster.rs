@@ -515,6 +515,36 @@ fn a_missing_id_column_fails_the_job_after_one_attempt() {
     assert!(seconds < 30.0, "{seconds:.1} s");
 }
 
+/// A file of a header alone is read as an input of no records: the job runs, and both
+/// `summary.json` and `khop link` warn of it.
+#[test]
+fn an_input_without_records_is_a_warning() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let job = csv_dataset(dir.path());
+    edit_civil_servants(dir.path(), |text| {
+        text.lines().next().unwrap().to_owned() + "\n"
+    });
+    let output = dir.path().join("out");
+    let out = run_ok(
+        Command::new(KHOP)
+            .arg("link")
+            .arg(&job)
+            .arg("--output")
+            .arg(&output),
+    );
+    let warning = "input `civil_servants` has no records: its file holds none";
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("warning: {warning}")), "{stdout}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(output.join("summary.json")).unwrap())
+            .unwrap();
+    let warnings = summary["warnings"].as_array().unwrap();
+    assert!(warnings.contains(&Value::from(warning)), "{warnings:?}");
+    assert_eq!(summary["sources"][0]["input"], 0);
+    assert!(summary["sources"][1]["input"].as_u64().unwrap() >= 2000);
+}
+
 /// A dedupe job (the reference population against itself, with `benches/jobs/dedupe.toml`) has a
 /// stage a link job does not (`partition`): workers run it, and the outputs are the engine's.
 #[test]

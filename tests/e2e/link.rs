@@ -140,7 +140,12 @@ fn every_input_record_is_accounted_for() {
 #[test]
 fn quality_on_generated_data() {
     let l = &*LINKED;
-    let report = khop_engine::eval::evaluate(&l.data.join("truth"), &l.output).unwrap();
+    let report = khop_engine::eval::evaluate(
+        &l.data.join("truth"),
+        &l.output,
+        &khop_engine::eval::TruthColumns::default(),
+    )
+    .unwrap();
     assert!(report.pairs.precision >= 0.998, "{:?}", report.pairs);
     assert!(report.pairs.recall >= 0.995, "{:?}", report.pairs);
     // The civil servants with no counterpart must not be matched to anyone.

@@ -2,23 +2,44 @@
 
 use std::path::PathBuf;
 
-use khop_engine::eval::evaluate;
+use khop_engine::eval::{TruthColumns, evaluate};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The truth directory (`khop datagen`'s `truth/`).
+    /// The truth: a CSV or Parquet file, or a directory of them (`khop datagen`'s `truth/`). Every
+    /// column is read as text.
     #[arg(long)]
     truth: PathBuf,
     /// The job's output directory.
     #[arg(long)]
     output: PathBuf,
+    /// The truth's record id column.
+    #[arg(long, value_name = "COL", default_value = "record_id")]
+    truth_id: String,
+    /// The truth's entity id column: records with equal values are the same entity.
+    #[arg(long, value_name = "COL", default_value = "person_id")]
+    truth_entity: String,
+    /// The truth's source column, holding the job's input names [default: `source` where a file has
+    /// one; without one, record ids must be unique across the truth].
+    #[arg(long, value_name = "COL")]
+    truth_source: Option<String>,
+    /// The truth's corruption classes, a list or text separated by `;`, for recall by class
+    /// [default: `corruptions` where a file has one].
+    #[arg(long, value_name = "COL")]
+    truth_corruptions: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let report = evaluate(&args.truth, &args.output)?;
+    let columns = TruthColumns {
+        id: args.truth_id,
+        entity: args.truth_entity,
+        source: args.truth_source,
+        corruptions: args.truth_corruptions,
+    };
+    let report = evaluate(&args.truth, &args.output, &columns)?;
     std::fs::write(
         args.output.join("eval.json"),
         serde_json::to_string_pretty(&report)? + "\n",
@@ -34,6 +55,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             m.precision, m.recall, m.f1, m.true_pairs, m.predicted_pairs, m.true_positives
         );
     }
+    if let Some(b) = &report.best_match {
+        println!(
+            "  {:<10} precision {:.5}  recall {:.5}  F1 {:.5}  ({} left records with a partner, {} matched, {} correct)",
+            "best match", b.precision, b.recall, b.f1, b.with_partner, b.matched, b.correct
+        );
+    }
     if !report.no_counterpart.is_empty() {
         let statuses: Vec<String> = report
             .no_counterpart
@@ -42,7 +69,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect();
         println!("  records with no counterpart: {}", statuses.join(", "));
     }
-    println!("  recall by corruption class:");
+    if !report.recall_by_class.is_empty() {
+        println!("  recall by corruption class:");
+    }
     for (class, r) in &report.recall_by_class {
         println!(
             "    {class:<24} {:.5}  ({} of {})",

@@ -2,4 +2,5 @@
 
 mod datagen;
 mod link;
+mod public;
 mod support;

@@ -560,7 +560,9 @@ mod tests {
                 "column `record_id` not found",
             ),
             (b"", "the file is empty: no header"),
-            (b"\xEF\xBB\xBFrecord_id\n", "column `full_name` not found"),
+            // A header (after a byte order mark) of the id column alone: the first field's column
+            // is missing.
+            (b"\xEF\xBB\xBFrecord_id\n", "not found (columns: record_id)"),
             (b"\xFF\xFEr\0", "UTF-16"),
         ];
         for (n, (text, message)) in cases.into_iter().enumerate() {

@@ -171,23 +171,7 @@ fn osa_within(a: &str, b: &str, max: usize) -> bool {
     if max != 1 || !a.is_ascii() || !b.is_ascii() {
         return osa_distance(a, b) <= max;
     }
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    let prefix = short.iter().zip(long).take_while(|(x, y)| x == y).count();
-    match long.len() - short.len() {
-        0 if prefix == short.len() => true,
-        // One substitution: the rest agrees; one transposition: the next two are swapped.
-        0 => {
-            short[prefix + 1..] == long[prefix + 1..]
-                || (prefix + 1 < short.len()
-                    && short[prefix] == long[prefix + 1]
-                    && short[prefix + 1] == long[prefix]
-                    && short[prefix + 2..] == long[prefix + 2..])
-        }
-        // One insertion: the longer without its first differing character is the shorter.
-        1 => short[prefix..] == long[prefix + 1..],
-        _ => false,
-    }
+    a == b || khop_vn::name::one_edit_apart(a.as_bytes(), b.as_bytes())
 }
 
 /// `strsim::jaro_winkler`, the same arithmetic in the same order (so the same `f64`), without its

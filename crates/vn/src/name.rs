@@ -26,7 +26,7 @@ use fuzzy::word_edits;
 mod fuzzy;
 mod parser;
 
-pub use fuzzy::{name_edits, words_match_fuzzy};
+pub use fuzzy::{name_edits, one_edit_apart, words_match_fuzzy};
 pub use parser::{KeyedName, NameParser};
 
 /// A personal name split into its parts, in canonical comparison form ([`canonical_name`]: mojibake

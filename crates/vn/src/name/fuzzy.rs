@@ -153,7 +153,7 @@ pub(crate) fn word_edits(a: &[u8], b: &[u8], max: u32) -> Option<u32> {
         return None;
     }
     // One typo, the usual case, without the table.
-    if within_one(a, b) {
+    if one_edit_apart(a, b) {
         return Some(1);
     }
     if max == 1 {
@@ -188,9 +188,10 @@ pub(crate) fn word_edits(a: &[u8], b: &[u8], max: u32) -> Option<u32> {
     (d <= max).then_some(d)
 }
 
-/// Whether two different words are one edit apart: one substitution, one adjacent transposition,
-/// or one insertion. A single pass, after their common prefix.
-fn within_one(a: &[u8], b: &[u8]) -> bool {
+/// Whether two different words (or any byte strings) are one edit apart: one substitution, one
+/// adjacent transposition, or one insertion. A single pass, after their common prefix; equal strings
+/// are not one edit apart.
+pub fn one_edit_apart(a: &[u8], b: &[u8]) -> bool {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     let prefix = short.iter().zip(long).take_while(|(x, y)| x == y).count();
     match long.len() - short.len() {

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::EngineError;
 use crate::exchange::table_schema;
 use crate::scan::Piece;
-use crate::spec::{DateOrder, Input, JobSpec};
+use crate::spec::{Input, JobSpec};
 use crate::standardise::{FieldReport, Reject};
 use crate::storage::{self, Object, ScratchFiles};
 
@@ -354,11 +354,7 @@ fn fingerprint(
         let _ = writeln!(slot, "field {field:?} {standardiser:?} from {columns:?}");
         if *standardiser == crate::spec::Standardiser::Date {
             // The rules, not the reference day: a job a day later reads the same dates.
-            let order = input.conventions.date_order.get(field).copied();
-            let rules = spec
-                .dates
-                .rules(field, order.unwrap_or(DateOrder::DayFirst));
-            let _ = writeln!(slot, "dates {rules:?}");
+            let _ = writeln!(slot, "dates {:?}", spec.date_rules(input, field));
         }
     }
     if !input.conventions.id_repair.is_empty() {

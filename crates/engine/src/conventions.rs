@@ -40,12 +40,12 @@ pub fn resolve(spec: &mut JobSpec, today: impl FnOnce() -> String) {
     }
     for i in 0..spec.inputs.len() {
         let input = &spec.inputs[i];
-        let dates = undecided(spec, input, Standardiser::Date)
+        let dates = mapped_fields(spec, input, Standardiser::Date)
             .into_iter()
             .filter(|field| !input.conventions.date_order.contains_key(*field))
             .map(|field| (field.to_owned(), input.columns[field].names()[0].to_owned()))
             .collect::<Vec<_>>();
-        let ids = undecided(spec, input, Standardiser::VnId)
+        let ids = mapped_fields(spec, input, Standardiser::VnId)
             .into_iter()
             .flat_map(|field| input.columns[field].names())
             .filter(|column| !input.conventions.id_repair.contains_key(*column))
@@ -93,7 +93,11 @@ pub fn resolve(spec: &mut JobSpec, today: impl FnOnce() -> String) {
 }
 
 /// The fields of `standardiser` that `input` maps.
-fn undecided<'a>(spec: &'a JobSpec, input: &'a Input, standardiser: Standardiser) -> Vec<&'a str> {
+fn mapped_fields<'a>(
+    spec: &'a JobSpec,
+    input: &'a Input,
+    standardiser: Standardiser,
+) -> Vec<&'a str> {
     spec.fields
         .iter()
         .filter(|(field, s)| **s == standardiser && input.columns.contains_key(*field))
@@ -150,19 +154,13 @@ fn birth_facts(
     input: &Input,
     batch: &arrow::array::RecordBatch,
 ) -> Vec<Option<i32>> {
-    let Some(field) = undecided(spec, input, Standardiser::Date)
+    let Some(field) = mapped_fields(spec, input, Standardiser::Date)
         .into_iter()
         .next()
     else {
         return Vec::new();
     };
-    let order = input
-        .conventions
-        .date_order
-        .get(field)
-        .copied()
-        .unwrap_or(DateOrder::DayFirst);
-    let rules = spec.dates.rules(field, order);
+    let rules = spec.date_rules(input, field);
     let values = text(batch, input.columns[field].names()[0]);
     (0..batch.num_rows())
         .map(|row| {

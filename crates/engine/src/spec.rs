@@ -666,6 +666,14 @@ impl JobSpec {
     }
 
     /// Checks every value; the first problem is returned with its path.
+    /// How `input`'s date `field` is read: the field's years, the reference year, and the input's
+    /// day/month order (day first where no convention says otherwise).
+    pub fn date_rules(&self, input: &Input, field: &str) -> DateRules {
+        let order = input.conventions.date_order.get(field).copied();
+        self.dates
+            .rules(field, order.unwrap_or(DateOrder::DayFirst))
+    }
+
     /// `[inputs.conventions]`: each names a date field, or a column of a `vn_id` field, of its input.
     fn check_conventions(&self, path: &str, input: &Input) -> Result<(), EngineError> {
         for field in input.conventions.date_order.keys() {

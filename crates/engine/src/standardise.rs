@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 use crate::EngineError;
 use crate::hash::{IdSet, KeyHasher, hash_str};
 use crate::scan::{Piece, Scanned, Text, text};
-use crate::spec::{DateOrder, Input, JobSpec, Standardiser};
+use crate::spec::{Input, JobSpec, Standardiser};
 
 /// Many strings in one buffer: a column of text without a heap allocation per value. An empty string
 /// stands for a missing value.
@@ -737,13 +737,7 @@ enum Reading {
 impl Reading {
     fn of(spec: &JobSpec, input: &Input, field: &str, standardiser: Standardiser) -> Reading {
         match standardiser {
-            Standardiser::Date => {
-                let order = input.conventions.date_order.get(field).copied();
-                Reading::Date(
-                    spec.dates
-                        .rules(field, order.unwrap_or(DateOrder::DayFirst)),
-                )
-            }
+            Standardiser::Date => Reading::Date(spec.date_rules(input, field)),
             Standardiser::VnId => Reading::Id(
                 input
                     .columns

@@ -85,13 +85,13 @@ fn febrl4_is_fetched_linked_and_scored() {
     // The data set's own shape: every original has exactly one duplicate.
     assert_eq!(figure("/pairs/true_pairs"), 5000.0, "{report}");
     assert_eq!(figure("/best_match/with_partner"), 5000.0, "{report}");
-    // benches/README.md: precision 1, recall 0.99880 (6 duplicates share no blocking key with their
-    // original), F1 0.99940; less a margin of about three pairs.
+    // benches/README.md: every pair found, no false match (F1 1.0); the floors are the issue's
+    // target, F1 0.9995: at most about two pairs missed and two wrong.
     for (path, floor) in [
-        ("/pairs/precision", 0.999),
-        ("/pairs/recall", 0.998),
-        ("/pairs/f1", 0.999),
-        ("/best_match/f1", 0.999),
+        ("/pairs/precision", 0.9995),
+        ("/pairs/recall", 0.9995),
+        ("/pairs/f1", 0.9995),
+        ("/best_match/f1", 0.9995),
     ] {
         assert!(figure(path) >= floor, "{path} below {floor}: {report}");
     }

@@ -17,12 +17,13 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt64Type};
 
 use crate::EngineError;
+use crate::checks::PinCheck;
 use crate::compare::{Compiled, NULL, compile, gamma_at};
 use crate::exchange::{text_column, u64_column};
 use crate::hash::hash_bytes;
-use crate::job::{RuleSummary, Skew, SourceSummary, Summary};
+use crate::job::{ClusterSummary, RuleSummary, Skew, SourceSummary, Summary};
 use crate::output::{write_dataset, write_json};
-use crate::spec::JobSpec;
+use crate::spec::{Clusters, JobSpec};
 use crate::standardise::{FieldReport, Reject, Strings};
 use crate::storage::ScratchFiles;
 use crate::task::{
@@ -47,15 +48,17 @@ struct Records {
     source: String,
     rows: Vec<u64>,
     ids: Strings,
+    pin_checks: Vec<PinCheck>,
 }
 
 impl Records {
     fn load(spec: &JobSpec, files: &ScratchFiles, side: &Side) -> Result<Records, EngineError> {
-        let (rows, ids) = kept_records(files, side)?;
+        let kept = kept_records(files, side)?;
         Ok(Records {
             source: spec.inputs[side.input].name.clone(),
-            rows,
-            ids,
+            rows: kept.rows,
+            ids: kept.ids,
+            pin_checks: kept.pin_checks,
         })
     }
 
@@ -150,11 +153,10 @@ pub fn write(
     }
 
     let match_threshold = spec.thresholds.match_;
-    let (entities, entity_count) = cluster(
+    let (entities, grouping) = cluster(
         &scored,
-        left.len(),
-        right.as_ref().map_or(0, Records::len),
-        match_threshold,
+        (left.len(), right.as_ref().map_or(0, Records::len)),
+        spec,
     );
     let out_dir = &spec.output;
     std::fs::create_dir_all(out_dir)
@@ -256,6 +258,17 @@ pub fn write(
         let per_file: Vec<u64> = per_file.into_values().collect();
         warnings.extend(no_records_warning(&spec.inputs[side.input].name, &per_file));
     }
+    if grouping.components_cut > 0 {
+        warnings.push(format!(
+            "clusters: {} connected components over {} records (the largest {}, {} records in all) \
+             were cut at their weakest links: a few wrong pairs chain people together; review them, \
+             or raise clusters.threshold",
+            grouping.components_cut,
+            grouping.max_size,
+            grouping.largest_component,
+            grouping.records_in_cut_components
+        ));
+    }
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -285,6 +298,9 @@ pub fn write(
                     *s.repaired_ids.entry(column.clone()).or_default() += n;
                 }
                 s.no_blocking_key += part.counts.no_blocking_key;
+                for (flag, n) in &part.counts.pin_checks {
+                    *s.pin_checks.entry(flag.clone()).or_default() += n;
+                }
             }
             let input = &spec.inputs[side.input];
             for (field, order) in &input.conventions.date_order {
@@ -315,7 +331,8 @@ pub fn write(
             .iter()
             .filter(|s| s.probability >= match_threshold)
             .count() as u64,
-        entities: entity_count,
+        entities: grouping.entities,
+        clusters: grouping,
         statuses,
         thresholds: BTreeMap::from([
             ("match".to_owned(), spec.thresholds.match_),
@@ -461,38 +478,159 @@ fn side_rejects(
     Ok(rejects)
 }
 
-/// Connected components of the pairs at or above the threshold. Nodes are left rows, then right rows.
-/// Each component is named after its smallest node, so entity ids do not depend on the order pairs
-/// were found in.
-fn cluster(scored: &[Scored], left: usize, right: usize, threshold: f64) -> (Vec<u32>, u64) {
-    let mut parent: Vec<u32> = (0..(left + right) as u32).collect();
-    fn find(parent: &mut [u32], mut x: u32) -> u32 {
-        while parent[x as usize] != x {
-            parent[x as usize] = parent[parent[x as usize] as usize];
-            x = parent[x as usize];
-        }
-        x
-    }
+/// Entities: the connected components of the pairs at or above the cluster threshold, with
+/// every record a node (left records first, then right ones). A component larger than the cap
+/// (`clusters.max_size`, or automatic: [`auto_max_size`]) is cut at its weakest links: its pairs are
+/// joined strongest first (ties in record order), and a pair that would make an entity larger than
+/// the cap is left out. Components within the cap are exactly the connected components. Each
+/// record's entity is its smallest node number, so entity names do not depend on the order pairs
+/// come in.
+fn cluster(
+    scored: &[Scored],
+    (left, right): (usize, usize),
+    spec: &JobSpec,
+) -> (Vec<u32>, ClusterSummary) {
+    let threshold = spec.clusters.threshold.unwrap_or(spec.thresholds.match_);
     let offset = if right == 0 { 0 } else { left as u32 };
-    for s in scored.iter().filter(|s| s.probability >= threshold) {
-        let (a, b) = (
-            find(&mut parent, s.left),
-            find(&mut parent, s.right + offset),
-        );
-        if a != b {
-            let (low, high) = (a.min(b), a.max(b));
-            parent[high as usize] = low;
-        }
+    let edges = || {
+        scored
+            .iter()
+            .filter(move |s| s.probability >= threshold)
+            .map(move |s| (s.left, s.right + offset, s.probability))
+    };
+    let nodes = left + right;
+    let mut forest = Forest::new(nodes);
+    for (a, b, _) in edges() {
+        forest.union(a, b, u32::MAX);
     }
-    let roots: Vec<u32> = (0..parent.len() as u32)
-        .map(|x| find(&mut parent, x))
+    let roots = forest.roots();
+    let sizes = forest.sizes_of_roots(&roots);
+    let max_size = spec
+        .clusters
+        .max_size
+        .unwrap_or_else(|| auto_max_size(&sizes));
+    let oversized: Vec<u32> = sizes
+        .iter()
+        .filter(|&&(_, n)| n > max_size)
+        .map(|&(root, _)| root)
         .collect();
-    let entities = roots
+    let mut summary = ClusterSummary {
+        threshold,
+        max_size,
+        components_cut: oversized.len() as u64,
+        records_in_cut_components: sizes
+            .iter()
+            .filter(|s| s.1 > max_size)
+            .map(|s| u64::from(s.1))
+            .sum(),
+        largest_component: sizes.iter().map(|s| s.1).max().unwrap_or(1).max(1),
+        ..ClusterSummary::default()
+    };
+    let roots = if oversized.is_empty() {
+        roots
+    } else {
+        // Again from single records: pairs outside the oversized components as before, then
+        // those inside them strongest first, under the cap.
+        let cut = |node: u32| oversized.binary_search(&roots[node as usize]).is_ok();
+        let mut forest = Forest::new(nodes);
+        let mut inside = Vec::new();
+        for (a, b, p) in edges() {
+            if cut(a) {
+                inside.push((a, b, p));
+            } else {
+                forest.union(a, b, u32::MAX);
+            }
+        }
+        inside.sort_by(|x, y| y.2.total_cmp(&x.2).then((x.0, x.1).cmp(&(y.0, y.1))));
+        for (a, b, _) in inside {
+            forest.union(a, b, max_size);
+        }
+        forest.roots()
+    };
+    summary.entities = roots
         .iter()
         .enumerate()
         .filter(|&(i, &r)| i as u32 == r)
         .count() as u64;
-    (roots, entities)
+    summary.largest_entity = Forest::count_by_root(&roots).into_iter().max().unwrap_or(0);
+    (roots, summary)
+}
+
+/// The automatic cap on an entity's size: ten times the 99th percentile of the sizes of the
+/// components holding more than one record, and at least [`Clusters::MIN_AUTO_SIZE`]. A component
+/// far beyond what the others are is people chained together by a few wrong links, not a person.
+fn auto_max_size(sizes: &[(u32, u32)]) -> u32 {
+    let mut multi: Vec<u32> = sizes.iter().map(|s| s.1).filter(|&n| n > 1).collect();
+    multi.sort_unstable();
+    let p99 = match multi.len() {
+        0 => 0,
+        n => multi[(n * 99).div_ceil(100) - 1],
+    };
+    p99.saturating_mul(10).max(Clusters::MIN_AUTO_SIZE)
+}
+
+/// Union-find over node numbers, each set named after its smallest node.
+struct Forest {
+    parent: Vec<u32>,
+    size: Vec<u32>,
+}
+
+impl Forest {
+    fn new(nodes: usize) -> Forest {
+        Forest {
+            parent: (0..nodes as u32).collect(),
+            size: vec![1; nodes],
+        }
+    }
+
+    fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let up = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = up;
+            x = up;
+        }
+        x
+    }
+
+    /// Joins the sets of `a` and `b` unless together they would hold more than `cap` nodes.
+    fn union(&mut self, a: u32, b: u32, cap: u32) {
+        let (a, b) = (self.find(a), self.find(b));
+        if a == b {
+            return;
+        }
+        let size = self.size[a as usize].saturating_add(self.size[b as usize]);
+        if size > cap {
+            return;
+        }
+        let (low, high) = (a.min(b), a.max(b));
+        self.parent[high as usize] = low;
+        self.size[low as usize] = size;
+    }
+
+    fn roots(&mut self) -> Vec<u32> {
+        (0..self.parent.len() as u32)
+            .map(|x| self.find(x))
+            .collect()
+    }
+
+    /// (root, size) of every set, by root.
+    fn sizes_of_roots(&self, roots: &[u32]) -> Vec<(u32, u32)> {
+        roots
+            .iter()
+            .enumerate()
+            .filter(|&(i, &r)| i as u32 == r)
+            .map(|(_, &r)| (r, self.size[r as usize]))
+            .collect()
+    }
+
+    /// How many nodes each root holds (indexed by node; 0 for a node that is not a root).
+    fn count_by_root(roots: &[u32]) -> Vec<u32> {
+        let mut counts = vec![0u32; roots.len()];
+        for &r in roots {
+            counts[r as usize] += 1;
+        }
+        counts
+    }
 }
 
 fn text_field(name: &str, nullable: bool) -> Field {
@@ -653,6 +791,8 @@ fn reconciliation(
     let mut right_id = StringBuilder::with_capacity(n, n * 12);
     let mut probability = Float64Builder::with_capacity(n);
     let mut matches = UInt32Builder::with_capacity(n);
+    let mut pin_check = StringBuilder::new();
+    let mut right_pin_check = StringBuilder::new();
     let mut differs: Vec<BooleanBuilder> = comparisons
         .iter()
         .map(|_| BooleanBuilder::with_capacity(n))
@@ -690,10 +830,12 @@ fn reconciliation(
         left_id.append_value(left.ids.get(l));
         status.append_value(state);
         matches.append_value(above_match as u32);
+        pin_check.append_option(left.pin_checks[l].name());
         let shown = best.filter(|b| b.probability >= review_t);
         match shown {
             Some(b) => {
                 right_id.append_value(right.ids.get(b.right as usize));
+                right_pin_check.append_option(right.pin_checks[b.right as usize].name());
                 probability.append_value(b.probability);
                 let (columns, row) = (&right_values[b.at.0 as usize], b.at.1 as usize);
                 for (c, column) in columns.iter().enumerate() {
@@ -704,6 +846,7 @@ fn reconciliation(
             }
             None => {
                 right_id.append_null();
+                right_pin_check.append_null();
                 probability.append_option(best.map(|b| b.probability));
                 for c in 0..comparisons.len() {
                     differs[c].append_null();
@@ -718,6 +861,8 @@ fn reconciliation(
         text_field("right_id", true),
         Field::new("match_probability", DataType::Float64, true),
         Field::new("matches_above_threshold", DataType::UInt32, false),
+        text_field("pin_check", true),
+        text_field("right_pin_check", true),
     ];
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(left_id.finish()),
@@ -725,6 +870,8 @@ fn reconciliation(
         Arc::new(right_id.finish()),
         Arc::new(probability.finish()),
         Arc::new(matches.finish()),
+        Arc::new(pin_check.finish()),
+        Arc::new(right_pin_check.finish()),
     ];
     for (c, comparison) in comparisons.iter().enumerate() {
         fields.push(Field::new(
@@ -774,6 +921,74 @@ fn rejects_batch(rejects: &[(&str, Reject)]) -> Result<RecordBatch, EngineError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pair(left: u32, right: u32, probability: f64) -> Scored {
+        Scored {
+            left,
+            right,
+            weight: 0.0,
+            probability,
+            gammas: 0,
+            rule: 0,
+            at: (0, 0),
+        }
+    }
+
+    fn spec_with(clusters: &str) -> JobSpec {
+        let text =
+            crate::spec::tests::GOOD.replace("[thresholds]", &format!("{clusters}\n[thresholds]"));
+        let mut spec = JobSpec::from_toml(&text, std::path::Path::new("/jobs")).unwrap();
+        spec.thresholds.match_ = 0.95;
+        spec
+    }
+
+    /// Records 0..30 chained strongly except one weak link (14, 15), and 200 pairs of two records
+    /// after them: the chain is far larger than the rest.
+    fn chain_and_pairs() -> (Vec<Scored>, usize) {
+        let mut scored: Vec<Scored> = (0..29)
+            .map(|i| pair(i, i + 1, if i == 14 { 0.96 } else { 0.999 }))
+            .collect();
+        scored.extend((0..200).map(|k| pair(30 + 2 * k, 31 + 2 * k, 0.99)));
+        (scored, 430)
+    }
+
+    #[test]
+    fn a_component_far_larger_than_the_rest_is_cut_at_its_weakest_link() {
+        let (scored, n) = chain_and_pairs();
+        let (roots, summary) = cluster(&scored, (n, 0), &spec_with(""));
+        assert_eq!(summary.max_size, 20, "ten times 2 is under the minimum");
+        assert_eq!(summary.largest_component, 30);
+        assert_eq!(summary.components_cut, 1);
+        assert_eq!(summary.records_in_cut_components, 30);
+        assert_eq!(summary.largest_entity, 15);
+        assert!(roots[..15].iter().all(|&r| r == 0), "{roots:?}");
+        assert!(roots[15..30].iter().all(|&r| r == 15), "{roots:?}");
+        assert_eq!(summary.entities, 2 + 200);
+    }
+
+    #[test]
+    fn components_within_the_cap_are_the_connected_components() {
+        let (scored, n) = chain_and_pairs();
+        let (roots, summary) = cluster(&scored, (n, 0), &spec_with("[clusters]\nmax_size = 30"));
+        assert_eq!(summary.components_cut, 0);
+        assert_eq!(summary.largest_entity, 30);
+        assert!(roots[..30].iter().all(|&r| r == 0));
+        assert_eq!((roots[30], roots[31], roots[32]), (30, 30, 32));
+        // A threshold of its own leaves the weak link out, whatever the cap.
+        let spec = spec_with("[clusters]\nmax_size = 30\nthreshold = 0.97");
+        let (roots, summary) = cluster(&scored, (n, 0), &spec);
+        assert_eq!((summary.threshold, summary.components_cut), (0.97, 0));
+        assert_eq!((roots[14], roots[15]), (0, 15));
+    }
+
+    #[test]
+    fn in_a_link_job_right_records_follow_the_left_ones() {
+        // Left 0 and 1 both match right 0: one entity of three, named after left 0.
+        let scored = [pair(0, 0, 0.99), pair(1, 0, 0.98), pair(2, 1, 0.5)];
+        let (roots, summary) = cluster(&scored, (3, 2), &spec_with(""));
+        assert_eq!(roots, vec![0, 0, 2, 0, 4]);
+        assert_eq!((summary.entities, summary.largest_entity), (3, 3));
+    }
 
     #[test]
     fn inputs_without_records_are_warned_of() {

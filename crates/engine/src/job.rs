@@ -47,6 +47,26 @@ pub struct SourceSummary {
     /// Of `input`, the records replayed from the input's cache instead of read from its files.
     #[serde(default)]
     pub from_cache: u64,
+    /// Accepted records whose PIN fails its checks (`invalid_pin`) or disagrees with the record's
+    /// sex or birth year (`pin_sex_differs`, `pin_year_differs`, `pin_sex_and_year_differ`).
+    #[serde(default)]
+    pub pin_checks: BTreeMap<String, u64>,
+}
+
+/// The grouping of records into entities (`clusters/`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterSummary {
+    /// Pairs at or above this probability join records.
+    pub threshold: f64,
+    /// The most records an entity may hold (from the spec, or automatic).
+    pub max_size: u32,
+    pub entities: u64,
+    pub largest_entity: u32,
+    /// The largest connected component before any was cut.
+    pub largest_component: u32,
+    /// Connected components over `max_size`, cut at their weakest links, and their records.
+    pub components_cut: u64,
+    pub records_in_cut_components: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -86,6 +106,9 @@ pub struct Summary {
     pub pairs_written: u64,
     pub matches: u64,
     pub entities: u64,
+    /// How records were grouped into entities, and the components cut.
+    #[serde(default)]
+    pub clusters: ClusterSummary,
     /// Link jobs: left records per reconciliation status.
     pub statuses: BTreeMap<String, u64>,
     pub thresholds: BTreeMap<String, f64>,

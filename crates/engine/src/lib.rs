@@ -20,6 +20,7 @@
 
 pub mod blocking;
 pub mod cache;
+pub mod checks;
 pub mod compare;
 pub mod conventions;
 pub mod eval;

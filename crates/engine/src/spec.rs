@@ -434,10 +434,30 @@ impl Default for Training {
     }
 }
 
+/// How records are grouped into entities (`[clusters]`, the `clusters/` output; see
+/// `crate::finish::cluster`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clusters {
+    /// Pairs at or above this probability join records into one entity; default
+    /// `thresholds.match`. A higher value keeps weak links from chaining people together.
+    pub threshold: Option<f64>,
+    /// The most records one entity may hold: a larger connected component is cut at its weakest
+    /// links. Default: ten times the 99th percentile of the sizes of the components that hold more
+    /// than one record, and at least 20.
+    pub max_size: Option<u32>,
+}
+
+impl Clusters {
+    /// The smallest automatic [`Clusters::max_size`].
+    pub const MIN_AUTO_SIZE: u32 = 20;
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
-    /// Pairs at or above this probability are matches (and join clusters).
+    /// Pairs at or above this probability are matches (and, unless `[clusters]` says otherwise,
+    /// join clusters).
     #[serde(rename = "match")]
     pub match_: f64,
     /// Pairs at or above this (and below `match`) need a person to look.
@@ -559,6 +579,8 @@ pub struct JobSpec {
     pub execution: Execution,
     #[serde(default)]
     pub dates: Dates,
+    #[serde(default)]
+    pub clusters: Clusters,
 }
 
 /// The keys a field of each standardiser offers to blocking rules (`field` alone, or `field.key`).
@@ -574,7 +596,8 @@ pub fn block_keys(standardiser: Standardiser) -> &'static [&'static str] {
         Standardiser::Date => &["", "year", "year_month", "sorted"],
         Standardiser::VnId => &["pin", "cmnd"],
         Standardiser::VnProvince => &["", "old"],
-        Standardiser::Sex | Standardiser::Phone | Standardiser::Text => &[""],
+        Standardiser::Text => &["", "folded", "initial", "prefix3", "prefix5", "phonetic"],
+        Standardiser::Sex | Standardiser::Phone => &[""],
     }
 }
 
@@ -975,6 +998,14 @@ impl JobSpec {
                 return Err(invalid(path, "must be between 0 and 1"));
             }
         }
+        if let Some(t) = self.clusters.threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            return Err(invalid("clusters.threshold", "must be between 0 and 1"));
+        }
+        if self.clusters.max_size.is_some_and(|n| n < 2) {
+            return Err(invalid("clusters.max_size", "must be at least 2"));
+        }
         if th.review > th.match_ {
             return Err(invalid(
                 "thresholds.review",
@@ -1165,6 +1196,16 @@ review = 0.5
                 "comparisons[0].field",
             ),
             ("review = 0.5", "review = 0.95", "thresholds.review"),
+            (
+                "[thresholds]",
+                "[clusters]\nthreshold = 1.5\n[thresholds]",
+                "clusters.threshold",
+            ),
+            (
+                "[thresholds]",
+                "[clusters]\nmax_size = 1\n[thresholds]",
+                "clusters.max_size",
+            ),
             ("match = 0.9", "match = 2.0", "thresholds.match"),
             (
                 "[thresholds]",

@@ -9,6 +9,7 @@ use khop_vn::id::{IdNumber, parse_id_with};
 use khop_vn::name::NameParser;
 use khop_vn::shape::value_shape;
 use khop_vn::text::{canonical_name, fold_diacritics};
+use khop_vn::textkey::TextKey;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
@@ -442,7 +443,11 @@ impl FieldValues {
                 out.push(v[row]);
                 v[row] != 0
             }
-            FieldValues::Text(s) => push(out, s.get(row)),
+            FieldValues::Text(s) => match part {
+                KeyPart::Whole => push(out, s.get(row)),
+                KeyPart::Text(form) => form.write(s.get(row), out),
+                _ => false,
+            },
         }
     }
 }
@@ -515,6 +520,8 @@ pub(crate) enum KeyPart {
     Cmnd,
     /// `old`: a province's old (63-unit) code.
     OldProvince,
+    /// A coarse form of a text (`folded`, `prefix3`, `phonetic`…): see [`khop_vn::textkey`].
+    Text(TextKey),
 }
 
 impl KeyPart {
@@ -532,7 +539,7 @@ impl KeyPart {
             "pin" => KeyPart::Pin,
             "cmnd" => KeyPart::Cmnd,
             "old" => KeyPart::OldProvince,
-            _ => return None,
+            _ => KeyPart::Text(TextKey::parse(part)?),
         })
     }
 }
@@ -613,6 +620,10 @@ pub struct SourceCounts {
     /// Of `input`, the records replayed from the input's cache instead of read from its files.
     #[serde(default)]
     pub from_cache: u64,
+    /// Accepted records whose PIN fails its checks or disagrees with the record, by flag
+    /// ([`crate::checks::PinCheck::name`]).
+    #[serde(default)]
+    pub pin_checks: std::collections::BTreeMap<String, u64>,
 }
 
 /// One source's records, standardised, with their blocking keys.

@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, RecordBatch, StringBuilder, UInt8Builder, UInt32Array, UInt32Builder,
-    UInt64Array, UInt64Builder,
+    ArrayBuilder, ArrayRef, AsArray, RecordBatch, StringBuilder, UInt8Builder, UInt32Array,
+    UInt32Builder, UInt64Array, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt32Type};
 use rayon::prelude::*;
@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
 use crate::blocking::{Blocks, Index, Oversized, Slice};
+use crate::checks::{PinCheck, PinFields};
 use crate::compare::{Compiled, Rows, Scratch, compile, gamma_at, gamma_vector, gamma_vector_of};
 use crate::exchange::{
     batch_to_table, number_column, table_schema, table_to_batch, text_column, u64_column,
@@ -755,6 +756,8 @@ fn ids_schema() -> SchemaRef {
         Field::new("hash", DataType::UInt64, false),
         Field::new("id", DataType::Utf8, false),
         Field::new("kept", DataType::UInt8, false),
+        // `crate::checks::PinCheck` flags.
+        Field::new("pin_check", DataType::UInt8, false),
     ]))
 }
 
@@ -864,8 +867,17 @@ struct Pruner<'a> {
     seeds: Vec<u64>,
     samples: Vec<BottomK>,
     tf: Vec<TfCounter>,
-    /// Every accepted record: record number, id hash, id, whether it shares a key.
-    accepted: (UInt64Builder, UInt64Builder, StringBuilder, UInt8Builder),
+    /// Every accepted record: record number, id hash, id, whether it shares a key, its PIN's checks.
+    accepted: (
+        UInt64Builder,
+        UInt64Builder,
+        StringBuilder,
+        UInt8Builder,
+        UInt8Builder,
+    ),
+    /// The fields a PIN is checked against, and the records flagged, by flag name.
+    pin_fields: Option<PinFields>,
+    pin_checks: BTreeMap<String, u64>,
     /// Per record of the table being built, whether it shares a key with the other side, and its id's
     /// hash (so whether it is in the sample is known without hashing its id again).
     shares: Vec<bool>,
@@ -944,6 +956,13 @@ impl crate::standardise::Keeper for Pruner<'_> {
         self.accepted.1.append_value(id_hash);
         self.accepted.2.append_value(t.ids.get(r));
         self.accepted.3.append_value(u8::from(shared));
+        let check = self
+            .pin_fields
+            .map_or(PinCheck::default(), |f| f.check(t, r));
+        self.accepted.4.append_value(check.0);
+        if let Some(name) = check.name() {
+            *self.pin_checks.entry(name.to_owned()).or_default() += 1;
+        }
         if shared || sampled {
             self.shares.push(shared);
             self.id_hashes.push(id_hash);
@@ -989,6 +1008,8 @@ fn standardise(
         seeds: seeds.clone(),
         tf: comparisons.iter().map(|_| TfCounter::default()).collect(),
         accepted: Default::default(),
+        pin_fields: PinFields::of(spec),
+        pin_checks: BTreeMap::new(),
         shares: Vec::new(),
         id_hashes: Vec::new(),
         file_index,
@@ -1001,8 +1022,11 @@ fn standardise(
         shares,
         id_hashes,
         other_keys,
+        pin_checks,
         ..
     } = keeper;
+    let mut counts = result.counts;
+    counts.pin_checks = pin_checks;
     let mut table = result.table;
     for row in table.rows.iter_mut() {
         *row = record_number(file_index, *row);
@@ -1089,6 +1113,7 @@ fn standardise(
             &mut accepted.1,
             &mut accepted.2,
             &mut accepted.3,
+            &mut accepted.4,
         ],
     )?;
     let rejects_file = file("rejects.arrow");
@@ -1113,8 +1138,8 @@ fn standardise(
     files.write_json(&tf_file, &tf)?;
     Ok(Part {
         file_index,
-        records: result.counts.input,
-        counts: result.counts,
+        records: counts.input,
+        counts,
         partitions_file,
         ids_file,
         rejects_file,
@@ -1909,38 +1934,44 @@ fn score(
 }
 
 /// Every record kept on a side (accepted, not a repeated id, and for a pruned side sharing a key):
-/// record numbers in order and ids.
-pub(crate) fn kept_records(
-    files: &ScratchFiles,
-    side: &Side,
-) -> Result<(Vec<u64>, Strings), EngineError> {
+/// record numbers in order, ids and PIN checks.
+pub(crate) fn kept_records(files: &ScratchFiles, side: &Side) -> Result<KeptRecords, EngineError> {
     let repeated = repeated_rows(files, side)?;
     let mut parts: Vec<&Part> = side.parts.iter().collect();
     parts.sort_by_key(|p| p.file_index);
-    let (mut rows, mut ids) = (Vec::new(), Strings::default());
+    let mut kept = KeptRecords::default();
+    let columns = ["row", "id", "kept", "pin_check"];
     for part in parts {
         for batch in files
-            .ipc_columns(&part.ids_file, &ids_schema(), &["row", "id", "kept"])?
+            .ipc_columns(&part.ids_file, &ids_schema(), &columns)?
             .read_all()?
         {
             let (r, i) = (u64_column(&batch, "row")?, text_column(&batch, "id")?);
-            let kept = batch
-                .column_by_name("kept")
-                .and_then(|c| {
-                    c.as_any()
-                        .downcast_ref::<arrow::array::UInt8Array>()
-                        .cloned()
-                })
-                .ok_or_else(|| EngineError::Other("ids file: no column `kept`".into()))?;
+            let flags = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .and_then(|c| c.as_primitive_opt::<UInt8Type>().cloned())
+                    .ok_or_else(|| EngineError::Other(format!("ids file: no column `{name}`")))
+            };
+            let (is_kept, pin_check) = (flags("kept")?, flags("pin_check")?);
             for (at, row) in r.into_iter().enumerate() {
-                if kept.value(at) == 1 && repeated.binary_search(&row).is_err() {
-                    rows.push(row);
-                    ids.push(i.get(at));
+                if is_kept.value(at) == 1 && repeated.binary_search(&row).is_err() {
+                    kept.rows.push(row);
+                    kept.ids.push(i.get(at));
+                    kept.pin_checks.push(PinCheck(pin_check.value(at)));
                 }
             }
         }
     }
-    Ok((rows, ids))
+    Ok(kept)
+}
+
+/// The records of a side that reach the write stage, in record order.
+#[derive(Default)]
+pub(crate) struct KeptRecords {
+    pub rows: Vec<u64>,
+    pub ids: Strings,
+    pub pin_checks: Vec<PinCheck>,
 }
 
 #[cfg(test)]
@@ -2451,6 +2482,7 @@ mod tests {
                         )),
                         Arc::new(arrow::array::StringArray::from(ids.to_vec())),
                         Arc::new(arrow::array::UInt8Array::from(vec![1u8; ids.len()])),
+                        Arc::new(arrow::array::UInt8Array::from(vec![0u8; ids.len()])),
                     ],
                 )
                 .unwrap();

@@ -13,6 +13,7 @@ pub mod name;
 pub mod reference;
 pub mod shape;
 pub mod text;
+pub mod textkey;
 
 /// Sex as recorded in the population database. The 12-digit PIN encodes it in its 4th digit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

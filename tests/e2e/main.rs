@@ -1,5 +1,6 @@
 //! End-to-end tests over real files: one test binary, one module per capability.
 
+mod cli;
 mod datagen;
 mod link;
 mod public;

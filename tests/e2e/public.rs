@@ -2,39 +2,10 @@
 //! duplicate of each), fetched from PyPI by `tests/public/febrl.py`, linked by the real `khop` binary
 //! with `tests/public/febrl4.toml` and scored by `khop eval` against its truth CSV.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-/// The `khop` binary: `$KHOP`, else the one cargo built beside this test (`target/<profile>/khop`;
-/// `cargo test --workspace` builds it before running any test).
-fn khop() -> PathBuf {
-    if let Some(khop) = std::env::var_os("KHOP") {
-        return khop.into();
-    }
-    let exe = std::env::current_exe().expect("the test's own path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let khop = dir.join(format!("khop{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        khop.is_file(),
-        "{} not found: build it (`cargo build -p khop`) or set KHOP",
-        khop.display()
-    );
-    khop
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use crate::support::{khop, run_ok};
 
 #[test]
 fn febrl4_is_fetched_linked_and_scored() {

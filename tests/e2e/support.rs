@@ -1,7 +1,9 @@
-//! Reading back what khop wrote: every Parquet file of a directory, as Arrow batches.
+//! Reading back what khop wrote (every Parquet file of a directory, as Arrow batches), and running
+//! the real `khop` binary.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -84,4 +86,35 @@ pub fn parquet_schema(path: &Path) -> arrow::datatypes::SchemaRef {
         .unwrap()
         .schema()
         .clone()
+}
+
+/// The `khop` binary: `$KHOP`, else the one cargo built beside this test (`target/<profile>/khop`;
+/// `cargo test --workspace` builds it before running any test).
+pub fn khop() -> PathBuf {
+    if let Some(khop) = std::env::var_os("KHOP") {
+        return khop.into();
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let khop = dir.join(format!("khop{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        khop.is_file(),
+        "{} not found: build it (`cargo build -p khop`) or set KHOP",
+        khop.display()
+    );
+    khop
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }

@@ -131,8 +131,7 @@ impl Coordinators {
             return Err("no coordinator address (give --coordinators or KHOP_COORDINATORS)".into());
         }
         for a in &addresses {
-            Endpoint::from_shared(a.clone())
-                .map_err(|e| format!("coordinator address {a}: {e}"))?;
+            check_address(a).map_err(|e| format!("coordinator address {e}"))?;
         }
         Ok(Coordinators {
             addresses: Mutex::new(addresses),
@@ -205,7 +204,7 @@ impl Coordinators {
                 None => self.next(&dead_ends),
             }
             if tokio::time::Instant::now() + pause > give_up {
-                return Err(status);
+                return Err(naming(status, &address));
             }
             tokio::time::sleep(pause).await;
             // Following a named leader is worth an immediate retry; a dead or leaderless cluster is not.
@@ -237,6 +236,32 @@ impl Coordinators {
             }
         }
     }
+}
+
+/// Checks a coordinator's address: `http://host:port`. A bare `host:port` is refused with the form
+/// expected (a peer address without a scheme was once silently never reached); the error starts
+/// with the address.
+pub fn check_address(address: &str) -> Result<(), String> {
+    if !address.contains("://") {
+        return Err(format!(
+            "`{address}`: give the scheme, as in http://{address}"
+        ));
+    }
+    Endpoint::from_shared(address.to_owned())
+        .map(drop)
+        .map_err(|e| format!("`{address}`: {e}"))
+}
+
+/// `status` with the coordinator it came from in its message, unless the message names it already
+/// (a transport error says `tcp connect error`, never where).
+fn naming(status: Status, address: &str) -> Status {
+    if status.message().contains(address) {
+        return status;
+    }
+    Status::new(
+        status.code(),
+        format!("coordinator {address}: {}", status.message()),
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -273,6 +298,40 @@ pub fn token_from_env() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_without_a_scheme_is_refused_with_the_form_expected() {
+        assert_eq!(
+            check_address("10.0.0.5:7400"),
+            Err("`10.0.0.5:7400`: give the scheme, as in http://10.0.0.5:7400".into())
+        );
+        assert_eq!(check_address("http://10.0.0.5:7400"), Ok(()));
+        let refused = Coordinators::new(&["http://a:1, b:2".into()], None).err();
+        assert_eq!(
+            refused.as_deref(),
+            Some("coordinator address `b:2`: give the scheme, as in http://b:2")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_coordinator_that_cannot_be_reached_is_named() {
+        // A port nothing listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let coordinators = Coordinators::new(&[format!("http://127.0.0.1:{port}")], None).unwrap();
+        let error = coordinators
+            .call(Duration::from_millis(300), |c| async move {
+                c.ready().await.map(tonic::Response::new)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+        let address = format!("http://127.0.0.1:{port}");
+        assert!(error.message().contains(&address), "{error:?}");
+    }
 
     /// A follower names a leader address this client cannot reach: the call tries it once, then the
     /// other addresses it was given, and reaches the leader by its own address.

@@ -56,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config.set_rate(path, value).context("--rate")?;
     }
     if args.print_config {
-        print!("{}", config.to_toml());
+        say!("{}", config.to_toml().trim_end_matches('\n'));
         return Ok(());
     }
     let civil_servants = args
@@ -74,14 +74,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let manifest = generate(&spec, &args.out)?;
     let seconds = started.elapsed().as_secs_f64();
     let records = args.population + civil_servants;
-    println!(
+    say!(
         "khop datagen: seed {}, {} format",
         spec.seed,
         spec.format.name()
     );
     for source in Source::ALL {
         let m = manifest.source(source);
-        println!(
+        say!(
             "  {:<15} {:>12} records in {:>4} files under {}",
             source.name(),
             m.records,
@@ -89,22 +89,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.out.join(source.name()).display()
         );
     }
-    println!(
+    say!(
         "  {:<15} {:>12} civil servants with no counterpart in the population",
-        "unmatched", manifest.unmatched_civil_servants
+        "unmatched",
+        manifest.unmatched_civil_servants
     );
-    println!(
+    say!(
         "  {:<15} {:>12} records under {}",
         "truth",
         records,
         args.out.join("truth").display()
     );
-    println!(
+    say!(
         "  {:<15} {}",
         "manifest",
         args.out.join("manifest.json").display()
     );
-    println!(
+    say!(
         "  {records} records in {seconds:.2} s ({:.0} records/s), peak memory {}",
         records as f64 / seconds,
         super::peak_memory_bytes()

@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         unreachable!("parsed as datagen")
     };
     super::datagen::run(datagen)?;
-    println!();
+    say!("");
     let job = data.join("job.toml");
     let link_dir = data.join("link");
     let (job, link_dir) = (job.to_string_lossy(), link_dir.to_string_lossy());
@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         unreachable!("parsed as link")
     };
     super::link::run(link)?;
-    println!();
+    say!("");
     let truth = data.join("truth");
     let crate::Command::Eval(eval) = parse(&[
         "eval",

@@ -45,20 +45,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&report)? + "\n",
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!("khop eval: match threshold {}", report.match_threshold);
+    say!("khop eval: match threshold {}", report.match_threshold);
     for (name, m) in [("pairs", &report.pairs), ("clusters", &report.clusters)] {
-        println!(
+        say!(
             "  {name:<10} precision {:.5}  recall {:.5}  F1 {:.5}  ({} true, {} predicted, {} correct)",
-            m.precision, m.recall, m.f1, m.true_pairs, m.predicted_pairs, m.true_positives
+            m.precision,
+            m.recall,
+            m.f1,
+            m.true_pairs,
+            m.predicted_pairs,
+            m.true_positives
         );
     }
     if let Some(b) = &report.best_match {
-        println!(
+        say!(
             "  {:<10} precision {:.5}  recall {:.5}  F1 {:.5}  ({} left records with a partner, {} matched, {} correct)",
-            "best match", b.precision, b.recall, b.f1, b.with_partner, b.matched, b.correct
+            "best match",
+            b.precision,
+            b.recall,
+            b.f1,
+            b.with_partner,
+            b.matched,
+            b.correct
         );
     }
     if !report.no_counterpart.is_empty() {
@@ -67,17 +78,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        println!("  records with no counterpart: {}", statuses.join(", "));
+        say!("  records with no counterpart: {}", statuses.join(", "));
     }
     if !report.recall_by_class.is_empty() {
-        println!("  recall by corruption class:");
+        say!("  recall by corruption class:");
     }
     for (class, r) in &report.recall_by_class {
-        println!(
+        say!(
             "    {class:<24} {:.5}  ({} of {})",
-            r.recall, r.found, r.true_pairs
+            r.recall,
+            r.found,
+            r.true_pairs
         );
     }
-    println!("  written: {}", args.output.join("eval.json").display());
+    say!("  written: {}", args.output.join("eval.json").display());
     Ok(())
 }

@@ -83,15 +83,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("summary.json")?
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        say!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
     }
-    println!(
+    say!(
         "khop link: {} job, outputs under {}",
-        summary.mode, summary.output
+        summary.mode,
+        summary.output
     );
     for s in &summary.sources {
-        println!(
+        say!(
             "  {:<16} {:>11} records: {:>11} accepted, {:>7} rejected, {:>11} without a shared key{}",
             s.name,
             s.input,
@@ -105,9 +106,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         );
     }
-    println!(
+    say!(
         "  {:<16} {:>11} candidate pairs, {} written, {} matches, {} entities",
-        "pairs", summary.candidate_pairs, summary.pairs_written, summary.matches, summary.entities
+        "pairs",
+        summary.candidate_pairs,
+        summary.pairs_written,
+        summary.matches,
+        summary.entities
     );
     if !summary.statuses.is_empty() {
         let statuses: Vec<String> = summary
@@ -115,20 +120,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        println!("  {:<16} {}", "reconciliation", statuses.join(", "));
+        say!("  {:<16} {}", "reconciliation", statuses.join(", "));
     }
     for w in &summary.warnings {
-        println!("  warning: {w}");
+        say!("  warning: {w}");
     }
     let total = summary.timings.get("total").copied().unwrap_or_default();
-    println!(
+    say!(
         "  {:<16} {total:.2} s, peak memory {}",
         "time",
         super::peak_memory_bytes()
             .map(|b| format!("{:.0} MiB", b as f64 / (1 << 20) as f64))
             .unwrap_or_else(|| "unknown".into())
     );
-    println!(
+    say!(
         "  {:<16} pairs/ clusters/ reconciliation/ rejects/ model.json summary.json",
         "written"
     );

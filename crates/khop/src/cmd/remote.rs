@@ -20,14 +20,29 @@ pub struct Remote {
     coordinators: Vec<String>,
 }
 
+/// The coordinators given, or `KHOP_COORDINATORS`, each checked (`http://host:port`).
 pub fn addresses(given: &[String]) -> anyhow::Result<Vec<String>> {
-    if !given.is_empty() {
-        return Ok(given.to_vec());
+    let (given, from): (Vec<String>, &str) = if given.is_empty() {
+        let listed = std::env::var("KHOP_COORDINATORS").unwrap_or_default();
+        (
+            listed.split(',').map(str::to_owned).collect(),
+            "KHOP_COORDINATORS",
+        )
+    } else {
+        (given.to_vec(), "--coordinators")
+    };
+    let addresses: Vec<String> = given
+        .iter()
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if addresses.is_empty() {
+        bail!("no coordinators: give --coordinators or set KHOP_COORDINATORS");
     }
-    match std::env::var("KHOP_COORDINATORS") {
-        Ok(v) if !v.trim().is_empty() => Ok(v.split(',').map(|s| s.trim().to_string()).collect()),
-        _ => bail!("no coordinators: give --coordinators or set KHOP_COORDINATORS"),
+    for a in &addresses {
+        khop_client::check_address(a).map_err(|e| anyhow::anyhow!("{from}: {e}"))?;
     }
+    Ok(addresses)
 }
 
 impl Remote {
@@ -130,7 +145,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let request = submission(&args.job, args.output.as_deref(), args.name)?;
     let coordinators = args.remote.connect()?;
     let id = runtime()?.block_on(submit_job(&coordinators, request))?;
-    println!("{id}");
+    say!("{id}");
     Ok(())
 }
 
@@ -182,12 +197,12 @@ fn job_json(job: &v1::Job) -> Value {
 }
 
 fn print_job(job: &v1::Job) {
-    println!("{}  {}  {}", job.id, state_name(job.state), job.name);
+    say!("{}  {}  {}", job.id, state_name(job.state), job.name);
     if !job.error.is_empty() {
-        println!("  error: {}", job.error);
+        say!("  error: {}", job.error);
     }
     for s in &job.stages {
-        println!(
+        say!(
             "  {:<24} {:<10} {:>5}/{:<5} running {:<4} wall {:>8.1} s  tasks {:>8.1} s",
             s.name,
             state_name(s.state),
@@ -198,7 +213,7 @@ fn print_job(job: &v1::Job) {
             s.task_seconds
         );
     }
-    println!("  output: {}", job.output);
+    say!("  output: {}", job.output);
 }
 
 #[derive(Debug, clap::Args)]
@@ -230,7 +245,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             (Some(_), [job]) => job_json(job),
             _ => Value::Array(jobs.iter().map(job_json).collect()),
         };
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        say!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         jobs.iter().for_each(print_job);
     }
@@ -327,7 +342,7 @@ pub fn cancel(args: JobArgs) -> anyhow::Result<()> {
             }
         )
     })?;
-    println!("{} cancelled", args.job);
+    say!("{} cancelled", args.job);
     Ok(())
 }
 
@@ -363,9 +378,9 @@ pub fn health(args: HealthArgs) -> anyhow::Result<()> {
         });
         let ready = matches!(answer, Ok(true));
         match answer {
-            Ok(true) => println!("{address}  ready"),
-            Ok(false) => println!("{address}  not ready: knows no leader"),
-            Err(status) => println!("{address}  unreachable: {}", failed(status)),
+            Ok(true) => say!("{address}  ready"),
+            Ok(false) => say!("{address}  not ready: knows no leader"),
+            Err(status) => say!("{address}  unreachable: {}", failed(status)),
         }
         if !ready {
             unready.push(address.as_str());
@@ -417,10 +432,10 @@ pub fn workers(args: WorkersArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&workers)?);
+        say!("{}", serde_json::to_string_pretty(&workers)?);
     } else {
         for w in &reply.workers {
-            println!(
+            say!(
                 "{:<22} {:<9} {:>3} slots  running {:<3} {:<24} {}",
                 w.id,
                 worker_state(w.state),
@@ -479,7 +494,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let coordinators = args.remote.connect()?;
     let rt = runtime()?;
     let done = |what: String| -> anyhow::Result<()> {
-        println!("{what}");
+        say!("{what}");
         Ok(())
     };
     match args.action {
@@ -510,6 +525,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
             done(format!("{worker} removed"))
         }
         Some(ClusterAction::Add { id, address }) => {
+            khop_client::check_address(&address).map_err(anyhow::Error::msg)?;
             rt.block_on(async {
                 call!(
                     coordinators,
@@ -564,14 +580,18 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                         "commit_index": c.commit_index,
                     })).collect::<Vec<_>>(),
                 });
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                say!("{}", serde_json::to_string_pretty(&value)?);
             } else {
-                println!(
+                say!(
                     "leader {}  term {}  commit {}  applied {}  (answered by {})",
-                    s.leader_id, s.term, s.commit_index, s.applied_index, s.answered_by
+                    s.leader_id,
+                    s.term,
+                    s.commit_index,
+                    s.applied_index,
+                    s.answered_by
                 );
                 for c in &s.coordinators {
-                    println!("  {:>3} {:<10} {}", c.id, role_name(c.role), c.address);
+                    say!("  {:>3} {:<10} {}", c.id, role_name(c.role), c.address);
                 }
             }
             Ok(())

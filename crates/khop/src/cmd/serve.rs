@@ -59,7 +59,9 @@ fn parse_peers(items: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
             .trim()
             .parse()
             .with_context(|| format!("--peers: {id:?} is not a coordinator id"))?;
-        peers.insert(id, address.trim().to_string());
+        let address = address.trim();
+        khop_client::check_address(address).map_err(|e| anyhow::anyhow!("--peers: {e}"))?;
+        peers.insert(id, address.to_owned());
     }
     Ok(peers)
 }

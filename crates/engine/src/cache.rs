@@ -426,35 +426,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("people.csv");
         std::fs::write(&file, "id,name,dob\n1,Nguyễn Văn An,1990-01-02\n").unwrap();
-        let text = format!(
-            r#"
-mode = "dedupe"
-output = "out"
-[[inputs]]
-name = "people"
-path = "people.csv"
-format = "csv"
-id = "id"
-cache = "{}"
-[inputs.columns]
-name = "name"
-dob = "dob"
-[fields]
-name = "vn_name"
-dob = "date"
-[[blocking]]
-name = "dob"
-keys = ["dob"]
-[[comparisons]]
-name = "name"
-field = "name.given"
-levels = [{{ kind = "exact" }}]
-[thresholds]
-match = 0.9
-review = 0.5
-"#,
-            dir.path().join("cache").display()
-        );
+        let cache = format!("cache = \"{}\"", dir.path().join("cache").display());
+        let text = crate::spec::tests::people_dedupe(&cache, "");
         let spec = JobSpec::from_toml(&text, dir.path()).unwrap();
         (dir, file.to_string_lossy().into_owned(), spec)
     }

@@ -258,6 +258,7 @@ pub fn write(
         let per_file: Vec<u64> = per_file.into_values().collect();
         warnings.extend(no_records_warning(&spec.inputs[side.input].name, &per_file));
     }
+    warnings.extend(crate::limits::partitions_warning(&spec.execution));
     if grouping.components_cut > 0 {
         warnings.push(format!(
             "clusters: {} connected components over {} records (the largest {}, {} records in all) \

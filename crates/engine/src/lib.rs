@@ -28,6 +28,7 @@ pub mod exchange;
 pub mod finish;
 pub mod hash;
 pub mod job;
+pub mod limits;
 pub mod model;
 pub mod output;
 pub mod scan;

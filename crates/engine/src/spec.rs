@@ -512,6 +512,10 @@ pub struct Execution {
     /// tasks run on many hosts and always hand files through `scratch`.
     #[serde(default = "default_scratch_memory_mib")]
     pub scratch_memory_mib: u64,
+    /// Written when the job is planned, not by hand: the `partitions` the spec asked for, where
+    /// the planner lowered them to the inputs' size ([`crate::limits`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions_asked: Option<u32>,
 }
 
 fn default_partitions() -> u32 {
@@ -556,6 +560,7 @@ impl Default for Execution {
             threads: 0,
             scratch: None,
             scratch_memory_mib: default_scratch_memory_mib(),
+            partitions_asked: None,
         }
     }
 }
@@ -1056,6 +1061,40 @@ impl JobSpec {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// A dedupe of `people.csv` (columns id, name, dob) blocked on the birth date: `input` is added
+    /// to the input's table (`cache = "…"`), `rest` at the end (`[execution]` and the like).
+    pub(crate) fn people_dedupe(input: &str, rest: &str) -> String {
+        format!(
+            r#"
+mode = "dedupe"
+output = "out"
+[[inputs]]
+name = "people"
+path = "people.csv"
+format = "csv"
+id = "id"
+{input}
+[inputs.columns]
+name = "name"
+dob = "dob"
+[fields]
+name = "vn_name"
+dob = "date"
+[[blocking]]
+name = "dob"
+keys = ["dob"]
+[[comparisons]]
+name = "name"
+field = "name.given"
+levels = [{{ kind = "exact" }}]
+[thresholds]
+match = 0.9
+review = 0.5
+{rest}
+"#
+        )
+    }
 
     pub(crate) const GOOD: &str = r#"
 mode = "link"

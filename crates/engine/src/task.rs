@@ -304,12 +304,14 @@ impl Planner {
     /// A planner of `spec`, which checks that every input has files (a clear error before anything
     /// runs, rather than when the input's stage comes).
     /// Lists every input, then fixes what the spec leaves to the job (the reference day of dates,
-    /// each input's [`crate::conventions`]): [`Planner::spec`] is the spec to store for the job.
+    /// each input's [`crate::conventions`], partitions bounded by the inputs' size:
+    /// [`crate::limits`]): [`Planner::spec`] is the spec to store for the job.
     pub fn new(mut spec: JobSpec) -> Result<Planner, EngineError> {
         for input in &spec.inputs {
             input_files(input)?;
         }
         crate::conventions::resolve(&mut spec, crate::conventions::today);
+        crate::limits::bound_partitions(&mut spec);
         Ok(Planner { spec })
     }
 

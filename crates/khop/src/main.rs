@@ -67,11 +67,20 @@ fn set_allocator_option(option: libmimalloc_sys::mi_option_t, value: std::ffi::c
 
 use clap::{Parser, Subcommand};
 
+const ENVIRONMENT: &str = "\
+Environment:
+  KHOP_COORDINATORS  coordinator addresses (http://host:port, comma-separated) for the cluster
+                     commands and workers, when --coordinators is not given
+  KHOP_TOKEN         the bearer token the cluster commands and workers send (docs/operations.md)
+  KHOP_LOG           log filter, e.g. `info` or `khop_coordinator=debug` (default: warn for demo
+                     and link, info for the others)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "khop",
     version,
-    about = "Record linkage for Vietnamese national databases"
+    about = "Record linkage for Vietnamese national databases",
+    after_help = ENVIRONMENT
 )]
 struct Cli {
     #[command(subcommand)]
@@ -155,6 +164,28 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(test)]
 mod tests {
+    /// Every flag and argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_flag_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.get_help().is_none() && !["help", "version"].contains(&id) {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(
+            &<super::Cli as clap::CommandFactory>::command(),
+            "khop",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "without help: {missing:?}");
+    }
     /// `MI_OPTION_PURGE_DELAY` and `MI_OPTION_ALLOW_THP` are those options: each reads mimalloc's
     /// default for its option (1000 ms and 1 in v3's options.c; their neighbours' defaults differ)
     /// before `tune_allocator`, and what it sets after.

@@ -11,6 +11,7 @@ pub struct Args {
     /// Civil-servant records [default: 2.5% of --population].
     #[arg(long)]
     civil_servants: Option<u64>,
+    /// The data's seed: the same seed and sizes give the same data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// Where the data and the outputs go.

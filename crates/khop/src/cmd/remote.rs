@@ -220,6 +220,7 @@ fn print_job(job: &v1::Job) {
 pub struct StatusArgs {
     /// A job id; every job when left out.
     job: Option<String>,
+    /// Print the jobs as JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -254,6 +255,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, clap::Args)]
 pub struct JobArgs {
+    /// The job's id (as `khop submit` printed it).
     job: String,
     #[command(flatten)]
     remote: Remote,
@@ -394,6 +396,7 @@ pub fn health(args: HealthArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, clap::Args)]
 pub struct WorkersArgs {
+    /// Print the workers as JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -467,17 +470,34 @@ pub struct ClusterArgs {
 #[derive(Debug, clap::Subcommand)]
 enum ClusterAction {
     /// Stop leasing tasks to a worker; it exits once its tasks are done.
-    Drain { worker: String },
+    Drain {
+        /// The worker's id (`khop workers`).
+        worker: String,
+    },
     /// Forget a worker now; its tasks run again elsewhere.
-    RemoveWorker { worker: String },
+    RemoveWorker {
+        /// The worker's id (`khop workers`).
+        worker: String,
+    },
     /// Add a coordinator (started with an empty data dir) at ADDRESS (http://host:port).
     #[command(visible_alias = "add-coordinator")]
-    Add { id: u64, address: String },
+    Add {
+        /// The new coordinator's id (its `--id`), never one used before.
+        id: u64,
+        /// Where the others reach it: http://host:port.
+        address: String,
+    },
     /// Remove a coordinator from the Raft group.
     #[command(visible_alias = "remove-coordinator")]
-    Remove { id: u64 },
+    Remove {
+        /// The coordinator's id (`khop cluster`).
+        id: u64,
+    },
     /// Hand leadership to another coordinator.
-    TransferLeader { id: u64 },
+    TransferLeader {
+        /// The coordinator's id (`khop cluster`).
+        id: u64,
+    },
 }
 
 fn role_name(role: i32) -> String {

@@ -257,6 +257,13 @@ fn text_level(level: &Level, a: (&str, &str), b: (&str, &str)) -> bool {
         Level::Words { max, missing_word } => {
             khop_vn::name::name_edits(a.1, b.1, *max, *missing_word).is_some()
         }
+        // Identifiers of any scheme (`id` fields), digit by digit as `vn_id`'s.
+        Level::OneDigit => relate_digits(a.0, b.0) == IdRelation::OneDigit,
+        Level::Transposition => relate_digits(a.0, b.0) == IdRelation::Transposition,
+        Level::TwoDigits => matches!(
+            relate_digits(a.0, b.0),
+            IdRelation::OneDigit | IdRelation::Transposition | IdRelation::TwoDigits
+        ),
         _ => false,
     }
 }
@@ -1044,6 +1051,38 @@ mod tests {
                 expected,
                 "{pb}/{cb} vs {pa}/{ca}"
             );
+        }
+    }
+
+    /// An `id` field (any scheme) takes the digit levels of `vn_id` on its normalised values.
+    #[test]
+    fn identifier_levels() {
+        let compiled = Compiled {
+            name: "passport".into(),
+            field: 0,
+            standardiser: Standardiser::Id,
+            part: NamePart::Full,
+            levels: vec![
+                Level::Exact,
+                Level::OneDigit,
+                Level::Transposition,
+                Level::TwoDigits,
+                Level::Damerau { max: 1 },
+            ],
+            term_frequency: false,
+        };
+        let cases = [
+            ("C1234567", "C1234567", "exact"),
+            ("C1234567", "C1234568", "one_digit"),
+            ("C1234567", "C1234576", "transposition"),
+            ("C1234567", "B1234568", "two_digits"),
+            ("C1234567", "C123456", "damerau<=1"),
+            ("C1234567", "X7654321", "else"),
+            ("C1234567", "", "null"),
+        ];
+        for (a, b, level) in cases {
+            let gamma = compiled.gamma_of(Value::Text(a), Value::Text(b), &mut Scratch::default());
+            assert_eq!(compiled.gamma_name(gamma), level, "{a} vs {b}");
         }
     }
 }

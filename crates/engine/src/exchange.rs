@@ -56,7 +56,7 @@ pub fn table_schema(spec: &JobSpec, input: &Input) -> SchemaRef {
                 Field::new(format!("{name}.old"), DataType::UInt8, false),
             ]),
             Standardiser::Sex => fields.push(Field::new(name, DataType::UInt8, false)),
-            Standardiser::Phone | Standardiser::Text => {
+            Standardiser::Phone | Standardiser::Text | Standardiser::Id => {
                 fields.push(Field::new(name, DataType::Utf8, false))
             }
         }

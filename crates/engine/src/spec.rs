@@ -259,6 +259,10 @@ pub enum Standardiser {
     Phone,
     /// Any text: NFC, trimmed, single spaces, lowercase.
     Text,
+    /// An identifier of any scheme (a passport, a tax code, another country's or agency's number):
+    /// letters uppercased and digits, separators removed (`khop_vn::id::normalise_identifier`);
+    /// compared with the digit levels of `vn_id` and the edit distances.
+    Id,
 }
 
 /// One level of a comparison. Levels are tried in order; the first that holds is the pair's level.
@@ -345,7 +349,7 @@ impl Level {
             Level::Exact | Level::ExactKey => true,
             Level::Tokens => standardiser == VnName,
             Level::JaroWinkler { .. } | Level::Levenshtein { .. } | Level::Damerau { .. } => {
-                matches!(standardiser, VnName | Text | Phone)
+                matches!(standardiser, VnName | Text | Phone | Id)
             }
             Level::Words { .. } => matches!(standardiser, VnName | Text),
             Level::DayMonthSwapped
@@ -353,11 +357,10 @@ impl Level {
             | Level::SameYear
             | Level::WithinYears { .. }
             | Level::Partial => standardiser == Date,
-            Level::OneDigit
-            | Level::Transposition
-            | Level::TwoDigits
-            | Level::SamePrefix
-            | Level::OldVsNew => standardiser == VnId,
+            Level::OneDigit | Level::Transposition | Level::TwoDigits => {
+                matches!(standardiser, VnId | Id)
+            }
+            Level::SamePrefix | Level::OldVsNew => standardiser == VnId,
         }
     }
 }
@@ -602,7 +605,7 @@ pub fn block_keys(standardiser: Standardiser) -> &'static [&'static str] {
         Standardiser::VnId => &["pin", "cmnd"],
         Standardiser::VnProvince => &["", "old"],
         Standardiser::Text => &["", "folded", "initial", "prefix3", "prefix5", "phonetic"],
-        Standardiser::Sex | Standardiser::Phone => &[""],
+        Standardiser::Sex | Standardiser::Phone | Standardiser::Id => &[""],
     }
 }
 

@@ -5,7 +5,7 @@ use arrow::array::{Array, RecordBatch, StringArray};
 use khop_vn::Sex;
 use khop_vn::admin::resolve_province;
 use khop_vn::date::{DateRules, PartialDate, parse_date_with};
-use khop_vn::id::{IdNumber, parse_id_with};
+use khop_vn::id::{IdNumber, normalise_identifier, parse_id_with};
 use khop_vn::name::NameParser;
 use khop_vn::shape::value_shape;
 use khop_vn::text::{canonical_name, fold_diacritics};
@@ -272,7 +272,9 @@ impl FieldValues {
                 old: Vec::with_capacity(rows),
             },
             Standardiser::Sex => FieldValues::Sex(Vec::with_capacity(rows)),
-            Standardiser::Phone | Standardiser::Text => FieldValues::Text(strings()),
+            Standardiser::Phone | Standardiser::Text | Standardiser::Id => {
+                FieldValues::Text(strings())
+            }
         }
     }
 
@@ -1087,6 +1089,13 @@ fn standardise_column(
                 count(!phone.is_empty() || first.is_empty(), first);
             }
         }
+        (Standardiser::Id, FieldValues::Text(s)) => {
+            for first in firsts {
+                let id = normalise_identifier(first);
+                s.push(id.as_deref().unwrap_or(""));
+                count(id.is_some() || first.is_empty(), first);
+            }
+        }
         (Standardiser::Text, FieldValues::Text(s)) => {
             for first in firsts {
                 s.push(&canonical_name(first));
@@ -1554,7 +1563,7 @@ mod tests {
     #[test]
     fn every_blocking_key_a_spec_may_name_is_understood() {
         use Standardiser::*;
-        for standardiser in [VnName, Date, VnId, VnProvince, Sex, Phone, Text] {
+        for standardiser in [VnName, Date, VnId, VnProvince, Sex, Phone, Text, Id] {
             for part in block_keys(standardiser) {
                 assert!(KeyPart::parse(part).is_some(), "{standardiser:?}.{part}");
             }

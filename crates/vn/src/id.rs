@@ -429,9 +429,53 @@ pub fn same_pin_prefix(a: &str, b: &str) -> bool {
         && a.as_bytes()[..PIN_PREFIX_LEN] == b.as_bytes()[..PIN_PREFIX_LEN]
 }
 
+/// The comparable form of an identifier of any scheme (a passport, a tax code, a foreign or agency
+/// number): ASCII letters uppercased and digits, with the separators people type between groups
+/// (spaces, `.`, `-`, `/`, `_`) removed: `c 123-456.7` → `C1234567`. `None` for a value that is not
+/// an identifier: one holding any other character, one of only zeros (a placeholder), or one longer
+/// than [`MAX_IDENTIFIER`] characters. An empty value is `Some("")` (missing, not unread).
+pub fn normalise_identifier(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '0'..='9' | 'A'..='Z' => out.push(c),
+            'a'..='z' => out.push(c.to_ascii_uppercase()),
+            ' ' | '.' | '-' | '/' | '_' | '\t' => {}
+            _ => return None,
+        }
+    }
+    let placeholder = !out.is_empty() && out.bytes().all(|b| b == b'0');
+    (!placeholder && out.len() <= MAX_IDENTIFIER).then_some(out)
+}
+
+/// The longest identifier [`normalise_identifier`] reads.
+pub const MAX_IDENTIFIER: usize = 32;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers_of_any_scheme() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("c 123-456.7", Some("C1234567")),
+            ("0101234567-001", Some("0101234567001")),
+            ("AB/12_34", Some("AB1234")),
+            ("  ", Some("")),
+            ("", Some("")),
+            ("000-000", None),
+            ("N°123", None),
+            ("Số 12", None),
+            (
+                "12345678901234567890123456789012",
+                Some("12345678901234567890123456789012"),
+            ),
+            ("123456789012345678901234567890123", None),
+        ];
+        for &(raw, want) in cases {
+            assert_eq!(normalise_identifier(raw).as_deref(), want, "{raw:?}");
+        }
+    }
 
     #[test]
     fn placeholders_are_the_runs_of_the_two_strings_and_repeated_digits() {

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use khop_datagen::{DatagenConfig, DatagenSpec, Format, generate};
 use khop_engine::{JobSpec, Silent, run_job};
 
-use crate::support::{parquet_schema, read_parquet_dir, strings};
+use crate::support::{parquet_schema, person_ids, read_parquet_dir, strings};
 
 struct Linked {
     _dir: tempfile::TempDir,
@@ -175,7 +175,13 @@ fn assert_same_outputs(a: &Path, b: &Path, what: &str) {
         f.sort();
         f
     };
-    for dir in ["pairs", "clusters", "reconciliation", "rejects"] {
+    for dir in [
+        "pairs",
+        "clusters",
+        "reconciliation",
+        "duplicates",
+        "rejects",
+    ] {
         if !a.join(dir).exists() {
             assert!(!b.join(dir).exists(), "{dir} only in {}", b.display());
             continue;
@@ -787,4 +793,82 @@ fn dates_and_ids_as_exports_write_them_give_the_same_files() {
             "{name}"
         );
     }
+}
+
+/// A person registered twice in the population (a second PIN, or only an old CMND) is one match,
+/// not `ambiguous`: a civil servant's candidates are compared with each other, and the population's
+/// duplicates they reveal are listed in `duplicates/` (issue 31, entities not rows).
+#[test]
+fn a_person_registered_twice_is_one_match_and_a_listed_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = khop_datagen::DatagenConfig::from_toml(khop_datagen::HARD_TOML).unwrap();
+    dataset_with(&data, 60_000, 3_000, Format::Parquet, config);
+    let output = dir.path().join("out");
+    run_job(&job(&data, &output, 0), &Silent).unwrap();
+
+    let truth = read_parquet_dir(&data.join("truth"), "");
+    let person: std::collections::HashMap<String, u64> = strings(&truth, "record_id")
+        .into_iter()
+        .map(Option::unwrap)
+        .zip(person_ids(&truth))
+        .collect();
+    let duplicates = read_parquet_dir(&output.join("duplicates"), "part-");
+    let (a, b) = (
+        strings(&duplicates, "right_id"),
+        strings(&duplicates, "duplicate_id"),
+    );
+    assert!(
+        a.len() >= 5,
+        "the hard config registers people twice: {} found",
+        a.len()
+    );
+    for (a, b) in a.iter().zip(&b) {
+        let (a, b) = (a.as_deref().unwrap(), b.as_deref().unwrap());
+        assert_eq!(person[a], person[b], "{a} and {b} are not one person");
+    }
+
+    // Matches above the threshold per civil servant, and their statuses.
+    let pairs = read_parquet_dir(&output.join("pairs"), "part-");
+    let probability: Vec<f64> = pairs
+        .iter()
+        .flat_map(|b| {
+            let p = b.column_by_name("match_probability").unwrap();
+            let p = arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(p);
+            p.values().to_vec()
+        })
+        .collect();
+    let mut matches: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for ((l, r), p) in strings(&pairs, "left_id")
+        .into_iter()
+        .zip(strings(&pairs, "right_id"))
+        .zip(probability)
+    {
+        if p >= 0.95 {
+            matches.entry(l.unwrap()).or_default().push(r.unwrap());
+        }
+    }
+    let reconciliation = read_parquet_dir(&output.join("reconciliation"), "part-");
+    let mut one_person_twice = 0;
+    for (left, status) in strings(&reconciliation, "left_id")
+        .into_iter()
+        .zip(strings(&reconciliation, "status"))
+    {
+        let (left, status) = (left.unwrap(), status.unwrap());
+        let Some(rights) = matches.get(&left) else {
+            continue;
+        };
+        let people: std::collections::HashSet<u64> = rights.iter().map(|r| person[r]).collect();
+        if rights.len() > 1 && people.len() == 1 {
+            one_person_twice += 1;
+            assert_eq!(
+                status, "matched",
+                "{left}: matches {rights:?} are one person"
+            );
+        }
+    }
+    assert!(
+        one_person_twice >= 5,
+        "{one_person_twice} civil servants with two records"
+    );
 }

@@ -11,19 +11,22 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, RecordBatch, StringArray,
-    StringBuilder, UInt8Builder, UInt32Builder, UInt64Builder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, ListBuilder, RecordBatch,
+    StringArray, StringBuilder, UInt8Builder, UInt32Builder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type, UInt64Type};
 
 use crate::EngineError;
 use crate::checks::PinCheck;
+use crate::clusters::{Edge, cluster};
 use crate::compare::{Compiled, NULL, compile, gamma_at};
+use crate::entities::{self, Candidates, Duplicate};
 use crate::exchange::{text_column, u64_column};
 use crate::hash::hash_bytes;
-use crate::job::{ClusterSummary, RuleSummary, Skew, SourceSummary, Summary};
+use crate::job::{RuleSummary, Skew, SourceSummary, Summary};
+use crate::model::Scorer;
 use crate::output::{write_dataset, write_json};
-use crate::spec::{Clusters, JobSpec};
+use crate::spec::JobSpec;
 use crate::standardise::{FieldReport, Reject, Strings};
 use crate::storage::ScratchFiles;
 use crate::task::{
@@ -152,10 +155,33 @@ pub fn write(
         return Err(EngineError::Other("a pair was scored twice".into()));
     }
 
+    // Link jobs: each left record's candidates compared with each other (`crate::entities`).
+    let duplicates = match &right {
+        Some(right) => right_duplicates(
+            spec,
+            files,
+            trained,
+            &comparisons,
+            scored_parts,
+            &scored,
+            right,
+        )?,
+        None => Vec::new(),
+    };
     let match_threshold = spec.thresholds.match_;
+    let offset = if dedupe { 0 } else { left.len() as u32 };
+    let edges: Vec<Edge> = scored
+        .iter()
+        .map(|s| (s.left, s.right + offset, s.probability))
+        .chain(
+            duplicates
+                .iter()
+                .map(|d| (d.a + offset, d.b + offset, d.probability)),
+        )
+        .collect();
     let (entities, grouping) = cluster(
-        &scored,
-        (left.len(), right.as_ref().map_or(0, Records::len)),
+        &edges,
+        left.len() + right.as_ref().map_or(0, Records::len),
         spec,
     );
     let out_dir = &spec.output;
@@ -187,13 +213,20 @@ pub fn write(
             let Some(right) = &right else {
                 return Ok(BTreeMap::new());
             };
+            let people = entities::people(right.len(), &duplicates);
             let (batch, counts) =
-                reconciliation(spec, &comparisons, &scored, (&left, right), &shown)?;
+                reconciliation(spec, &comparisons, &scored, (&left, right), &shown, &people)?;
             write_dataset(
                 &out_dir.join("reconciliation"),
                 batch.schema(),
                 &["left_id", "right_id"],
                 [batch],
+            )?;
+            write_dataset(
+                &out_dir.join("duplicates"),
+                duplicates_schema(&comparisons),
+                &["right_id", "duplicate_id"],
+                [duplicates_batch(&comparisons, &duplicates, (&left, right))?],
             )?;
             Ok(counts)
         },
@@ -334,6 +367,7 @@ pub fn write(
             .count() as u64,
         entities: grouping.entities,
         clusters: grouping,
+        duplicate_pairs: duplicates.len() as u64,
         statuses,
         thresholds: BTreeMap::from([
             ("match".to_owned(), spec.thresholds.match_),
@@ -479,163 +513,22 @@ fn side_rejects(
     Ok(rejects)
 }
 
-/// Entities: the connected components of the pairs at or above the cluster threshold, with
-/// every record a node (left records first, then right ones). A component larger than the cap
-/// (`clusters.max_size`, or automatic: [`auto_max_size`]) is cut at its weakest links: its pairs are
-/// joined strongest first (ties in record order), and a pair that would make an entity larger than
-/// the cap is left out. Components within the cap are exactly the connected components. Each
-/// record's entity is its smallest node number, so entity names do not depend on the order pairs
-/// come in.
-fn cluster(
-    scored: &[Scored],
-    (left, right): (usize, usize),
-    spec: &JobSpec,
-) -> (Vec<u32>, ClusterSummary) {
-    let threshold = spec.clusters.threshold.unwrap_or(spec.thresholds.match_);
-    let offset = if right == 0 { 0 } else { left as u32 };
-    let edges = || {
-        scored
-            .iter()
-            .filter(move |s| s.probability >= threshold)
-            .map(move |s| (s.left, s.right + offset, s.probability))
-    };
-    let nodes = left + right;
-    let mut forest = Forest::new(nodes);
-    for (a, b, _) in edges() {
-        forest.union(a, b, u32::MAX);
-    }
-    let roots = forest.roots();
-    let sizes = forest.sizes_of_roots(&roots);
-    let max_size = spec
-        .clusters
-        .max_size
-        .unwrap_or_else(|| auto_max_size(&sizes));
-    let oversized: Vec<u32> = sizes
-        .iter()
-        .filter(|&&(_, n)| n > max_size)
-        .map(|&(root, _)| root)
-        .collect();
-    let mut summary = ClusterSummary {
-        threshold,
-        max_size,
-        components_cut: oversized.len() as u64,
-        records_in_cut_components: sizes
-            .iter()
-            .filter(|s| s.1 > max_size)
-            .map(|s| u64::from(s.1))
-            .sum(),
-        largest_component: sizes.iter().map(|s| s.1).max().unwrap_or(1).max(1),
-        ..ClusterSummary::default()
-    };
-    let roots = if oversized.is_empty() {
-        roots
-    } else {
-        // Again from single records: pairs outside the oversized components as before, then
-        // those inside them strongest first, under the cap.
-        let cut = |node: u32| oversized.binary_search(&roots[node as usize]).is_ok();
-        let mut forest = Forest::new(nodes);
-        let mut inside = Vec::new();
-        for (a, b, p) in edges() {
-            if cut(a) {
-                inside.push((a, b, p));
-            } else {
-                forest.union(a, b, u32::MAX);
-            }
-        }
-        inside.sort_by(|x, y| y.2.total_cmp(&x.2).then((x.0, x.1).cmp(&(y.0, y.1))));
-        for (a, b, _) in inside {
-            forest.union(a, b, max_size);
-        }
-        forest.roots()
-    };
-    summary.entities = roots
-        .iter()
-        .enumerate()
-        .filter(|&(i, &r)| i as u32 == r)
-        .count() as u64;
-    summary.largest_entity = Forest::count_by_root(&roots).into_iter().max().unwrap_or(0);
-    (roots, summary)
-}
-
-/// The automatic cap on an entity's size: ten times the 99th percentile of the sizes of the
-/// components holding more than one record, and at least [`Clusters::MIN_AUTO_SIZE`]. A component
-/// far beyond what the others are is people chained together by a few wrong links, not a person.
-fn auto_max_size(sizes: &[(u32, u32)]) -> u32 {
-    let mut multi: Vec<u32> = sizes.iter().map(|s| s.1).filter(|&n| n > 1).collect();
-    multi.sort_unstable();
-    let p99 = match multi.len() {
-        0 => 0,
-        n => multi[(n * 99).div_ceil(100) - 1],
-    };
-    p99.saturating_mul(10).max(Clusters::MIN_AUTO_SIZE)
-}
-
-/// Union-find over node numbers, each set named after its smallest node.
-struct Forest {
-    parent: Vec<u32>,
-    size: Vec<u32>,
-}
-
-impl Forest {
-    fn new(nodes: usize) -> Forest {
-        Forest {
-            parent: (0..nodes as u32).collect(),
-            size: vec![1; nodes],
-        }
-    }
-
-    fn find(&mut self, mut x: u32) -> u32 {
-        while self.parent[x as usize] != x {
-            let up = self.parent[self.parent[x as usize] as usize];
-            self.parent[x as usize] = up;
-            x = up;
-        }
-        x
-    }
-
-    /// Joins the sets of `a` and `b` unless together they would hold more than `cap` nodes.
-    fn union(&mut self, a: u32, b: u32, cap: u32) {
-        let (a, b) = (self.find(a), self.find(b));
-        if a == b {
-            return;
-        }
-        let size = self.size[a as usize].saturating_add(self.size[b as usize]);
-        if size > cap {
-            return;
-        }
-        let (low, high) = (a.min(b), a.max(b));
-        self.parent[high as usize] = low;
-        self.size[low as usize] = size;
-    }
-
-    fn roots(&mut self) -> Vec<u32> {
-        (0..self.parent.len() as u32)
-            .map(|x| self.find(x))
-            .collect()
-    }
-
-    /// (root, size) of every set, by root.
-    fn sizes_of_roots(&self, roots: &[u32]) -> Vec<(u32, u32)> {
-        roots
-            .iter()
-            .enumerate()
-            .filter(|&(i, &r)| i as u32 == r)
-            .map(|(_, &r)| (r, self.size[r as usize]))
-            .collect()
-    }
-
-    /// How many nodes each root holds (indexed by node; 0 for a node that is not a root).
-    fn count_by_root(roots: &[u32]) -> Vec<u32> {
-        let mut counts = vec![0u32; roots.len()];
-        for &r in roots {
-            counts[r as usize] += 1;
-        }
-        counts
-    }
-}
-
 fn text_field(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
+}
+
+/// A pair's evidence, after the columns that name its records: weight, probability, the gammas.
+fn evidence_fields(comparisons: &[Compiled]) -> impl Iterator<Item = Field> + '_ {
+    [
+        Field::new("match_weight", DataType::Float64, false),
+        Field::new("match_probability", DataType::Float64, false),
+    ]
+    .into_iter()
+    .chain(
+        comparisons
+            .iter()
+            .map(|c| Field::new(format!("gamma_{}", c.name), DataType::UInt8, false)),
+    )
 }
 
 fn pairs_schema(comparisons: &[Compiled]) -> SchemaRef {
@@ -644,14 +537,8 @@ fn pairs_schema(comparisons: &[Compiled]) -> SchemaRef {
         text_field("left_id", false),
         text_field("right_source", false),
         text_field("right_id", false),
-        Field::new("match_weight", DataType::Float64, false),
-        Field::new("match_probability", DataType::Float64, false),
     ];
-    fields.extend(
-        comparisons
-            .iter()
-            .map(|c| Field::new(format!("gamma_{}", c.name), DataType::UInt8, false)),
-    );
+    fields.extend(evidence_fields(comparisons));
     fields.push(text_field("rule", false));
     Arc::new(Schema::new(fields))
 }
@@ -758,14 +645,112 @@ fn clusters_batches<'a>(
         })
 }
 
-/// One row per left record: its best match on the right, a status, and per comparison whether the two
-/// sides differ and the right side's value.
+/// The right-side pairs found to be one person through a left record's candidates at or above
+/// review (see [`crate::entities`]).
+fn right_duplicates(
+    spec: &JobSpec,
+    files: &ScratchFiles,
+    trained: &Trained,
+    comparisons: &[Compiled],
+    parts: &[ScoredPart],
+    scored: &[Scored],
+    right: &Records,
+) -> Result<Vec<Duplicate>, EngineError> {
+    let review = spec.thresholds.review;
+    let mut per_left = Vec::new();
+    for group in scored.chunk_by(|a, b| a.left == b.left) {
+        let mut strong: Vec<&Scored> = group.iter().filter(|s| s.probability >= review).collect();
+        if strong.len() < 2 {
+            continue;
+        }
+        strong.sort_by(|a, b| {
+            b.probability
+                .total_cmp(&a.probability)
+                .then(a.right.cmp(&b.right))
+        });
+        let list: Vec<(u32, u64)> = strong
+            .iter()
+            .map(|s| (s.right, right.rows[s.right as usize]))
+            .collect();
+        per_left.push((group[0].left, list));
+    }
+    if per_left.is_empty() {
+        return Ok(Vec::new());
+    }
+    let candidates = Candidates::load(spec, files, parts)?;
+    let (model, tf) = load_trained(files, trained, comparisons)?;
+    let scorer = Scorer::new(&model, tf, comparisons);
+    Ok(entities::duplicates(
+        spec,
+        comparisons,
+        &scorer,
+        &candidates,
+        per_left.into_iter(),
+    ))
+}
+
+fn duplicates_schema(comparisons: &[Compiled]) -> SchemaRef {
+    let mut fields = vec![
+        text_field("source", false),
+        text_field("right_id", false),
+        text_field("duplicate_id", false),
+        text_field("found_through", false),
+    ];
+    fields.extend(evidence_fields(comparisons));
+    Arc::new(Schema::new(fields))
+}
+
+/// The `duplicates/` rows: each pair of right records found to be one person, the left record
+/// through which they were found, and the pair's evidence.
+fn duplicates_batch(
+    comparisons: &[Compiled],
+    duplicates: &[Duplicate],
+    (left, right): (&Records, &Records),
+) -> Result<RecordBatch, EngineError> {
+    let mut source = StringBuilder::new();
+    let (mut a, mut b, mut via) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    let (mut weight, mut probability) = (Float64Builder::new(), Float64Builder::new());
+    let mut gammas: Vec<UInt8Builder> = comparisons.iter().map(|_| UInt8Builder::new()).collect();
+    for d in duplicates {
+        source.append_value(&right.source);
+        a.append_value(right.ids.get(d.a as usize));
+        b.append_value(right.ids.get(d.b as usize));
+        via.append_value(left.ids.get(d.via as usize));
+        weight.append_value(d.weight);
+        probability.append_value(d.probability);
+        for (c, g) in gammas.iter_mut().enumerate() {
+            g.append_value(gamma_at(d.gammas, c));
+        }
+    }
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(source.finish()),
+        Arc::new(a.finish()),
+        Arc::new(b.finish()),
+        Arc::new(via.finish()),
+        Arc::new(weight.finish()),
+        Arc::new(probability.finish()),
+    ];
+    columns.extend(gammas.iter_mut().map(|g| Arc::new(g.finish()) as ArrayRef));
+    Ok(RecordBatch::try_new(
+        duplicates_schema(comparisons),
+        columns,
+    )?)
+}
+
+/// One row per left record: its best match on the right, a status, every right record of the same
+/// person (`people`: a root per right record, from [`entities::people`]), and per comparison
+/// whether the two sides differ and the right side's value.
 fn reconciliation(
     spec: &JobSpec,
     comparisons: &[Compiled],
     scored: &[Scored],
     (left, right): (&Records, &Records),
     right_values: &[RecordBatch],
+    people: &[u32],
 ) -> Result<(RecordBatch, BTreeMap<String, u64>), EngineError> {
     let (match_t, review_t) = (spec.thresholds.match_, spec.thresholds.review);
     // Per scored batch, per comparison: the right side's values, looked up once.
@@ -794,6 +779,7 @@ fn reconciliation(
     let mut matches = UInt32Builder::with_capacity(n);
     let mut pin_check = StringBuilder::new();
     let mut right_pin_check = StringBuilder::new();
+    let mut same_person = ListBuilder::new(StringBuilder::new());
     let mut differs: Vec<BooleanBuilder> = comparisons
         .iter()
         .map(|_| BooleanBuilder::with_capacity(n))
@@ -817,13 +803,18 @@ fn reconciliation(
                 Some(b) if b.probability >= s.probability => Some(b),
                 _ => Some(s),
             });
-        let above_match = candidates
+        let above: Vec<&Scored> = candidates
             .iter()
             .filter(|s| s.probability >= match_t)
-            .count();
+            .collect();
+        let above_match = above.len();
+        // Matches that are all one person (the same record, or records found to be duplicates).
+        let one_person = above
+            .windows(2)
+            .all(|w| people[w[0].right as usize] == people[w[1].right as usize]);
         let state = match best {
-            Some(_) if above_match > 1 => "ambiguous",
-            Some(_) if above_match == 1 => "matched",
+            Some(_) if above_match > 1 && !one_person => "ambiguous",
+            Some(_) if above_match >= 1 => "matched",
             Some(b) if b.probability >= review_t => "review",
             _ => "unmatched",
         };
@@ -835,6 +826,17 @@ fn reconciliation(
         let shown = best.filter(|b| b.probability >= review_t);
         match shown {
             Some(b) => {
+                // The best candidate's person: every candidate at or above review found to be it.
+                let person = people[b.right as usize];
+                for s in candidates
+                    .iter()
+                    .filter(|s| s.probability >= review_t && people[s.right as usize] == person)
+                {
+                    same_person
+                        .values()
+                        .append_value(right.ids.get(s.right as usize));
+                }
+                same_person.append(true);
                 right_id.append_value(right.ids.get(b.right as usize));
                 right_pin_check.append_option(right.pin_checks[b.right as usize].name());
                 probability.append_value(b.probability);
@@ -848,6 +850,7 @@ fn reconciliation(
             None => {
                 right_id.append_null();
                 right_pin_check.append_null();
+                same_person.append(false);
                 probability.append_option(best.map(|b| b.probability));
                 for c in 0..comparisons.len() {
                     differs[c].append_null();
@@ -864,6 +867,11 @@ fn reconciliation(
         Field::new("matches_above_threshold", DataType::UInt32, false),
         text_field("pin_check", true),
         text_field("right_pin_check", true),
+        Field::new(
+            "same_person_right_ids",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
     ];
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(left_id.finish()),
@@ -873,6 +881,7 @@ fn reconciliation(
         Arc::new(matches.finish()),
         Arc::new(pin_check.finish()),
         Arc::new(right_pin_check.finish()),
+        Arc::new(same_person.finish()),
     ];
     for (c, comparison) in comparisons.iter().enumerate() {
         fields.push(Field::new(
@@ -922,74 +931,6 @@ fn rejects_batch(rejects: &[(&str, Reject)]) -> Result<RecordBatch, EngineError>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pair(left: u32, right: u32, probability: f64) -> Scored {
-        Scored {
-            left,
-            right,
-            weight: 0.0,
-            probability,
-            gammas: 0,
-            rule: 0,
-            at: (0, 0),
-        }
-    }
-
-    fn spec_with(clusters: &str) -> JobSpec {
-        let text =
-            crate::spec::tests::GOOD.replace("[thresholds]", &format!("{clusters}\n[thresholds]"));
-        let mut spec = JobSpec::from_toml(&text, std::path::Path::new("/jobs")).unwrap();
-        spec.thresholds.match_ = 0.95;
-        spec
-    }
-
-    /// Records 0..30 chained strongly except one weak link (14, 15), and 200 pairs of two records
-    /// after them: the chain is far larger than the rest.
-    fn chain_and_pairs() -> (Vec<Scored>, usize) {
-        let mut scored: Vec<Scored> = (0..29)
-            .map(|i| pair(i, i + 1, if i == 14 { 0.96 } else { 0.999 }))
-            .collect();
-        scored.extend((0..200).map(|k| pair(30 + 2 * k, 31 + 2 * k, 0.99)));
-        (scored, 430)
-    }
-
-    #[test]
-    fn a_component_far_larger_than_the_rest_is_cut_at_its_weakest_link() {
-        let (scored, n) = chain_and_pairs();
-        let (roots, summary) = cluster(&scored, (n, 0), &spec_with(""));
-        assert_eq!(summary.max_size, 20, "ten times 2 is under the minimum");
-        assert_eq!(summary.largest_component, 30);
-        assert_eq!(summary.components_cut, 1);
-        assert_eq!(summary.records_in_cut_components, 30);
-        assert_eq!(summary.largest_entity, 15);
-        assert!(roots[..15].iter().all(|&r| r == 0), "{roots:?}");
-        assert!(roots[15..30].iter().all(|&r| r == 15), "{roots:?}");
-        assert_eq!(summary.entities, 2 + 200);
-    }
-
-    #[test]
-    fn components_within_the_cap_are_the_connected_components() {
-        let (scored, n) = chain_and_pairs();
-        let (roots, summary) = cluster(&scored, (n, 0), &spec_with("[clusters]\nmax_size = 30"));
-        assert_eq!(summary.components_cut, 0);
-        assert_eq!(summary.largest_entity, 30);
-        assert!(roots[..30].iter().all(|&r| r == 0));
-        assert_eq!((roots[30], roots[31], roots[32]), (30, 30, 32));
-        // A threshold of its own leaves the weak link out, whatever the cap.
-        let spec = spec_with("[clusters]\nmax_size = 30\nthreshold = 0.97");
-        let (roots, summary) = cluster(&scored, (n, 0), &spec);
-        assert_eq!((summary.threshold, summary.components_cut), (0.97, 0));
-        assert_eq!((roots[14], roots[15]), (0, 15));
-    }
-
-    #[test]
-    fn in_a_link_job_right_records_follow_the_left_ones() {
-        // Left 0 and 1 both match right 0: one entity of three, named after left 0.
-        let scored = [pair(0, 0, 0.99), pair(1, 0, 0.98), pair(2, 1, 0.5)];
-        let (roots, summary) = cluster(&scored, (3, 2), &spec_with(""));
-        assert_eq!(roots, vec![0, 0, 2, 0, 4]);
-        assert_eq!((summary.entities, summary.largest_entity), (3, 3));
-    }
 
     #[test]
     fn inputs_without_records_are_warned_of() {

@@ -109,6 +109,10 @@ pub struct Summary {
     /// How records were grouped into entities, and the components cut.
     #[serde(default)]
     pub clusters: ClusterSummary,
+    /// Link jobs: pairs of right records found to be one person through a left record's
+    /// candidates (the `duplicates/` output).
+    #[serde(default)]
+    pub duplicate_pairs: u64,
     /// Link jobs: left records per reconciliation status.
     pub statuses: BTreeMap<String, u64>,
     pub thresholds: BTreeMap<String, f64>,

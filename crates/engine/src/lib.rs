@@ -21,8 +21,10 @@
 pub mod blocking;
 pub mod cache;
 pub mod checks;
+pub mod clusters;
 pub mod compare;
 pub mod conventions;
+pub mod entities;
 pub mod eval;
 pub mod exchange;
 pub mod finish;

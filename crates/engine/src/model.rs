@@ -409,6 +409,74 @@ impl Model {
     }
 }
 
+/// How a pair's gammas become its match weight: the prior's weight plus each comparison's weight
+/// at its gamma, the first level of a term-frequency comparison adjusted by how common the first
+/// record's value is (`m / frequency`).
+pub struct Scorer {
+    weights: Table,
+    prior_weight: f64,
+    /// Per comparison, whether its first level is adjusted by term frequency.
+    tf_first_level: Vec<bool>,
+    /// Per comparison, `m` of its first level (0 when it has no levels).
+    first_m: Vec<f64>,
+    tf_tables: Vec<TfTable>,
+}
+
+impl Scorer {
+    pub fn new(model: &Model, tf_tables: Vec<TfTable>, comparisons: &[Compiled]) -> Scorer {
+        use crate::spec::Level;
+        Scorer {
+            weights: model.weights(),
+            prior_weight: model.prior_weight(),
+            tf_first_level: comparisons
+                .iter()
+                .map(|c| c.term_frequency && matches!(c.levels[0], Level::Exact | Level::ExactKey))
+                .collect(),
+            first_m: (0..comparisons.len())
+                .map(|i| model.comparisons[i].levels.first().map_or(0.0, |l| l.m))
+                .collect(),
+            tf_tables,
+        }
+    }
+
+    /// Whether comparison `i`'s first level is adjusted by term frequency.
+    pub fn adjusts(&self, i: usize) -> bool {
+        self.tf_first_level[i]
+    }
+
+    /// Comparison `i`'s adjusted first-level weight for record `row` of `table`; `None` when its
+    /// value has no frequency (the level's own weight applies).
+    pub fn tf_weight(
+        &self,
+        comparisons: &[Compiled],
+        i: usize,
+        table: &crate::standardise::Table,
+        row: usize,
+        buf: &mut (String, String),
+    ) -> Option<f64> {
+        let frequency = self.tf_tables[i].frequency(comparisons[i].tf_value(table, row, buf)?)?;
+        Some((self.first_m[i] / frequency.max(1e-12)).log2())
+    }
+
+    /// The weight of a pair with `gammas`; `tf(i)` gives comparison `i`'s adjusted first-level
+    /// weight, asked only where [`Scorer::adjusts`] and the pair is at the first level.
+    pub fn weight(&self, gammas: u64, mut tf: impl FnMut(usize) -> Option<f64>) -> f64 {
+        let mut weight = self.prior_weight;
+        for (i, w) in self.weights.iter().enumerate() {
+            let g = gamma_at(gammas, i);
+            if g == 1
+                && self.tf_first_level[i]
+                && let Some(adjusted) = tf(i)
+            {
+                weight += adjusted;
+                continue;
+            }
+            weight += w[usize::from(g)];
+        }
+        weight
+    }
+}
+
 /// Probability from a match weight (log2 odds).
 pub fn probability(weight: f64) -> f64 {
     let odds = weight.exp2();

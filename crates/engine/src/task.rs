@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use crate::EngineError;
 use crate::blocking::{Blocks, Index, Oversized, Slice};
 use crate::checks::{PinCheck, PinFields};
-use crate::compare::{Compiled, Rows, Scratch, compile, gamma_at, gamma_vector, gamma_vector_of};
+use crate::compare::{Compiled, Rows, Scratch, compile, gamma_vector, gamma_vector_of};
 use crate::exchange::{
     batch_to_table, number_column, table_schema, table_to_batch, text_column, u64_column,
 };
@@ -53,9 +53,9 @@ use crate::hash::{KeySet, mix64, partition_of, sort_hashes};
 use crate::job::{
     SAMPLE_RECORDS, Skew, SplitPartition, Summary, sample_hash, sample_hash_of, train,
 };
-use crate::model::{ChunkTf, Model, TfCounter, TfTable, probability};
+use crate::model::{ChunkTf, Model, Scorer, TfCounter, TfTable, probability};
 use crate::scan::{Piece, input_files, pieces, row_groups};
-use crate::spec::{InputFormat, JobSpec, Level, Mode};
+use crate::spec::{InputFormat, JobSpec, Mode};
 use crate::standardise::{Plan, SourceCounts, Strings, Table, standardise_input};
 use crate::storage::ScratchFiles;
 
@@ -267,6 +267,10 @@ pub struct ScoredPart {
     pub partition: u32,
     pub pairs: u64,
     pub pairs_file: PathBuf,
+    /// Link jobs: the standardised right records of the pairs at or above the review threshold,
+    /// which the write stage compares with each other ([`crate::entities`]).
+    #[serde(default)]
+    pub candidates_file: Option<PathBuf>,
 }
 
 /// A stage to run: its name and tasks.
@@ -1837,21 +1841,15 @@ fn score(
         )));
     }
     let pairs_in = files.ipc(&gammas.file)?.read_all()?;
-    let weights = model.weights();
-    let prior_weight = model.prior_weight();
+    let scorer = Scorer::new(&model, tf_tables, &comparisons);
     let min_probability = spec.execution.min_pair_probability;
     let review = spec.thresholds.review;
-    let tf_first_level: Vec<bool> = comparisons
-        .iter()
-        .map(|c| c.term_frequency && matches!(c.levels[0], Level::Exact | Level::ExactKey))
-        .collect();
     let mut buf = (String::new(), String::new());
     // Per term-frequency comparison, per left record: its adjusted weight at the first level (`None`
     // inside when its value has no frequency), worked out at its first pair: a record is in several.
-    let mut tf_weights: Vec<Vec<Option<Option<f64>>>> = tf_first_level
-        .iter()
-        .map(|&tf| {
-            if tf {
+    let mut tf_weights: Vec<Vec<Option<Option<f64>>>> = (0..comparisons.len())
+        .map(|i| {
+            if scorer.adjusts(i) {
                 vec![None; left.len()]
             } else {
                 Vec::new()
@@ -1868,6 +1866,15 @@ fn score(
     );
     let mut shown: Vec<StringBuilder> = comparisons.iter().map(|_| StringBuilder::new()).collect();
     let mut pairs = 0u64;
+    // Link jobs: the right records worth comparing with each other (see `crate::entities`).
+    let mut candidate = vec![
+        false;
+        if spec.mode == Mode::Link {
+            right.len()
+        } else {
+            0
+        }
+    ];
     for b in &pairs_in {
         let (l, r) = (
             number_column::<UInt32Type>(b, "left")?,
@@ -1884,22 +1891,10 @@ fn score(
                     "gamma file of partition {partition}: a pair outside the partition's tables"
                 )));
             }
-            let mut weight = prior_weight;
-            for (i, c) in comparisons.iter().enumerate() {
-                let g = gamma_at(gammas, i);
-                if g == 1 && tf_first_level[i] {
-                    let adjusted = *tf_weights[i][l].get_or_insert_with(|| {
-                        c.tf_value(left, l, &mut buf)
-                            .and_then(|v| tf_tables[i].frequency(v))
-                            .map(|f| (model.m_of(i, 1) / f.max(1e-12)).log2())
-                    });
-                    if let Some(w) = adjusted {
-                        weight += w;
-                        continue;
-                    }
-                }
-                weight += weights[i][usize::from(g)];
-            }
+            let weight = scorer.weight(gammas, |i| {
+                *tf_weights[i][l]
+                    .get_or_insert_with(|| scorer.tf_weight(&comparisons, i, left, l, &mut buf))
+            });
             let p = probability(weight);
             if p < min_probability {
                 continue;
@@ -1915,6 +1910,11 @@ fn score(
             for (c, b) in comparisons.iter().zip(shown.iter_mut()) {
                 b.append_option((p >= review).then(|| c.display(right, r)).flatten());
             }
+            if p >= review
+                && let Some(c) = candidate.get_mut(r)
+            {
+                *c = true;
+            }
         }
     }
     let mut columns: Vec<&mut dyn ArrayBuilder> = vec![
@@ -1928,10 +1928,24 @@ fn score(
         pairs_file_schema(&comparisons),
         &mut columns,
     )?;
+    let candidates_file = if candidate.contains(&true) {
+        let rows: Vec<usize> = (0..candidate.len()).filter(|&r| candidate[r]).collect();
+        let schema = table_schema(spec, &spec.inputs[1]);
+        let file = file("candidates.arrow");
+        files.write_ipc(
+            &file,
+            &schema,
+            [table_to_batch(&schema, right.select(&rows))],
+        )?;
+        Some(file)
+    } else {
+        None
+    };
     Ok(ScoredPart {
         partition,
         pairs,
         pairs_file,
+        candidates_file,
     })
 }
 
@@ -2247,6 +2261,7 @@ mod tests {
                         partition,
                         pairs: 0,
                         pairs_file: "s".into(),
+                        candidates_file: None,
                     })
                 })
                 .collect(),

@@ -120,7 +120,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        say!("  {:<16} {}", "reconciliation", statuses.join(", "));
+        say!(
+            "  {:<16} {}; {} pairs of right records found to be one person",
+            "reconciliation",
+            statuses.join(", "),
+            summary.duplicate_pairs
+        );
     }
     for w in &summary.warnings {
         say!("  warning: {w}");
@@ -133,8 +138,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|b| format!("{:.0} MiB", b as f64 / (1 << 20) as f64))
             .unwrap_or_else(|| "unknown".into())
     );
+    let link_only = if summary.mode == "link" {
+        "reconciliation/ duplicates/ "
+    } else {
+        ""
+    };
     say!(
-        "  {:<16} pairs/ clusters/ reconciliation/ rejects/ model.json summary.json",
+        "  {:<16} pairs/ clusters/ {link_only}rejects/ model.json summary.json",
         "written"
     );
     Ok(())

@@ -48,7 +48,9 @@ pub fn table_schema(spec: &JobSpec, input: &Input) -> SchemaRef {
         }
         let text = |part: &str| Field::new(format!("{name}.{part}"), DataType::Utf8, false);
         match standardiser {
-            Standardiser::VnName => fields.extend(NAME_PARTS.iter().map(|p| text(p))),
+            Standardiser::VnName | Standardiser::PersonName => {
+                fields.extend(NAME_PARTS.iter().map(|p| text(p)))
+            }
             Standardiser::Date => fields.push(Field::new(name, DataType::UInt32, false)),
             Standardiser::VnId => fields.extend([text("pin"), text("cmnd")]),
             Standardiser::VnProvince => fields.extend([

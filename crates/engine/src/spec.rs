@@ -247,6 +247,10 @@ pub enum Standardiser {
     /// A Vietnamese personal name: mojibake repaired, NFC, one tone style, split into surname / middle /
     /// given (order variants put right), with accent-folded keys.
     VnName,
+    /// A personal name of any language: `Given Middle Surname` or `Surname, Given Middle`, titles
+    /// and suffixes left out, keys accent-folded (`khop_vn::name::parse_person_name`). The parts,
+    /// keys and levels of `vn_name`.
+    PersonName,
     /// A date in any common format; year-only and year-month dates kept as partial.
     Date,
     /// Personal ID numbers: 12-digit PINs and old 9-digit CMNDs, validated.
@@ -347,11 +351,11 @@ impl Level {
         use Standardiser::*;
         match self {
             Level::Exact | Level::ExactKey => true,
-            Level::Tokens => standardiser == VnName,
+            Level::Tokens => matches!(standardiser, VnName | PersonName),
             Level::JaroWinkler { .. } | Level::Levenshtein { .. } | Level::Damerau { .. } => {
-                matches!(standardiser, VnName | Text | Phone | Id)
+                matches!(standardiser, VnName | PersonName | Text | Phone | Id)
             }
-            Level::Words { .. } => matches!(standardiser, VnName | Text),
+            Level::Words { .. } => matches!(standardiser, VnName | PersonName | Text),
             Level::DayMonthSwapped
             | Level::SameYearMonth
             | Level::SameYear
@@ -594,7 +598,7 @@ pub struct JobSpec {
 /// The keys a field of each standardiser offers to blocking rules (`field` alone, or `field.key`).
 pub fn block_keys(standardiser: Standardiser) -> &'static [&'static str] {
     match standardiser {
-        Standardiser::VnName => &[
+        Standardiser::VnName | Standardiser::PersonName => &[
             "key",
             "tokens_key",
             "surname_key",
@@ -942,8 +946,10 @@ impl JobSpec {
                 ));
             };
             if let Some(part) = part
-                && !(standardiser == Standardiser::VnName
-                    && matches!(part, "surname" | "middle" | "given" | "full"))
+                && !(matches!(
+                    standardiser,
+                    Standardiser::VnName | Standardiser::PersonName
+                ) && matches!(part, "surname" | "middle" | "given" | "full"))
             {
                 return Err(invalid(
                     path,

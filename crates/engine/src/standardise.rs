@@ -6,7 +6,7 @@ use khop_vn::Sex;
 use khop_vn::admin::resolve_province;
 use khop_vn::date::{DateRules, PartialDate, parse_date_with};
 use khop_vn::id::{IdNumber, normalise_identifier, parse_id_with};
-use khop_vn::name::NameParser;
+use khop_vn::name::{NameParser, parse_person_name};
 use khop_vn::shape::value_shape;
 use khop_vn::text::{canonical_name, fold_diacritics};
 use khop_vn::textkey::TextKey;
@@ -254,7 +254,7 @@ impl FieldValues {
     pub(crate) fn with_capacity(standardiser: Standardiser, rows: usize) -> Self {
         let strings = || Strings::with_capacity(rows, rows * Self::BYTES_PER_VALUE);
         match standardiser {
-            Standardiser::VnName => FieldValues::Name {
+            Standardiser::VnName | Standardiser::PersonName => FieldValues::Name {
                 surname: strings(),
                 middle: strings(),
                 given: strings(),
@@ -963,7 +963,7 @@ fn standardise_column(
     };
     match (standardiser, values) {
         (
-            Standardiser::VnName,
+            Standardiser::VnName | Standardiser::PersonName,
             FieldValues::Name {
                 surname,
                 middle,
@@ -974,8 +974,14 @@ fn standardise_column(
             },
         ) => {
             let mut columns = [surname, middle, given, surname_key, middle_key, given_key];
+            let mut other: [String; 6];
             for first in firsts {
-                let parts = caches.names.parse(first).parts();
+                let parts: [&str; 6] = if standardiser == Standardiser::VnName {
+                    caches.names.parse(first).parts()
+                } else {
+                    other = parse_person_name(first).unwrap_or_default();
+                    other.each_ref().map(String::as_str)
+                };
                 for (column, part) in columns.iter_mut().zip(parts) {
                     column.push(part);
                 }
@@ -1563,7 +1569,9 @@ mod tests {
     #[test]
     fn every_blocking_key_a_spec_may_name_is_understood() {
         use Standardiser::*;
-        for standardiser in [VnName, Date, VnId, VnProvince, Sex, Phone, Text, Id] {
+        for standardiser in [
+            VnName, PersonName, Date, VnId, VnProvince, Sex, Phone, Text, Id,
+        ] {
             for part in block_keys(standardiser) {
                 assert!(KeyPart::parse(part).is_some(), "{standardiser:?}.{part}");
             }

@@ -527,9 +527,124 @@ fn merge_word(out: &mut String, start: usize) {
     out.push_str(merged);
 }
 
+/// Words before a name that are not the name.
+const TITLES: &[&str] = &[
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "ông", "bà", "anh", "chị",
+];
+/// Words after a name that are not the name.
+const SUFFIXES: &[&str] = &["jr", "sr", "ii", "iii", "iv"];
+
+/// A name of any language as its parts and their keys, in [`ParsedName`] order: canonical surname,
+/// middle and given name, then the three keys (accents folded, lowercase, letters and digits only:
+/// `O'Brien` → `obrien`). `Smith, John A.` is read surname first; otherwise the first word is the
+/// given name, the last the surname, the words between the middle name (`Mary Ann van der Berg`:
+/// given `mary`, middle `ann van der`, surname `berg`). A single word is a given name. Titles
+/// (`Mr`, `Dr`, `Ông`…) and suffixes (`Jr`, `III`…) are left out. `None` when no word is left.
+pub fn parse_person_name(raw: &str) -> Option<[String; 6]> {
+    let canonical = canonical_name(raw);
+    let (before, after) = match canonical.split_once(',') {
+        Some((surname, rest)) => (Some(surname), rest),
+        None => (None, canonical.as_str()),
+    };
+    let clean = |w: &str| -> String { w.trim_matches(|c: char| !c.is_alphanumeric()).to_owned() };
+    let words = |text: &str| -> Vec<String> {
+        text.split_whitespace()
+            .map(clean)
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let mut rest = words(after);
+    while rest.len() > 1 && TITLES.contains(&rest[0].as_str()) {
+        rest.remove(0);
+    }
+    while rest.len() > 1 && rest.last().is_some_and(|w| SUFFIXES.contains(&w.as_str())) {
+        rest.pop();
+    }
+    let (surname, given, middle) = match before.map(words) {
+        Some(surname) if !surname.is_empty() && !rest.is_empty() => {
+            let given = rest.remove(0);
+            (surname.join(" "), given, rest.join(" "))
+        }
+        Some(surname) if !surname.is_empty() => (String::new(), surname.join(" "), String::new()),
+        _ => match rest.len() {
+            0 => return None,
+            1 => (String::new(), rest.remove(0), String::new()),
+            n => {
+                let surname = rest.pop().unwrap_or_default();
+                let given = rest.remove(0);
+                debug_assert_eq!(rest.len(), n - 2);
+                (surname, given, rest.join(" "))
+            }
+        },
+    };
+    let key = |part: &str| -> String {
+        fold_diacritics(part)
+            .to_lowercase()
+            .split_whitespace()
+            .map(|w| {
+                w.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .collect::<String>()
+            })
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let keys = [key(&surname), key(&middle), key(&given)];
+    let [sk, mk, gk] = keys;
+    Some([surname, middle, given, sk, mk, gk])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_of_any_language() {
+        // raw -> (surname, middle, given, surname key, given key)
+        type Read<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+        let cases: &[(&str, Option<Read>)] = &[
+            ("John Smith", Some(("smith", "", "john", "smith", "john"))),
+            (
+                "Smith, John A.",
+                Some(("smith", "a", "john", "smith", "john")),
+            ),
+            (
+                "  MARY  ann   O'Brien ",
+                Some(("o'brien", "ann", "mary", "obrien", "mary")),
+            ),
+            (
+                "Dr. José García Jr.",
+                Some(("garcía", "", "josé", "garcia", "jose")),
+            ),
+            (
+                "Mary Ann van der Berg",
+                Some(("berg", "ann van der", "mary", "berg", "mary")),
+            ),
+            ("Zoë", Some(("", "", "zoë", "", "zoe"))),
+            ("Smith,", Some(("", "", "smith", "", "smith"))),
+            (
+                "Anne-Marie Dupont",
+                Some(("dupont", "", "anne-marie", "dupont", "annemarie")),
+            ),
+            (" , ", None),
+            ("", None),
+            ("Mr", Some(("", "", "mr", "", "mr"))),
+        ];
+        for &(raw, want) in cases {
+            let got = parse_person_name(raw);
+            let got = got.as_ref().map(|p| {
+                (
+                    p[0].as_str(),
+                    p[1].as_str(),
+                    p[2].as_str(),
+                    p[3].as_str(),
+                    p[5].as_str(),
+                )
+            });
+            assert_eq!(got, want, "{raw:?}");
+        }
+    }
     use crate::text::{nfd, to_tcvn3_mojibake, to_vni_mojibake};
 
     /// (surname, middle, given, reordered)

@@ -64,7 +64,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// A failed call as one line: the gRPC code and the coordinator's message.
 fn failed(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+    anyhow::anyhow!("{}", described(&status))
+}
+
+/// The gRPC code and message, and for the codes a person can act on, what to check.
+fn described(status: &tonic::Status) -> String {
+    let hint = match status.code() {
+        tonic::Code::Unavailable => {
+            " (is a coordinator running at that address, reachable from here, and does the \
+             cluster have a leader? check --coordinators or KHOP_COORDINATORS, and `khop health`)"
+        }
+        tonic::Code::Unauthenticated => " (set KHOP_TOKEN to a token the coordinators accept)",
+        tonic::Code::PermissionDenied => " (this token's role may not do this)",
+        _ => "",
+    };
+    format!("{:?}: {}{hint}", status.code(), status.message())
 }
 
 macro_rules! call {
@@ -616,5 +630,27 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_a_person_can_act_on_say_what_to_check() {
+        let unreachable =
+            tonic::Status::unavailable("coordinator http://10.0.0.9:7400: transport error");
+        let text = described(&unreachable);
+        assert!(
+            text.starts_with("Unavailable: coordinator http://10.0.0.9:7400"),
+            "{text}"
+        );
+        assert!(text.contains("KHOP_COORDINATORS"), "{text}");
+        assert!(described(&tonic::Status::unauthenticated("no token")).contains("KHOP_TOKEN"));
+        assert_eq!(
+            described(&tonic::Status::not_found("job x")),
+            "NotFound: job x"
+        );
     }
 }

@@ -268,6 +268,17 @@ fn text_level(level: &Level, a: (&str, &str), b: (&str, &str)) -> bool {
     }
 }
 
+/// Whether each side's surname is the other's given name, by keys ([`Value::Name`] order: texts,
+/// then keys); never for a name whose surname and given name are one word.
+fn surname_given_swapped(a: &[&str; 6], b: &[&str; 6]) -> bool {
+    let (a_surname, a_given, b_surname, b_given) = (a[3], a[5], b[3], b[5]);
+    !a_surname.is_empty()
+        && !a_given.is_empty()
+        && a_surname != a_given
+        && a_surname == b_given
+        && a_given == b_surname
+}
+
 fn date_level(level: &Level, a: &PartialDate, b: &PartialDate) -> bool {
     let both_full = a.is_full() && b.is_full();
     match level {
@@ -405,12 +416,27 @@ pub struct Scratch {
 }
 
 impl Compiled {
+    /// Whether a level looks at more of a name than the comparison's part (the other part, for
+    /// `surname_given_swapped`).
+    fn reads_other_parts(&self) -> bool {
+        self.levels.contains(&Level::SurnameGivenSwapped)
+    }
+
+    /// The name parts this comparison's levels read: its own, or all of them.
+    fn parts_read(&self) -> NamePart {
+        if self.reads_other_parts() {
+            NamePart::Full
+        } else {
+            self.part
+        }
+    }
+
     /// The gamma of this comparison for record `ra` of `a` against record `rb` of `b`.
     pub fn gamma(&self, a: &Table, ra: usize, b: &Table, rb: usize, scratch: &mut Scratch) -> u8 {
         match (&a.fields[self.field], &b.fields[self.field]) {
             (Some(va), Some(vb)) => self.gamma_of(
-                Value::for_part(va, self.part, ra),
-                Value::for_part(vb, self.part, rb),
+                Value::for_part(va, self.parts_read(), ra),
+                Value::for_part(vb, self.parts_read(), rb),
                 scratch,
             ),
             _ => NULL,
@@ -433,7 +459,10 @@ impl Compiled {
                 ) else {
                     return NULL;
                 };
-                first_holding(&|l| text_level(l, x, y))
+                first_holding(&|l| match l {
+                    Level::SurnameGivenSwapped => surname_given_swapped(&pa, &pb),
+                    _ => text_level(l, x, y),
+                })
             }
             (Value::Date(da), Value::Date(db)) => {
                 let (Some(x), Some(y)) = (unpack_date(da), unpack_date(db)) else {
@@ -467,6 +496,9 @@ impl Compiled {
     /// missing): all its gamma depends on, so two records with equal values have equal gammas against
     /// any third. `None` for every other comparison.
     pub(crate) fn part_value<'a>(&self, t: &'a Table, row: usize) -> Option<(&'a str, &'a str)> {
+        if self.reads_other_parts() {
+            return None;
+        }
         match Value::for_part(t.fields[self.field].as_ref()?, self.part, row) {
             Value::Name(parts) => one_part(&parts, self.part),
             _ => None,
@@ -1051,6 +1083,38 @@ mod tests {
                 expected,
                 "{pb}/{cb} vs {pa}/{ca}"
             );
+        }
+    }
+
+    #[test]
+    fn surname_and_given_name_written_in_each_other_s_place() {
+        let compiled = |part| Compiled {
+            name: "n".into(),
+            field: 0,
+            standardiser: Standardiser::PersonName,
+            part,
+            levels: vec![Level::ExactKey, Level::SurnameGivenSwapped],
+            term_frequency: false,
+        };
+        // Texts (surname, middle, given), then keys.
+        let name = |s: &'static str, g: &'static str| Value::Name([s, "", g, s, "", g]);
+        let cases = [
+            (name("smith", "john"), name("smith", "john"), "exact_key"),
+            (
+                name("smith", "john"),
+                name("john", "smith"),
+                "surname_given_swapped",
+            ),
+            (name("smith", "john"), name("john", "smyth"), "else"),
+            (name("lee", "lee"), name("lee", "lee"), "exact_key"),
+            (name("", "john"), name("john", ""), "null"),
+        ];
+        for part in [NamePart::Surname, NamePart::Given] {
+            let c = compiled(part);
+            for (a, b, level) in cases {
+                let gamma = c.gamma_of(a, b, &mut Scratch::default());
+                assert_eq!(c.gamma_name(gamma), level, "{part:?}: {a:?} vs {b:?}");
+            }
         }
     }
 

@@ -298,6 +298,9 @@ pub enum Level {
         #[serde(default)]
         missing_word: bool,
     },
+    /// Names, on `.surname` or `.given`: the surname of each side is the other's given name (the
+    /// two written in each other's column), by their keys.
+    SurnameGivenSwapped,
     /// Dates: both full, day and month swapped.
     DayMonthSwapped,
     SameYearMonth,
@@ -333,6 +336,7 @@ impl Level {
                     if *missing_word { "+missing" } else { "" }
                 )
             }
+            Level::SurnameGivenSwapped => "surname_given_swapped".into(),
             Level::DayMonthSwapped => "day_month_swapped".into(),
             Level::SameYearMonth => "same_year_month".into(),
             Level::SameYear => "same_year".into(),
@@ -351,7 +355,9 @@ impl Level {
         use Standardiser::*;
         match self {
             Level::Exact | Level::ExactKey => true,
-            Level::Tokens => matches!(standardiser, VnName | PersonName),
+            Level::Tokens | Level::SurnameGivenSwapped => {
+                matches!(standardiser, VnName | PersonName)
+            }
             Level::JaroWinkler { .. } | Level::Levenshtein { .. } | Level::Damerau { .. } => {
                 matches!(standardiser, VnName | PersonName | Text | Phone | Id)
             }
@@ -976,6 +982,14 @@ impl JobSpec {
                             "`{}` does not apply to a {standardiser:?} field",
                             level.name()
                         ),
+                    ));
+                }
+                if *level == Level::SurnameGivenSwapped
+                    && !matches!(part, Some("surname" | "given"))
+                {
+                    return Err(invalid(
+                        path,
+                        "`surname_given_swapped` compares `.surname` or `.given` with the other",
                     ));
                 }
                 if let Level::JaroWinkler { threshold } = level

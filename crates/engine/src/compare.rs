@@ -619,7 +619,7 @@ impl Kind {
 /// A table's compared values laid out record after record, so that comparing a pair reads a few
 /// cache lines of each record instead of one or two per value. Candidate pairs reach the records of
 /// a partition in no useful order; read column by column, the values' cache misses were three
-/// fifths of the compare stage (`perf`, session 23).
+/// fifths of the compare stage (`perf`, 2026-11-25).
 ///
 /// **Invariant:** record `r` owns slots `r * stride .. (r + 1) * stride` of `heads`: first where its
 /// text starts in `text`, then the slots of each laid-out field in `layout` order. A string slot holds

@@ -24,7 +24,8 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// seconds after its last task. `MIMALLOC_PURGE_DELAY` in the environment wins. The delay is not the
 /// whole story: mimalloc v3 still hands some 64 KiB slices back at once (`strace -e madvise`: about
 /// 1,200 per 1 M dedupe run in process, 500 with `khop link --direct`); `-1` (never) removes them, but
-/// was no faster in alternated runs (benches/README.md, session 15), and a worker must give memory back.
+/// was no faster in alternated runs (benches/README.md, 2026-11-24, `f03900c`), and a worker must give
+/// memory back.
 const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
 /// mimalloc's `mi_option_allow_thp` (its place in `mi_option_e`, as [`MI_OPTION_PURGE_DELAY`]).
@@ -36,7 +37,7 @@ const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 /// khop in the benchmark, and as on any busy host), `MIMALLOC_ALLOW_THP=0` against the default: system
 /// time halved on the 10 M link (2.04 -> 1.06 s, wall 9.39 -> 8.98 s) and fell by a third on the 1 M
 /// dedupe (0.88 -> 0.59 s, wall 2.21 -> 2.12 s), peak memory 40-50 MB lower (benches/README.md,
-/// session 17). Setting mimalloc's option in `main` comes too late for the arenas already advised, so
+/// 2026-11-25, `5a19edd`). Setting mimalloc's option in `main` comes too late for the arenas already advised, so
 /// `tune_allocator` also turns THP off for the process, as mimalloc does when the variable is set.
 /// `MIMALLOC_ALLOW_THP` in the environment wins.
 const ALLOW_THP: std::ffi::c_long = 0;

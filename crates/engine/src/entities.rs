@@ -36,11 +36,13 @@ pub(crate) struct Candidates {
 }
 
 impl Candidates {
-    /// Reads what the score tasks kept; a record kept by several partitions is read once.
+    /// Reads, of what the score tasks kept, the records `needed` (record numbers); a record kept
+    /// by several partitions is read once.
     pub(crate) fn load(
         spec: &JobSpec,
         files: &ScratchFiles,
         parts: &[ScoredPart],
+        needed: &rustc_hash::FxHashSet<u64>,
     ) -> Result<Candidates, EngineError> {
         let input = &spec.inputs[1];
         let mut table = crate::standardise::Plan::new(spec, input).empty_table();
@@ -50,7 +52,7 @@ impl Candidates {
                 let t = batch_to_table(spec, input, &batch)?;
                 // A partition holds each record once; other partitions may hold it too.
                 let new: Vec<usize> = (0..t.len())
-                    .filter(|&r| !rows.contains_key(&t.rows[r]))
+                    .filter(|&r| needed.contains(&t.rows[r]) && !rows.contains_key(&t.rows[r]))
                     .collect();
                 let start = table.len();
                 for (i, &r) in new.iter().enumerate() {
@@ -77,8 +79,9 @@ pub(crate) struct Duplicate {
 }
 
 /// Compares the candidates of each left record pairwise: `per_left` gives a left record and its
-/// candidates at or above review (right positions with their record numbers), best first. Returns
-/// the pairs at or above the match threshold, each once, in (a, b) order.
+/// candidates at or above review (right positions with their record numbers), its best
+/// [`MAX_CANDIDATES`] at most. Returns the pairs at or above the match threshold, each once, in
+/// (a, b) order.
 pub(crate) fn duplicates(
     spec: &JobSpec,
     comparisons: &[Compiled],
@@ -93,7 +96,6 @@ pub(crate) fn duplicates(
     let mut scratch = Scratch::default();
     let mut buf = (String::new(), String::new());
     for (left, mut list) in per_left {
-        list.truncate(MAX_CANDIDATES);
         // Right positions in order, so a pair is always (smaller, larger).
         list.sort_unstable();
         for (i, &(a, record_a)) in list.iter().enumerate() {

@@ -670,6 +670,7 @@ fn right_duplicates(
         });
         let list: Vec<(u32, u64)> = strong
             .iter()
+            .take(entities::MAX_CANDIDATES)
             .map(|s| (s.right, right.rows[s.right as usize]))
             .collect();
         per_left.push((group[0].left, list));
@@ -677,7 +678,12 @@ fn right_duplicates(
     if per_left.is_empty() {
         return Ok(Vec::new());
     }
-    let candidates = Candidates::load(spec, files, parts)?;
+    // Only the records of left records with several candidates are read back.
+    let needed: rustc_hash::FxHashSet<u64> = per_left
+        .iter()
+        .flat_map(|(_, list)| list.iter().map(|&(_, record)| record))
+        .collect();
+    let candidates = Candidates::load(spec, files, parts, &needed)?;
     let (model, tf) = load_trained(files, trained, comparisons)?;
     let scorer = Scorer::new(&model, tf, comparisons);
     Ok(entities::duplicates(

@@ -1614,7 +1614,7 @@ fn gammas_schema() -> SchemaRef {
 /// The fewest records (both sides) of a partition whose compare task may lay them out ([`Rows`]):
 /// below, their columns (~150 bytes a record) stay in the cache and laying them out only costs. At
 /// 10 M x 250 k a partition holds ~53 k records and the 1 M dedupe's ~16 k, both slower laid out;
-/// at national scale ~530 k, 35% faster (benches/README.md, 2026-11-25, `c4dc92e`).
+/// at national scale ~530 k, 35% faster (benches/results/2026-11-25-national.md).
 const ROWS_MIN_RECORDS: usize = 100_000;
 
 fn compare(

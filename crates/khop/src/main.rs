@@ -20,11 +20,11 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// 10 s instead of mimalloc's 1 s. A job's stages free the buffers of one stage and allocate those of
 /// the next more than a second later; returned memory is faulted in and cleared again by the kernel
 /// (with the 1 s default, system time was a fifth of a 1 M dedupe's CPU time and the link of 250 k
-/// against 10 M took 8% longer: benches/README.md). An idle worker still gives its memory back, ten
+/// against 10 M took 8% longer: benches/results/2026-11-24-vs-splink.md). An idle worker still gives its memory back, ten
 /// seconds after its last task. `MIMALLOC_PURGE_DELAY` in the environment wins. The delay is not the
 /// whole story: mimalloc v3 still hands some 64 KiB slices back at once (`strace -e madvise`: about
 /// 1,200 per 1 M dedupe run in process, 500 with `khop link --direct`); `-1` (never) removes them, but
-/// was no faster in alternated runs (benches/README.md, 2026-11-24, `f03900c`), and a worker must give
+/// was no faster in alternated runs (benches/results/2026-11-24-vs-splink.md), and a worker must give
 /// memory back.
 const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
@@ -36,8 +36,8 @@ const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 /// to clear, used or not. Measured after another process had freed 1.3 GB (as Splink does before
 /// khop in the benchmark, and as on any busy host), `MIMALLOC_ALLOW_THP=0` against the default: system
 /// time halved on the 10 M link (2.04 -> 1.06 s, wall 9.39 -> 8.98 s) and fell by a third on the 1 M
-/// dedupe (0.88 -> 0.59 s, wall 2.21 -> 2.12 s), peak memory 40-50 MB lower (benches/README.md,
-/// 2026-11-25, `5a19edd`). Setting mimalloc's option in `main` comes too late for the arenas already advised, so
+/// dedupe (0.88 -> 0.59 s, wall 2.21 -> 2.12 s), peak memory 40-50 MB lower
+/// (benches/results/2026-11-25-vs-splink.md, `5a19edd`). Setting mimalloc's option in `main` comes too late for the arenas already advised, so
 /// `tune_allocator` also turns THP off for the process, as mimalloc does when the variable is set.
 /// `MIMALLOC_ALLOW_THP` in the environment wins.
 const ALLOW_THP: std::ffi::c_long = 0;

@@ -325,6 +325,15 @@ impl cluster_service_server::ClusterService for Api {
                     .collect::<Vec<_>>()
             })
             .await?;
+        // Polls answered without the log were heard by this leader only.
+        {
+            let liveness = self.0.liveness();
+            for (_, w) in &mut workers {
+                if let Some(heard) = liveness.heard_from(&w.id) {
+                    w.last_seen_unix_ms = w.last_seen_unix_ms.max(heard as i64);
+                }
+            }
+        }
         workers.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
         Ok(Response::new(v1::ListWorkersResponse {
             workers: workers.into_iter().map(|(_, w)| w).collect(),
@@ -453,6 +462,79 @@ impl cluster_service_server::ClusterService for Api {
     }
 }
 
+impl Api {
+    /// One look at a poll: a linearizable read decides whether it would change the state beyond the
+    /// heartbeat (`Machine::quiet_poll`). If not, it is answered from that read and recorded in the
+    /// leader's liveness table, writing nothing; else `Poll` is proposed as the log's own heartbeat.
+    /// The read is Raft's ReadIndex: only a leader a quorum still follows can answer it.
+    async fn poll_once(
+        &self,
+        worker_id: &str,
+        (free_slots, queue_slots, leaving): (u32, u32, bool),
+        running: &[u64],
+    ) -> Result<Reply, Status> {
+        let quiet = {
+            let (worker_id, running) = (worker_id.to_string(), running.to_vec());
+            self.0
+                .read(move |m| {
+                    m.quiet_poll(&worker_id, (free_slots, queue_slots, leaving), &running)
+                })
+                .await?
+        };
+        if let Some(quiet) = quiet {
+            let status = self.0.raft.status();
+            if status.role == RaftRole::Leader {
+                self.0
+                    .liveness()
+                    .polled(status.term, now_ms(), worker_id, &quiet.renew);
+            }
+            return Ok(Reply::Polled {
+                assignments: Vec::new(),
+                cancel: quiet.cancel,
+                drain: false,
+            });
+        }
+        Ok(self
+            .0
+            .propose(Command::Poll {
+                worker_id: worker_id.to_string(),
+                term: self.0.raft.status().term,
+                free_slots,
+                running: running.to_vec(),
+                now_ms: now_ms(),
+                queue_slots,
+                leaving,
+            })
+            .await?)
+    }
+}
+
+/// A poll's reply as the worker gets it.
+fn polled(reply: Reply) -> Result<Response<v1::PollTasksResponse>, Status> {
+    match reply {
+        Reply::Polled {
+            assignments,
+            cancel,
+            drain,
+        } => Ok(Response::new(v1::PollTasksResponse {
+            tasks: assignments
+                .into_iter()
+                .map(|a| v1::TaskAssignment {
+                    job_id: a.job_id,
+                    stage: a.stage_name,
+                    task_index: a.task as u32,
+                    attempt_id: a.attempt_id.to_string(),
+                    term: a.term,
+                    payload_json: a.payload_json,
+                })
+                .collect(),
+            drain,
+            cancel: cancel.iter().map(u64::to_string).collect(),
+        })),
+        other => Err(unexpected(&other)),
+    }
+}
+
 #[tonic::async_trait]
 impl worker_service_server::WorkerService for Api {
     async fn register_worker(
@@ -506,59 +588,32 @@ impl worker_service_server::WorkerService for Api {
             .iter()
             .map(|a| parse_attempt(a))
             .collect::<Result<Vec<_>, _>>()?;
-        let poll = |running: Vec<u64>| Command::Poll {
-            worker_id: req.worker_id.clone(),
-            term: self.0.raft.status().term,
-            free_slots: req.free_slots,
-            running,
-            now_ms: now_ms(),
-            queue_slots: req.queue_slots.min(MAX_QUEUE_SLOTS),
-            leaving: req.leaving,
-        };
-        // Subscribed before the first poll, so that a change committed meanwhile still wakes it.
+        let worker_id = req.worker_id.clone();
+        let asks = (
+            req.free_slots,
+            req.queue_slots.min(MAX_QUEUE_SLOTS),
+            req.leaving,
+        );
+        // Subscribed before the first look, so that a change committed meanwhile still wakes it.
         let mut changes = self.0.changes.subscribe();
-        let mut reply = self.0.propose(poll(running.clone())).await?;
-        // Long poll: a worker with free slots waits here (reads only, no log entries) until a task is
-        // runnable or poll_ms has passed. It looks again as soon as a change is committed (a stage
-        // planned, a lease expired, a task failed), and every 250 ms in any case.
+        // Long poll: a worker with free slots waits here until a task is runnable or poll_ms has
+        // passed. It looks again as soon as a change is committed (a stage planned, a lease expired, a
+        // task failed), and every 250 ms in any case.
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.0.settings.poll_ms);
-        loop {
+        let reply = loop {
+            let reply = self.poll_once(&worker_id, asks, &running).await?;
             let idle = matches!(&reply, Reply::Polled { assignments, cancel, drain }
                 if assignments.is_empty() && cancel.is_empty() && !drain);
             if !idle || req.free_slots == 0 || tokio::time::Instant::now() >= deadline {
-                break;
+                break reply;
             }
             let recheck = (tokio::time::Instant::now() + Duration::from_millis(250)).min(deadline);
             tokio::select! {
                 _ = changes.changed() => {}
                 () = tokio::time::sleep_until(recheck) => {}
             }
-            if self.0.read(|m| m.runnable_count()).await? > 0 {
-                reply = self.0.propose(poll(running.clone())).await?;
-            }
-        }
-        match reply {
-            Reply::Polled {
-                assignments,
-                cancel,
-                drain,
-            } => Ok(Response::new(v1::PollTasksResponse {
-                tasks: assignments
-                    .into_iter()
-                    .map(|a| v1::TaskAssignment {
-                        job_id: a.job_id,
-                        stage: a.stage_name,
-                        task_index: a.task as u32,
-                        attempt_id: a.attempt_id.to_string(),
-                        term: a.term,
-                        payload_json: a.payload_json,
-                    })
-                    .collect(),
-                drain,
-                cancel: cancel.iter().map(u64::to_string).collect(),
-            })),
-            other => Err(unexpected(&other)),
-        }
+        };
+        polled(reply)
     }
 
     async fn report_task(

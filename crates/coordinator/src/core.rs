@@ -11,6 +11,7 @@ use khop_scheduler::{Command, Job, JobState, Machine, Reply, StageState};
 
 use crate::auth::Tokens;
 use crate::error::Error;
+use crate::liveness::Liveness;
 use crate::sm::SchedulerSm;
 
 pub(crate) struct Core {
@@ -19,9 +20,11 @@ pub(crate) struct Core {
     pub(crate) settings: Settings,
     /// Bumped after every command this node committed that can give someone something to do: a
     /// stage to plan or a job to finish (the leader loop), tasks to lease (long polls), progress to
-    /// show (watchers). Idle polls and lease sweeps that expired nothing do not bump it, so waiting on
+    /// show (watchers). Polls that lease nothing and expiries that change nothing do not bump it, so waiting on
     /// it never spins. Only the leader proposes, so only the leader's counter moves.
     pub(crate) changes: tokio::sync::watch::Sender<u64>,
+    /// What this node, while it leads, has heard from workers without the log: quiet polls.
+    pub(crate) liveness: std::sync::Mutex<Liveness>,
 }
 
 /// The tunables a coordinator is started with.
@@ -31,7 +34,8 @@ pub struct Settings {
     pub scheduler: khop_scheduler::Config,
     /// How long a worker's poll waits for work before it returns empty.
     pub poll_ms: u64,
-    /// The leader's loop: lease expiry, planning, finishing jobs.
+    /// The leader's loop: lease expiry (proposed only when something is due), planning, finishing
+    /// jobs.
     pub tick_ms: u64,
 }
 
@@ -67,6 +71,11 @@ impl Core {
         }
     }
 
+    /// The liveness table (held briefly: never across an await).
+    pub(crate) fn liveness(&self) -> std::sync::MutexGuard<'_, Liveness> {
+        self.liveness.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A linearizable read of the scheduler's state (leader only).
     pub(crate) async fn read<R, F>(&self, f: F) -> Result<R, Error>
     where
@@ -100,7 +109,7 @@ fn changes_something(command: &Command, reply: &Reply) -> bool {
             },
         ) => !assignments.is_empty() || !cancel.is_empty() || *drain,
         (
-            Command::ExpireLeases { .. },
+            Command::ExpireLeases { .. } | Command::Expire { .. },
             Reply::Expired {
                 attempts,
                 workers_lost,
@@ -113,7 +122,7 @@ fn changes_something(command: &Command, reply: &Reply) -> bool {
                 || !workers_forgotten.is_empty()
                 || !jobs_forgotten.is_empty()
         }
-        (Command::Poll { .. } | Command::ExpireLeases { .. }, _) => false,
+        (Command::Poll { .. } | Command::ExpireLeases { .. } | Command::Expire { .. }, _) => false,
         _ => true,
     }
 }

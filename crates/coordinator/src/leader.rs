@@ -1,6 +1,8 @@
-//! The leader's loop: expires leases, plans each job's next stage once the stages before it are done,
-//! and finishes jobs (summary, scratch removal). Runs on every coordinator, acts only while it leads;
-//! what it decides goes through the log, so followers never plan and a new leader carries on.
+//! The leader's loop: expires leases and loses silent workers (from the state and the leader's
+//! liveness table, proposing `Expire` only when something is due, so an idle cluster writes nothing),
+//! plans each job's next stage once the stages before it are done, and finishes jobs (summary, scratch
+//! removal). Runs on every coordinator, acts only while it leads; what it decides goes through the
+//! log, so followers never plan and a new leader carries on.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use khop_scheduler::{Command, Job, JobState, Machine, TaskPlan};
 
 use crate::core::{Core, load_spec, now_ms, seconds};
 use crate::error::Error;
+use crate::liveness::Live;
 
 /// Something the leader has to do for a job.
 enum Work {
@@ -204,7 +207,7 @@ pub(crate) async fn run(core: Arc<Core>) {
     let mut tick = tokio::time::interval(Duration::from_millis(core.settings.tick_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut configured_in_term = 0;
-    // Woken by the tick (lease expiry) or at once by a committed change: a stage's last report, a
+    // Woken by the tick (whether anything is due to expire) or at once by a committed change: a stage's last report, a
     // submit, a cancel; so a job moves on to its next stage without waiting for the tick.
     let mut changes = core.changes.subscribe();
     loop {
@@ -245,26 +248,21 @@ async fn configure(core: &Core) -> Result<(), Error> {
 }
 
 async fn step(core: &Core) -> Result<(), Error> {
-    if let khop_scheduler::Reply::Expired {
-        attempts,
-        workers_lost,
-        workers_forgotten,
-        jobs_forgotten,
-    } = core
-        .propose(Command::ExpireLeases { now_ms: now_ms() })
-        .await?
-    {
-        if !attempts.is_empty() || !workers_lost.is_empty() {
-            tracing::info!(?attempts, ?workers_lost, "leases expired");
-        }
-        if !workers_forgotten.is_empty() {
-            tracing::info!(workers = ?workers_forgotten, "gone workers forgotten");
-        }
-        if !jobs_forgotten.is_empty() {
-            tracing::info!(jobs = ?jobs_forgotten, "finished jobs forgotten");
+    let term = core.raft.status().term;
+    let now = now_ms();
+    let liveness = core.liveness().view(term, now);
+    let (due, live, work) = core
+        .read(move |m| (liveness.due(m, now), Live::of(m), pending(m)))
+        .await?;
+    core.liveness().retain(term, &live);
+    if let Some(command) = due {
+        // Decided with this term's table: proposed only while this node still leads in that term.
+        let status = core.raft.status();
+        if status.role == RaftRole::Leader && status.term == term {
+            expire(core, command).await?;
         }
     }
-    for work in core.read(pending).await? {
+    for work in work {
         match work {
             Work::Plan {
                 job_id,
@@ -304,6 +302,27 @@ async fn step(core: &Core) -> Result<(), Error> {
                 .await?;
                 tracing::info!(job = %job_id, succeeded, "job finished");
             }
+        }
+    }
+    Ok(())
+}
+
+async fn expire(core: &Core, command: Command) -> Result<(), Error> {
+    if let khop_scheduler::Reply::Expired {
+        attempts,
+        workers_lost,
+        workers_forgotten,
+        jobs_forgotten,
+    } = core.propose(command).await?
+    {
+        if !attempts.is_empty() || !workers_lost.is_empty() {
+            tracing::info!(?attempts, ?workers_lost, "leases expired");
+        }
+        if !workers_forgotten.is_empty() {
+            tracing::info!(workers = ?workers_forgotten, "gone workers forgotten");
+        }
+        if !jobs_forgotten.is_empty() {
+            tracing::info!(jobs = ?jobs_forgotten, "finished jobs forgotten");
         }
     }
     Ok(())

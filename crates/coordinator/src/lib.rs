@@ -2,13 +2,20 @@
 //! serving the gRPC API (`JobService`, `ClusterService`, `WorkerService`, `RaftTransport`, health and
 //! reflection) on one address.
 //!
-//! - **Writes** (submit, cancel, register, poll, report, drain, ...) are proposed on the leader; a
+//! - **Writes** (submit, cancel, register, report, drain, ...) are proposed on the leader; a
 //!   follower answers `UNAVAILABLE` with the leader's address in `khop-leader` metadata.
 //! - **Reads** (jobs, workers) are linearizable reads on the leader; `ClusterStatus` answers from any
 //!   node.
-//! - **The leader's loop** ([`leader`]) expires leases, plans each job's next stage with the engine's
-//!   planner from the committed outputs, and finishes succeeded jobs (`summary.json`, scratch removal).
-//!   The planner only lists input files; its tasks go through the log, so followers never plan.
+//! - **Polls** are heartbeats and leave the log alone unless they change something: a linearizable
+//!   read decides (`Machine::quiet_poll`); a quiet poll is answered from it and recorded in the
+//!   leader's liveness table ([`liveness`]: per worker when it last polled, per running attempt when
+//!   its lease was renewed, rebuilt for each Raft term with a grace of one timeout), any other is
+//!   proposed as `Poll`. An idle cluster writes nothing to the log.
+//! - **The leader's loop** ([`leader`]) expires leases and loses silent workers when the state and the
+//!   liveness table say they are due (`Expire`, naming them), plans each job's next stage with the
+//!   engine's planner from the committed outputs, and finishes succeeded jobs (`summary.json`, scratch
+//!   removal). The planner only lists input files; its tasks go through the log, so followers never
+//!   plan.
 //! - **Auth** ([`auth`]): a bearer token per request, mapped to roles.
 //!
 //! **Architecture invariant:** the coordinator never reads records: it lists input files to plan, and
@@ -20,6 +27,7 @@ pub mod auth;
 mod core;
 mod error;
 mod leader;
+mod liveness;
 mod sm;
 
 use std::collections::BTreeMap;
@@ -124,6 +132,7 @@ pub async fn serve(
         tokens: cfg.tokens.clone(),
         settings: cfg.settings.clone(),
         changes: tokio::sync::watch::Sender::new(0),
+        liveness: std::sync::Mutex::new(liveness::Liveness::default()),
     });
     let leader_loop = tokio::spawn(leader::run(Arc::clone(&core)));
     let joiner = (cfg.bootstrap && fresh)

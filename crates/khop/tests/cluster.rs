@@ -828,6 +828,94 @@ fn every_node_restarted_mid_job() {
     assert_same_outputs(&output);
 }
 
+/// Polls and heartbeats do not write the Raft log: the leader answers a poll that changes nothing
+/// else from a read and keeps liveness and leases in memory. An idle cluster (3 coordinators, 8
+/// workers polling every 300 ms, no job) commits nothing in 20 s, shows its workers as seen just now,
+/// and still loses a worker killed then.
+#[test]
+fn an_idle_cluster_writes_nothing_to_the_log() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, None);
+    for _ in 0..8 {
+        cluster.start_worker(None);
+    }
+    wait_until("8 workers to register", Duration::from_secs(30), || {
+        let workers = cluster.workers_json();
+        workers.len() == 8 && workers.iter().all(|w| w["state"] == "active")
+    });
+    let commit = |cluster: &Cluster| -> u64 {
+        let mut commit = None;
+        wait_until("the cluster's status", Duration::from_secs(10), || {
+            commit = cluster.status().and_then(|s| s["commit_index"].as_u64());
+            commit.is_some()
+        });
+        commit.unwrap()
+    };
+    // Settle: the registrations and the leader's config are committed.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = commit(&cluster);
+    let idle = Duration::from_secs(20);
+    std::thread::sleep(idle);
+    let after = commit(&cluster);
+    eprintln!(
+        "idle cluster, 8 workers: {} entries committed in {} s",
+        after - before,
+        idle.as_secs()
+    );
+    assert!(
+        after - before <= 1,
+        "an idle cluster committed {} entries in {} s",
+        after - before,
+        idle.as_secs()
+    );
+
+    // The workers were heard all along, by the leader.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let workers = cluster.workers_json();
+    for w in &workers {
+        assert_eq!(w["state"], "active", "{w}");
+        let seen = w["last_seen_unix_ms"].as_i64().unwrap();
+        assert!(
+            now_ms - seen < 3_000,
+            "{w} was last seen {} ms ago",
+            now_ms - seen
+        );
+    }
+
+    // A worker killed now is lost after the worker timeout (3 s here), from the leader's memory.
+    let victim = workers[0]["id"].as_str().unwrap().to_string();
+    let n = workers[0]["name"].as_str().unwrap()["worker-".len()..]
+        .parse::<usize>()
+        .unwrap();
+    let killed = Instant::now();
+    cluster.workers[n].kill().unwrap();
+    wait_until(
+        "the killed worker to be lost",
+        Duration::from_secs(30),
+        || {
+            cluster
+                .workers_json()
+                .iter()
+                .any(|w| w["id"] == victim.as_str() && w["state"] == "lost")
+        },
+    );
+    eprintln!(
+        "idle worker killed: lost after {:.1} s",
+        killed.elapsed().as_secs_f64()
+    );
+    assert!(
+        cluster
+            .workers_json()
+            .iter()
+            .filter(|w| w["state"] == "active")
+            .count()
+            == 7
+    );
+}
+
 /// The coordinators forget finished jobs and gone workers after their retention (here 3 s), so that
 /// the replicated state stays bounded; a job's outputs stay.
 #[test]

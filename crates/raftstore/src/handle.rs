@@ -127,7 +127,8 @@ impl<S: StateMachine> RaftHandle<S> {
     }
 
     /// Runs `f` on the state once every command committed before the call has been applied (Raft's
-    /// read index, confirmed by a quorum): a linearizable read. Leader only.
+    /// read index, confirmed by a quorum): a linearizable read, which writes nothing to the log. Leader
+    /// only; a new leader holds it until it has committed an entry of its own term.
     pub async fn read<R, F>(&self, f: F) -> Result<R, RaftError>
     where
         R: Send + 'static,

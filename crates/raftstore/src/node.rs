@@ -43,6 +43,9 @@ struct Pending {
 struct PendingRead<S> {
     read: ReadFn<S>,
     deadline: Instant,
+    /// Asked of raft-rs: a leader that has not yet committed an entry of its term holds the read
+    /// until it has (raft-rs would drop it, and the read would wait for its deadline).
+    asked: bool,
     /// The read index, once the quorum has confirmed it.
     index: Option<u64>,
 }
@@ -203,7 +206,14 @@ impl<S: StateMachine> Node<S> {
                 next_tick = (next_tick + tick).max(now);
                 self.expire(now);
             }
-            if let Err(e) = self.on_ready().and_then(|()| self.maybe_snapshot()) {
+            let ready = self.on_ready().and_then(|()| {
+                if self.ask_held_reads() {
+                    self.on_ready()
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = ready.and_then(|()| self.maybe_snapshot()) {
                 tracing::error!(node = self.cfg.id, error = %e, "raft node stops");
                 break;
             }
@@ -273,13 +283,17 @@ impl<S: StateMachine> Node<S> {
                     read(Err(self.not_leader()));
                 } else {
                     let id = self.new_id();
-                    self.raw.read_index(context(id));
+                    let asked = self.raw.raft.commit_to_current_term();
+                    if asked {
+                        self.raw.read_index(context(id));
+                    }
                     let deadline = Instant::now() + self.cfg.request_timeout;
                     self.reads.insert(
                         id,
                         PendingRead {
                             read,
                             deadline,
+                            asked,
                             index: None,
                         },
                     );
@@ -539,6 +553,21 @@ impl<S: StateMachine> Node<S> {
             };
             self.replies.push((p.reply, result));
         }
+    }
+
+    /// Asks raft-rs for the reads held while this leader had not committed an entry of its term, once
+    /// it has; true if it asked any.
+    fn ask_held_reads(&mut self) -> bool {
+        if !self.is_leader() || !self.raw.raft.commit_to_current_term() {
+            return false;
+        }
+        let mut asked = false;
+        for (&id, read) in self.reads.iter_mut().filter(|(_, r)| !r.asked) {
+            self.raw.read_index(context(id));
+            read.asked = true;
+            asked = true;
+        }
+        asked
     }
 
     fn on_read_states(&mut self, states: Vec<ReadState>) {

@@ -262,6 +262,22 @@ async fn three_nodes_replicate_fail_over_restart_and_refuse_without_quorum() {
     let old = nodes.remove(l);
     let stopped_at = Instant::now();
     let (old_id, old_addr, old_dir) = old.stop().await;
+    // The new leader answers a read asked the moment it leads, before its term's first entry has
+    // committed (raft-rs drops a read index asked then; the node holds it until the commit).
+    let l = loop {
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(5),
+            "no new leader within 5 s"
+        );
+        if let Some(l) = leader(&nodes) {
+            break l;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    assert_eq!(
+        nodes[l].handle.read(|sm: &Counters| sm.values["a"]).await,
+        Ok(50)
+    );
     let committed_at = loop {
         assert!(
             stopped_at.elapsed() < Duration::from_secs(5),

@@ -112,9 +112,25 @@ pub enum Command {
         outcome: Outcome,
         now_ms: u64,
     },
-    /// Proposed periodically by the leader: loses silent workers, abandons expired leases.
+    /// Loses the live workers whose replicated `last_seen_ms` is older than the worker timeout,
+    /// abandons the running attempts whose replicated lease has expired, and forgets what is due at
+    /// `now_ms`. The leader proposed it every tick before it held liveness in memory; it stays so that
+    /// logs holding it replay alike, but nothing proposes it now (`Expire` does its work).
     ExpireLeases {
         now_ms: u64,
+    },
+    /// Proposed by the leader only when something is due. The leader decides from the liveness it
+    /// holds in memory (polls that change nothing else are not written to the log), so the command
+    /// names what it decided: the machine loses each named worker that is still live and abandons
+    /// each named attempt that is still running, ignoring the rest, then forgets the gone workers and
+    /// finished jobs due at `now_ms`.
+    Expire {
+        now_ms: u64,
+        #[serde(default)]
+        workers_lost: Vec<LostWorker>,
+        /// Running attempts whose lease expired.
+        #[serde(default)]
+        attempts: Vec<AttemptId>,
     },
     DrainWorker {
         worker_id: WorkerId,
@@ -190,6 +206,15 @@ pub enum Reply {
         code: ErrorCode,
         message: String,
     },
+}
+
+/// A worker the leader found silent for longer than the worker timeout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostWorker {
+    pub worker_id: WorkerId,
+    /// When the leader last heard from it: becomes its `last_seen_ms` (the replicated one may be
+    /// older), from which `Config::forget_workers_after_ms` counts.
+    pub last_seen_ms: u64,
 }
 
 /// A task leased to a worker.

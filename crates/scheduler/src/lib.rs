@@ -18,10 +18,15 @@
 //!   committed output (the result JSON of the first attempt that succeeded, and how long that attempt
 //!   ran as its worker measured it).
 //! - **Attempts**: one lease of a task to a worker, numbered in lease order, with the Raft term it was
-//!   leased in and its expiry.
+//!   leased in and its expiry as last written to the log.
 //! - **Workers**: name, address (may be empty), cores, state (`Active`, `Draining`, then gone: `Lost`,
-//!   `Removed`, or `Left` once a drained worker was told to stop), last heartbeat, the attempts they
-//!   hold and the cancellations waiting for their next poll.
+//!   `Removed`, or `Left` once a drained worker was told to stop), the last heartbeat written to the
+//!   log, the attempts they hold and the cancellations waiting for their next poll.
+//!
+//! Heartbeats that change nothing else are not written to the log (see [`Machine::quiet_poll`]): the
+//! leader keeps when it last heard from each worker and renewed each lease in memory, so a worker's
+//! `last_seen_ms` and an attempt's `lease_expires_ms` here are lower bounds, and the leader's `Expire`
+//! names what it found silent or expired.
 //!
 //! # Commands
 //! [`Command`]s come in as JSON ([`Machine::apply`]) and [`Reply`]s go out as JSON. Time is never read
@@ -32,14 +37,17 @@
 //!   attempts of a finished job).
 //! - `RegisterWorker` (refused unless the worker speaks [`PROTOCOL_VERSION`]); `Poll`, the heartbeat,
 //!   renews the leases of the attempts the worker still runs, leases it up to `free_slots` runnable tasks
-//!   and tells it what to cancel and whether it is drained; `ReportTask` records progress, commits a
-//!   success, or retries a failure within the budget (else the job fails); `DrainWorker`,
-//!   `RemoveWorker`.
-//! - `ExpireLeases`, proposed periodically by the leader: workers silent for longer than
-//!   `worker_timeout_ms` are lost, attempts whose lease has expired are abandoned, workers gone
-//!   for longer than `forget_workers_after_ms` are forgotten once no attempt names them, and jobs
-//!   finished longer than `forget_jobs_after_ms` ago are forgotten (with their request ids) once
-//!   their scratch is cleaned: the state stays bounded while workers and jobs keep coming.
+//!   and tells it what to cancel and whether it is drained (proposed only when it changes more than
+//!   the heartbeat: [`Machine::quiet_poll`]); `ReportTask` records progress, commits a success, or
+//!   retries a failure within the budget (else the job fails); `DrainWorker`, `RemoveWorker`.
+//! - `Expire`, proposed by the leader only when something is due: the workers it names (silent for
+//!   longer than `worker_timeout_ms` by the leader's account) are lost if still live, the attempts it
+//!   names (leases expired) are abandoned if still running, named items that are not are ignored;
+//!   then workers gone for longer than `forget_workers_after_ms` are forgotten once no attempt names
+//!   them, and jobs finished longer than `forget_jobs_after_ms` ago are forgotten (with their request
+//!   ids) once their scratch is cleaned: the state stays bounded while workers and jobs keep coming.
+//!   `ExpireLeases` does the same from the replicated times alone: the leader proposed it every tick
+//!   before it held liveness in memory, and logs that hold it still replay alike.
 //! - `SetConfig`: lease length, worker timeout, retry budget, how long gone workers and finished jobs
 //!   are kept.
 //!
@@ -68,6 +76,10 @@
 //!    tasks leased again. Only failure reports count against the retry budget.
 //! 8. **Reports are fenced by term**: a report carrying a term older than the one its attempt was leased
 //!    in is refused.
+//! 9. **A quiet poll is a poll that changes nothing but heartbeats**: when [`Machine::quiet_poll`]
+//!    answers, `Poll` would give the same answer (no assignments, the same cancels, no drain) and
+//!    change only the worker's `last_seen_ms` and its attempts' lease expiries; when it does not,
+//!    `Poll` is refused or changes more (both tested against `Poll` in seeded random runs).
 //!
 //! **Architecture invariant:** this crate is pure: no IO, no clocks, no randomness, no async, no gRPC,
 //! no Raft and no linkage. It depends on serde, serde_json and thiserror only; the coordinator adapts
@@ -81,9 +93,9 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use command::{Assignment, Command, Outcome, Plan, Reply, StagePlan, TaskPlan};
+pub use command::{Assignment, Command, LostWorker, Outcome, Plan, Reply, StagePlan, TaskPlan};
 pub use error::{Error, ErrorCode};
-pub use machine::{JobProgress, Machine, StageProgress, StageState, check_request_id};
+pub use machine::{JobProgress, Machine, QuietPoll, StageProgress, StageState, check_request_id};
 pub use state::{
     AbandonCause, Attempt, AttemptState, Committed, Config, Job, JobState, Stage, Task, TaskState,
     Worker, WorkerState,

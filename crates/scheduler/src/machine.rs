@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Assignment, Command, Outcome, Plan, Reply, TaskPlan, to_json};
+use crate::command::{Assignment, Command, LostWorker, Outcome, Plan, Reply, TaskPlan, to_json};
 use crate::error::Error;
 use crate::state::{
     AbandonCause, Attempt, AttemptState, Committed, Config, Job, JobState, Stage, Task, TaskState,
@@ -90,6 +90,15 @@ pub enum StageState {
     Done,
     /// Not done, and its job is over (failed or cancelled).
     Stopped,
+}
+
+/// What a poll that changes nothing but heartbeats answers ([`Machine::quiet_poll`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuietPoll {
+    /// The attempts the worker runs and holds: the leases the poll renews.
+    pub renew: Vec<AttemptId>,
+    /// The attempts the worker runs but does not hold, ascending: it must stop them.
+    pub cancel: Vec<AttemptId>,
 }
 
 type Result<T> = std::result::Result<T, Error>;
@@ -190,7 +199,12 @@ impl Machine {
                 outcome,
                 now_ms,
             } => self.report(&worker_id, attempt_id, term, outcome, now_ms),
-            Command::ExpireLeases { now_ms } => Ok(self.expire(now_ms)),
+            Command::ExpireLeases { now_ms } => Ok(self.expire_leases(now_ms)),
+            Command::Expire {
+                now_ms,
+                workers_lost,
+                attempts,
+            } => Ok(self.expire(now_ms, &workers_lost, &attempts)),
             Command::DrainWorker { worker_id } => self.drain_worker(&worker_id),
             Command::RemoveWorker { worker_id } => self.remove_worker(&worker_id),
             Command::CancelJob { job_id, now_ms } => self.cancel_job(&job_id, now_ms),
@@ -304,6 +318,48 @@ impl Machine {
     /// Tasks that a poll could lease now.
     pub fn runnable_count(&self) -> usize {
         self.runnable(usize::MAX).len()
+    }
+
+    /// What `Command::Poll` would answer, when applying it would change nothing but the worker's
+    /// `last_seen_ms` and the leases of the attempts it holds: the worker is live, nothing waits on
+    /// its cancel list, it is not leaving while active, not draining without attempts (it would be
+    /// told to stop), and would lease nothing. `None` when the poll would change more or be refused:
+    /// then it must go through the log. The coordinator answers the rest from a read, so that idle
+    /// workers' heartbeats write nothing.
+    pub fn quiet_poll(
+        &self,
+        worker_id: &str,
+        (free_slots, queue_slots, leaving): (u32, u32, bool),
+        running: &[AttemptId],
+    ) -> Option<QuietPoll> {
+        let worker = self
+            .state
+            .workers
+            .get(worker_id)
+            .filter(|w| w.state.is_live())?;
+        let draining = leaving || worker.state == WorkerState::Draining;
+        let leases = || {
+            let slots = free_slots as usize + self.queue_granted(queue_slots);
+            !self.runnable(slots.min(1)).is_empty()
+        };
+        if (leaving && worker.state == WorkerState::Active)
+            || !worker.pending_cancels.is_empty()
+            || (draining && worker.attempts.is_empty())
+            || (!draining && leases())
+        {
+            return None;
+        }
+        let (renew, cancel) = held_or_not(worker, running);
+        Some(QuietPoll {
+            renew,
+            cancel: cancel.into_iter().collect(),
+        })
+    }
+
+    /// Whether a gone worker or a finished job is due to be forgotten at `now_ms`
+    /// (`Config::forget_workers_after_ms`, `Config::forget_jobs_after_ms`).
+    pub fn forgetting_due(&self, now_ms: u64) -> bool {
+        !self.workers_to_forget(now_ms).is_empty() || !self.jobs_to_forget(now_ms).is_empty()
     }
 
     // ---- jobs --------------------------------------------------------------------------------
@@ -554,17 +610,11 @@ impl Machine {
         let active = self.live_worker(worker_id)?.state == WorkerState::Active;
 
         let lease_expires_ms = now_ms.saturating_add(self.state.config.lease_ms);
+        let (renew, not_held) = held_or_not(self.known_worker(worker_id)?, running);
         let worker = self.worker_mut(worker_id);
         worker.last_seen_ms = now_ms;
         let mut cancel = std::mem::take(&mut worker.pending_cancels);
-        let mut renew = Vec::new();
-        for &id in running {
-            if worker.attempts.contains(&id) {
-                renew.push(id);
-            } else {
-                cancel.insert(id);
-            }
-        }
+        cancel.extend(not_held);
         for id in renew {
             if let Some(a) = self.state.attempts.get_mut(&id) {
                 a.lease_expires_ms = lease_expires_ms;
@@ -656,23 +706,24 @@ impl Machine {
         attempts
     }
 
-    fn expire(&mut self, now_ms: u64) -> Reply {
+    /// `ExpireLeases`: decides from the replicated times alone, then expires as `Expire` does.
+    fn expire_leases(&mut self, now_ms: u64) -> Reply {
         let timeout = self.state.config.worker_timeout_ms;
-        let workers_lost: Vec<WorkerId> = self
+        let (lost, live): (Vec<&Worker>, Vec<&Worker>) = self
             .state
             .workers
             .values()
-            .filter(|w| w.state.is_live() && now_ms.saturating_sub(w.last_seen_ms) > timeout)
-            .map(|w| w.id.clone())
+            .filter(|w| w.state.is_live())
+            .partition(|w| now_ms.saturating_sub(w.last_seen_ms) > timeout);
+        let workers_lost: Vec<LostWorker> = lost
+            .iter()
+            .map(|w| LostWorker {
+                worker_id: w.id.clone(),
+                last_seen_ms: w.last_seen_ms,
+            })
             .collect();
-        let mut abandoned = BTreeSet::new();
-        for w in &workers_lost {
-            abandoned.extend(self.drop_worker(w, WorkerState::Lost, AbandonCause::WorkerLost));
-        }
-        let expired: Vec<AttemptId> = self
-            .state
-            .workers
-            .values()
+        let attempts: Vec<AttemptId> = live
+            .iter()
             .flat_map(|w| w.attempts.iter().copied())
             .filter(|id| {
                 self.state
@@ -681,13 +732,48 @@ impl Machine {
                     .is_some_and(|a| a.lease_expires_ms <= now_ms)
             })
             .collect();
-        for &id in &expired {
-            self.abandon(id, AbandonCause::LeaseExpired);
+        self.expire(now_ms, &workers_lost, &attempts)
+    }
+
+    /// Loses the named workers still live (their attempts abandoned), abandons the named attempts
+    /// still running, ignores the rest; then forgets what is due at `now_ms`.
+    fn expire(
+        &mut self,
+        now_ms: u64,
+        workers_lost: &[LostWorker],
+        attempts: &[AttemptId],
+    ) -> Reply {
+        let mut lost: Vec<WorkerId> = Vec::new();
+        let mut abandoned = BTreeSet::new();
+        for named in workers_lost {
+            let id = named.worker_id.as_str();
+            if !self
+                .state
+                .workers
+                .get(id)
+                .is_some_and(|w| w.state.is_live())
+            {
+                continue;
+            }
+            let worker = self.worker_mut(id);
+            worker.last_seen_ms = worker.last_seen_ms.max(named.last_seen_ms);
+            abandoned.extend(self.drop_worker(id, WorkerState::Lost, AbandonCause::WorkerLost));
+            lost.push(id.into());
         }
-        abandoned.extend(expired);
+        for &id in attempts {
+            if self
+                .state
+                .attempts
+                .get(&id)
+                .is_some_and(|a| a.state == AttemptState::Running)
+            {
+                self.abandon(id, AbandonCause::LeaseExpired);
+                abandoned.insert(id);
+            }
+        }
         Reply::Expired {
             attempts: abandoned.into_iter().collect(),
-            workers_lost,
+            workers_lost: lost,
             workers_forgotten: self.forget_workers(now_ms),
             jobs_forgotten: self.forget_jobs(now_ms),
         }
@@ -696,18 +782,7 @@ impl Machine {
     /// Drops the jobs finished longer than `Config::forget_jobs_after_ms` ago whose scratch files are
     /// removed (`CleanupJob` has forgotten their attempts), with their request ids.
     fn forget_jobs(&mut self, now_ms: u64) -> Vec<JobId> {
-        let after = self.state.config.forget_jobs_after_ms;
-        let forgotten: Vec<JobId> = self
-            .state
-            .jobs
-            .values()
-            .filter(|j| {
-                j.scratch_cleaned
-                    && j.finished_ms
-                        .is_some_and(|f| now_ms.saturating_sub(f) > after)
-            })
-            .map(|j| j.id.clone())
-            .collect();
+        let forgotten = self.jobs_to_forget(now_ms);
         for id in &forgotten {
             if let Some(request_id) = self.state.jobs.remove(id).and_then(|j| j.request_id) {
                 self.state.requests.remove(&request_id);
@@ -719,6 +794,28 @@ impl Machine {
     /// Drops the workers gone for longer than `Config::forget_workers_after_ms` that no attempt names
     /// (an attempt's worker always exists: a late report of an abandoned attempt still finds it).
     fn forget_workers(&mut self, now_ms: u64) -> Vec<WorkerId> {
+        let forgotten = self.workers_to_forget(now_ms);
+        for id in &forgotten {
+            self.state.workers.remove(id);
+        }
+        forgotten
+    }
+
+    fn jobs_to_forget(&self, now_ms: u64) -> Vec<JobId> {
+        let after = self.state.config.forget_jobs_after_ms;
+        self.state
+            .jobs
+            .values()
+            .filter(|j| {
+                j.scratch_cleaned
+                    && j.finished_ms
+                        .is_some_and(|f| now_ms.saturating_sub(f) > after)
+            })
+            .map(|j| j.id.clone())
+            .collect()
+    }
+
+    fn workers_to_forget(&self, now_ms: u64) -> Vec<WorkerId> {
         let after = self.state.config.forget_workers_after_ms;
         let old = |w: &Worker| !w.state.is_live() && now_ms.saturating_sub(w.last_seen_ms) > after;
         if !self.state.workers.values().any(old) {
@@ -730,17 +827,12 @@ impl Machine {
             .values()
             .map(|a| a.worker_id.as_str())
             .collect();
-        let forgotten: Vec<WorkerId> = self
-            .state
+        self.state
             .workers
             .values()
             .filter(|w| old(w) && !named.contains(w.id.as_str()))
             .map(|w| w.id.clone())
-            .collect();
-        for id in &forgotten {
-            self.state.workers.remove(id);
-        }
-        forgotten
+            .collect()
     }
 
     // ---- tasks and attempts --------------------------------------------------------------------
@@ -1126,6 +1218,29 @@ impl Machine {
     pub(crate) fn attempts_map(&self) -> &BTreeMap<AttemptId, Attempt> {
         &self.state.attempts
     }
+
+    /// The snapshot with every worker's `last_seen_ms` and every attempt's lease expiry set to 0:
+    /// what a heartbeat may change, left out.
+    #[cfg(test)]
+    pub(crate) fn snapshot_without_heartbeats(&self) -> Vec<u8> {
+        let mut state = self.state.clone();
+        for w in state.workers.values_mut() {
+            w.last_seen_ms = 0;
+        }
+        for a in state.attempts.values_mut() {
+            a.lease_expires_ms = 0;
+        }
+        to_json(&state)
+    }
+}
+
+/// Of the attempts a worker says it runs, those it holds (their leases are renewed) and those it
+/// does not (it must stop them).
+fn held_or_not(worker: &Worker, running: &[AttemptId]) -> (Vec<AttemptId>, BTreeSet<AttemptId>) {
+    let (held, not_held): (Vec<AttemptId>, Vec<AttemptId>) = running
+        .iter()
+        .partition(|&&id| worker.attempts.contains(&id));
+    (held, not_held.into_iter().collect())
 }
 
 fn stage_state(job: &Job, stage: usize) -> StageState {

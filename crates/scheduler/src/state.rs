@@ -15,18 +15,18 @@ use crate::{AttemptId, JobId, WorkerId};
 pub struct Config {
     /// How long a lease lasts after it is granted or renewed by a poll.
     pub lease_ms: u64,
-    /// A worker silent (no poll) for longer than this is lost at the next `ExpireLeases`.
+    /// A worker silent (no poll) for longer than this is lost (the leader's next `Expire`).
     pub worker_timeout_ms: u64,
     /// Retries of a task after retryable failures: a task may fail `retry_budget` times and run again;
     /// one more failure fails the job.
     pub retry_budget: u32,
     /// A worker gone (lost, removed, left) and last heard from longer ago than this is forgotten at the
-    /// next `ExpireLeases`, once no attempt names it: a cluster whose workers come and go (autoscaling,
+    /// next `Expire`, once no attempt names it: a cluster whose workers come and go (autoscaling,
     /// restarts under new names) keeps a bounded list. Until then `khop workers` shows it.
     #[serde(default = "Config::default_forget_workers_after_ms")]
     pub forget_workers_after_ms: u64,
     /// A job finished longer ago than this, its scratch files removed, is forgotten at the next
-    /// `ExpireLeases`, with its request id: the state (and every Raft snapshot) stays bounded while
+    /// `Expire`, with its request id: the state (and every Raft snapshot) stays bounded while
     /// jobs keep coming. Its outputs and `summary.json` stay where they were written.
     #[serde(default = "Config::default_forget_jobs_after_ms")]
     pub forget_jobs_after_ms: u64,
@@ -160,6 +160,8 @@ pub struct Attempt {
     /// The Raft term in which the lease was granted: reports from older terms are refused.
     pub term: u64,
     pub leased_ms: u64,
+    /// As last written to the log (the lease, or a poll that went through the log); the leader
+    /// renews leases in memory on quiet polls, so the lease may run later than this.
     pub lease_expires_ms: u64,
     pub state: AttemptState,
     /// From the last progress report.
@@ -223,7 +225,8 @@ pub struct Worker {
     pub cores: u32,
     pub state: WorkerState,
     pub registered_ms: u64,
-    /// Time of the last registration or poll.
+    /// Time of the last registration or poll written to the log, or, for a lost worker, when the
+    /// leader last heard from it. The leader keeps later quiet polls in memory.
     pub last_seen_ms: u64,
     /// Its running attempts: exactly the attempts in state `Running` with this `worker_id`.
     pub attempts: BTreeSet<AttemptId>,

@@ -1,6 +1,8 @@
 //! Tests: a harness that applies commands, checks the invariants after every one and that refused ones
-//! change nothing; scenarios; tables of refusals; a seeded randomised run.
+//! change nothing; scenarios; heartbeats kept out of the log; tables of refusals; a seeded randomised
+//! run.
 
+mod heartbeats;
 mod random;
 mod refusals;
 mod scenarios;

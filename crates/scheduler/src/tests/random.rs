@@ -1,12 +1,15 @@
-//! Seeded random runs: polls, reports (late, stale, stray), expiries, crashes, removals, drains,
-//! cancels, lazily planned stages and leader changes, interleaved. The harness checks the invariants
-//! after every command and that refusals change nothing; this file checks that every committed task was
-//! committed exactly once, by the attempt whose success was accepted first, and that a replay of the log
-//! gives the same replies and snapshot.
+//! Seeded random runs: polls, reports (late, stale, stray), expiries (by the log's times, and named by
+//! a leader, stray names included), crashes, removals, drains, cancels, lazily planned stages and
+//! leader changes, interleaved. The harness checks the invariants after every command and that
+//! refusals change nothing; this file checks that every committed task was committed exactly once, by
+//! the attempt whose success was accepted first, that every poll `quiet_poll` answers is answered
+//! alike by `Poll` and changes nothing but heartbeats (and every other poll is refused or changes
+//! more), and that a replay of the log gives the same replies and snapshot.
 
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::LostWorker;
 
 /// splitmix64: enough randomness for choosing actions, and no dependency.
 struct Rng(u64);
@@ -42,6 +45,9 @@ struct World {
     commits: BTreeMap<TaskKey, AttemptId>,
     /// Jobs submitted so far (some may have been forgotten since).
     submitted: u64,
+    /// Polls `quiet_poll` answered, and polls it left to the log.
+    quiet_polls: u64,
+    loud_polls: u64,
 }
 
 impl World {
@@ -60,6 +66,8 @@ impl World {
             procs: BTreeMap::new(),
             commits: BTreeMap::new(),
             submitted: 0,
+            quiet_polls: 0,
+            loud_polls: 0,
         };
         for id in WORKERS {
             w.h.register(id);
@@ -100,7 +108,38 @@ impl World {
             return;
         };
         let running: Vec<AttemptId> = running.into_iter().collect();
-        match self.h.run(self.h.poll_cmd(worker, slots, &running)) {
+        let quiet = self.h.m.quiet_poll(worker, (slots, 0, false), &running);
+        let before = self.h.m.snapshot_without_heartbeats();
+        let result = self.h.run(self.h.poll_cmd(worker, slots, &running));
+        let changed = self.h.m.snapshot_without_heartbeats() != before;
+        match (quiet, &result) {
+            (Some(q), Ok(reply)) => {
+                let want = Reply::Polled {
+                    assignments: vec![],
+                    cancel: q.cancel,
+                    drain: false,
+                };
+                assert_eq!(
+                    reply, &want,
+                    "{worker}: the quiet answer differs from Poll's"
+                );
+                assert!(
+                    !changed,
+                    "{worker}: a quiet poll changed more than heartbeats"
+                );
+                self.quiet_polls += 1;
+            }
+            (Some(_), Err(e)) => panic!("{worker}: quiet, but Poll refused: {e}"),
+            (None, Ok(_)) => {
+                assert!(
+                    changed,
+                    "{worker}: left to the log, but Poll changed no more"
+                );
+                self.loud_polls += 1;
+            }
+            (None, Err(_)) => {}
+        }
+        match result {
             Ok(Reply::Polled {
                 assignments,
                 cancel,
@@ -251,8 +290,30 @@ impl World {
                     self.report(worker, id, outcome, stale);
                 }
             }
-            65..75 => {
+            65..70 => {
                 self.h.expire();
+            }
+            70..75 => {
+                // What a leader found silent or expired; stale and unknown names among them.
+                let mut workers_lost = Vec::new();
+                for w in WORKERS {
+                    if self.rng.below(4) == 0 {
+                        workers_lost.push(LostWorker {
+                            worker_id: w.into(),
+                            last_seen_ms: self.h.now.saturating_sub(self.rng.below(40_000)),
+                        });
+                    }
+                }
+                let known = self.h.m.attempts_map().len() as u64 + 2;
+                let attempts = (0..self.rng.below(3))
+                    .map(|_| 1 + self.rng.below(known))
+                    .collect();
+                let now_ms = self.h.now;
+                self.h.ok(Command::Expire {
+                    now_ms,
+                    workers_lost,
+                    attempts,
+                });
             }
             75..79 => {
                 self.procs.insert(worker, None);
@@ -344,12 +405,14 @@ fn random_interleavings_keep_the_invariants() {
         ("\"jobs_forgotten\":[\"", 0),
         ("\"StagePlanned\"", 0),
     ];
+    let (mut quiet, mut loud) = (0, 0);
     for seed in 0..40 {
         let mut w = World::new(seed);
         for _ in 0..500 {
             w.step();
         }
         w.finish();
+        (quiet, loud) = (quiet + w.quiet_polls, loud + w.loud_polls);
 
         for job in w.h.m.jobs() {
             for (si, stage) in job.stages.iter().enumerate() {
@@ -394,4 +457,5 @@ fn random_interleavings_keep_the_invariants() {
     for (piece, count) in seen {
         assert!(count > 0, "no run produced {piece}");
     }
+    assert!(quiet > 0 && loud > 0, "quiet polls {quiet}, others {loud}");
 }

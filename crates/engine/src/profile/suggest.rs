@@ -28,6 +28,12 @@ const MIN_NAME_LIKENESS: f64 = 0.85;
 /// 0.1%).
 const UNREAD_SHARE: f64 = 0.001;
 
+/// Without a Vietnamese name, rules pair the birth date, the name parts and short text fields with
+/// at least this many distinct values...
+const MIN_BLOCK_VALUES: u64 = 100;
+/// ...up to this many fields in all (ten rules).
+const MAX_PAIRED_KEYS: usize = 5;
+
 /// Kinds whose one column in each input are paired whatever their names and values: a name is a
 /// name, a phone a phone. Values alone cannot tell: two samples of a large register share few
 /// people, so few phone numbers, even where the columns are the same.
@@ -46,6 +52,8 @@ struct Field {
     birth: bool,
     /// A name part that holds surnames.
     surnames: bool,
+    /// Distinct values in the sample (of the input that has fewer).
+    distinct: u64,
 }
 
 /// The TOML text of a job for `inputs` (one: dedupe; two: link, the first the small side), whose
@@ -242,6 +250,7 @@ fn ids_field(columns: Vec<Vec<usize>>, first: &Profiled) -> Field {
         ),
         birth: false,
         surnames: false,
+        distinct: 0,
     }
 }
 
@@ -257,6 +266,7 @@ fn field_of(inputs: &[&Profiled], at: &[usize], column: &ColumnProfile, note: St
         note,
         birth: facts.iter().any(|f| f.hints.birth),
         surnames: facts.iter().any(|f| f.evidence.surnames()),
+        distinct: facts.iter().map(|f| f.evidence.distinct).min().unwrap_or(0),
     }
 }
 
@@ -413,8 +423,22 @@ fn blocking(inputs: &[Profiled], fields: &[Field], names: &[String]) -> Vec<Rule
             }
         }
     } else if surname.is_some() || given.is_some() || date.is_some() {
-        // Any two of date, surname, given name: one error in any of them leaves a rule.
-        let present: Vec<&String> = [&date, &surname, &given].into_iter().flatten().collect();
+        // Any two of date, surname, given name and the most distinct short text fields (a
+        // postcode, a town): one error in any of them leaves a rule.
+        let mut present: Vec<&String> = [&date, &surname, &given].into_iter().flatten().collect();
+        let mut short: Vec<usize> = (0..fields.len())
+            .filter(|&f| {
+                fields[f].kind == Kind::Text
+                    && matches!(fields[f].style, Some(TextStyle::Number | TextStyle::Words))
+                    && fields[f].distinct >= MIN_BLOCK_VALUES
+            })
+            .collect();
+        short.sort_by_key(|&f| std::cmp::Reverse(fields[f].distinct));
+        for f in short {
+            if present.len() < MAX_PAIRED_KEYS {
+                present.push(&names[f]);
+            }
+        }
         let mut first = true;
         for a in 0..present.len() {
             for b in a + 1..present.len() {
@@ -423,8 +447,8 @@ fn blocking(inputs: &[Profiled], fields: &[Field], names: &[String]) -> Vec<Rule
                     vec![present[a].clone(), present[b].clone()],
                     false,
                     first.then_some(
-                        "Any two of birth date, surname and given name: one error in any of \
-                         them leaves a rule that finds the pair.",
+                        "Any two of the birth date, the names and the most distinct short \
+                         fields: an error in one of them leaves a rule that finds the pair.",
                     ),
                 ));
                 first = false;
@@ -451,10 +475,7 @@ fn blocking(inputs: &[Profiled], fields: &[Field], names: &[String]) -> Vec<Rule
     }
     if rules.is_empty() {
         // Nothing but text: the column with the most distinct values.
-        if let Some(f) = (0..fields.len()).max_by_key(|&f| {
-            let c = fields[f].columns[0].first().copied();
-            c.map_or(0, |c| inputs[0].facts[c].evidence.distinct)
-        }) {
+        if let Some(f) = (0..fields.len()).max_by_key(|&f| fields[f].distinct) {
             rules.push(rule(
                 &names[f],
                 vec![names[f].clone()],

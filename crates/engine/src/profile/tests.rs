@@ -92,6 +92,7 @@ pub(super) fn value(kind: &str, i: usize, d: &mut Draw) -> String {
         "sex" => d.pick(&["Nam", "Nữ"]).to_owned(),
         "sex_mf" => d.pick(&["M", "F"]).to_owned(),
         "sex_01" => d.pick(&["1", "0"]).to_owned(),
+        "postcode" => format!("{}", 2000 + i % 150),
         "state" => d
             .pick(&["nsw", "vic", "qld", "wa", "sa", "tas", "act", "nt"])
             .to_owned(),

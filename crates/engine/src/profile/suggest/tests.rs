@@ -158,6 +158,7 @@ fn two_vietnamese_exports_with_unfamiliar_names_make_a_link_job() {
 
 #[test]
 fn separate_name_columns_and_another_identifier_make_text_fields() {
+    // The state has too few values to block on; the postcode enough.
     let dir = tempfile::tempdir().unwrap();
     let columns = [
         ("given_name", "english_given"),
@@ -165,6 +166,7 @@ fn separate_name_columns_and_another_identifier_make_text_fields() {
         ("date_of_birth", "ymd"),
         ("soc_sec_id", "tax_code"),
         ("state", "state"),
+        ("postcode", "postcode"),
     ];
     let a = csv(dir.path(), "a", "rec_id", &columns, 400, 1);
     let b = csv(dir.path(), "b", "rec_id", &columns, 400, 2);
@@ -176,6 +178,7 @@ fn separate_name_columns_and_another_identifier_make_text_fields() {
         [
             ("date_of_birth", Standardiser::Date),
             ("given_name", Standardiser::Text),
+            ("postcode", Standardiser::Text),
             ("soc_sec_id", Standardiser::Id),
             ("state", Standardiser::Text),
             ("surname", Standardiser::Text),
@@ -195,8 +198,20 @@ fn separate_name_columns_and_another_identifier_make_text_fields() {
                 owned(&["date_of_birth", "given_name"])
             ),
             (
+                "date_of_birth_postcode".to_owned(),
+                owned(&["date_of_birth", "postcode"])
+            ),
+            (
                 "surname_given_name".to_owned(),
                 owned(&["surname", "given_name"])
+            ),
+            (
+                "surname_postcode".to_owned(),
+                owned(&["surname", "postcode"])
+            ),
+            (
+                "given_name_postcode".to_owned(),
+                owned(&["given_name", "postcode"])
             ),
             (
                 "names_sound_alike".to_owned(),

@@ -3,5 +3,6 @@
 mod cli;
 mod datagen;
 mod link;
+mod profile;
 mod public;
 mod support;

@@ -114,22 +114,53 @@ fn sample(input: &Input) -> Result<Option<Scanned>, EngineError> {
     let Some(file) = input_files(input)?.into_iter().next() else {
         return Ok(None);
     };
-    let mut first = None;
-    let stopped = scan(input, &file, None, SAMPLE_RECORDS, |scanned| {
-        first = Some(scanned);
-        Err(EngineError::Other(SAMPLED.into()))
-    });
-    match stopped {
-        Ok(()) => {}
-        Err(EngineError::Other(m)) if m == SAMPLED => {}
-        Err(e) => return Err(e),
+    first_records(input, &[file], SAMPLE_RECORDS)
+}
+
+/// The first `limit` records of `files` of `input` (in that order) in one batch, with the lines
+/// among them that could not be read; `None` when the files hold neither. Record numbers are those
+/// within each record's file. Reading stops once the sample is complete: a sample of a large input
+/// costs its size, not the input's.
+pub fn first_records(
+    input: &Input,
+    files: &[String],
+    limit: usize,
+) -> Result<Option<Scanned>, EngineError> {
+    let (mut batches, mut rows, mut bad) = (Vec::new(), Vec::new(), Vec::new());
+    for file in files {
+        if rows.len() >= limit {
+            break;
+        }
+        let batch_rows = (limit - rows.len()).min(1 << 16);
+        let stopped = scan(input, file, None, batch_rows, |scanned| {
+            let keep = (limit - rows.len()).min(scanned.rows.len());
+            // The lines that could not be read before the first record left out.
+            let end = scanned.rows.get(keep).copied().unwrap_or(u64::MAX);
+            bad.extend(scanned.bad.into_iter().filter(|b| b.row < end));
+            batches.push(scanned.batch.slice(0, keep));
+            rows.extend_from_slice(&scanned.rows[..keep]);
+            if rows.len() >= limit {
+                Err(EngineError::Other(SAMPLED.into()))
+            } else {
+                Ok(())
+            }
+        });
+        match stopped {
+            Ok(()) => {}
+            Err(EngineError::Other(m)) if m == SAMPLED => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(first)
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let batch = arrow::compute::concat_batches(&first.schema(), &batches)?;
+    Ok(Some(Scanned { batch, rows, bad }))
 }
 
 /// Day-first unless the column's unambiguous values are clearly month-first; with the counts of
 /// values that can only be day-first and only month-first.
-fn date_order(sample: &Scanned, column: &str) -> (DateOrder, u64, u64) {
+pub(crate) fn date_order(sample: &Scanned, column: &str) -> (DateOrder, u64, u64) {
     let values = text(&sample.batch, column);
     let (mut day_first, mut month_first) = (0u64, 0u64);
     for row in 0..sample.batch.num_rows() {
@@ -178,7 +209,7 @@ fn birth_facts(
 /// another kind of number (a tax code padded with zeros reads as a PIN of a random year). Without
 /// birth years, a column is of another kind when most of its numbers have a length that neither a
 /// PIN, a CMND nor a damaged PIN has (10 or 8 digits) and hardly any has 9, 11 or 12.
-fn id_repair(sample: &Scanned, column: &str, birth: &[Option<i32>]) -> (bool, String) {
+pub(crate) fn id_repair(sample: &Scanned, column: &str, birth: &[Option<i32>]) -> (bool, String) {
     let values = text(&sample.batch, column);
     let (mut repaired, mut judged, mut agree) = (0u64, 0u64, 0u64);
     let mut lengths = [0u64; 14];
@@ -330,6 +361,52 @@ mod tests {
             let birth = vec![*year; values.len()];
             let (repair, why) = id_repair(&sample, "c", &birth);
             assert_eq!(repair, *expected, "{groups:?} {year:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn a_sample_is_the_first_records_of_the_files_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for (f, lines) in [(0, 3), (1, 4)] {
+            let path = dir.path().join(format!("part-{f}.csv"));
+            let mut text = String::from("id,name\n");
+            for i in 0..lines {
+                text.push_str(&format!("{f}-{i},x\n"));
+            }
+            // A line the header does not fit: no record, but read among them.
+            if f == 1 {
+                text.insert_str("id,name\n".len(), "bad\n");
+            }
+            std::fs::write(&path, text).unwrap();
+            files.push(path.to_string_lossy().into_owned());
+        }
+        let input = Input {
+            name: "people".into(),
+            path: dir.path().to_string_lossy().into_owned(),
+            format: crate::spec::InputFormat::Csv,
+            id: "id".into(),
+            columns: Default::default(),
+            cache: None,
+            csv: None,
+            conventions: Default::default(),
+        };
+        // (limit, ids sampled, lines that were no record)
+        let cases: &[(usize, &[&str], usize)] = &[
+            (2, &["0-0", "0-1"], 0),
+            (3, &["0-0", "0-1", "0-2"], 0),
+            (5, &["0-0", "0-1", "0-2", "1-0", "1-1"], 1),
+            (100, &["0-0", "0-1", "0-2", "1-0", "1-1", "1-2", "1-3"], 1),
+        ];
+        for &(limit, ids, bad) in cases {
+            let sample = first_records(&input, &files, limit).unwrap().unwrap();
+            let column = text(&sample.batch, "id");
+            let got: Vec<&str> = (0..sample.batch.num_rows())
+                .map(|r| column.get(r))
+                .collect();
+            assert_eq!(got, ids, "{limit}");
+            assert_eq!(sample.rows.len(), ids.len(), "{limit}");
+            assert_eq!(sample.bad.len(), bad, "{limit}");
         }
     }
 

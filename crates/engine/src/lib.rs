@@ -33,6 +33,7 @@ pub mod job;
 pub mod limits;
 pub mod model;
 pub mod output;
+pub mod profile;
 pub mod scan;
 pub mod spec;
 pub mod standardise;

@@ -155,22 +155,44 @@ impl FileErrors {
 
 /// Rows per row group of a Parquet file, from its footer.
 pub fn row_groups(input: &Input, file: &str) -> Result<Vec<u64>, EngineError> {
-    let errors = FileErrors::new(input, file);
-    let metadata = if storage::is_url(file) {
-        let object = Object::at(file).map_err(|e| errors.io(e))?;
-        let errors = errors.clone();
-        storage::block_on(async move { parquet_footer(&object, &errors).await })?.1
-    } else {
-        let reader = std::fs::File::open(file).map_err(|e| errors.io(e))?;
-        ArrowReaderMetadata::load(&reader, ArrowReaderOptions::default())
-            .map_err(|e| errors.bad(e))?
-    };
-    Ok(metadata
+    Ok(parquet_metadata(input, file)?
         .metadata()
         .row_groups()
         .iter()
         .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
         .collect())
+}
+
+/// The columns of one file of `input`, in the file's order: a Parquet file's schema, a CSV file's
+/// header (read as the job reads it: its delimiter and encoding, a byte order mark skipped, names
+/// trimmed). For a job that does not know them yet (`khop profile`).
+pub fn file_columns(input: &Input, file: &str) -> Result<Vec<String>, EngineError> {
+    match input.format {
+        InputFormat::Parquet => Ok(parquet_metadata(input, file)?
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()),
+        InputFormat::Csv => Ok(open_csv(input, file)?
+            .1
+            .iter()
+            .map(|h| h.trim().to_owned())
+            .collect()),
+    }
+}
+
+/// A Parquet file's footer, from the file system or its object store.
+fn parquet_metadata(input: &Input, file: &str) -> Result<ArrowReaderMetadata, EngineError> {
+    let errors = FileErrors::new(input, file);
+    if storage::is_url(file) {
+        let object = Object::at(file).map_err(|e| errors.io(e))?;
+        let errors = errors.clone();
+        Ok(storage::block_on(async move { parquet_footer(&object, &errors).await })?.1)
+    } else {
+        let reader = std::fs::File::open(file).map_err(|e| errors.io(e))?;
+        ArrowReaderMetadata::load(&reader, ArrowReaderOptions::default()).map_err(|e| errors.bad(e))
+    }
 }
 
 /// Cuts a file of row groups (rows per group) into pieces of at most `task_rows` rows, each a run of
@@ -403,49 +425,12 @@ fn read_csv(
     let wanted = columns_of(input);
     let mut next_row = 0u64;
     let errors = FileErrors::new(input, file);
-    let reader: Box<dyn std::io::Read> = if storage::is_url(file) {
-        Box::new(
-            Object::at(file)
-                .and_then(|o| o.sequential_reader())
-                // The object's error names it already.
-                .map_err(|e| EngineError::Input {
-                    source_name: input.name.clone(),
-                    message: e.to_string(),
-                })?,
-        )
-    } else {
-        Box::new(std::fs::File::open(file).map_err(|e| errors.io(e))?)
-    };
-    let options = input.csv_options();
-    let encoding = options.encoding();
-    let mut records = CsvRecords::new(
-        std::io::BufReader::with_capacity(1 << 20, reader),
-        options.delimiter(),
-        encoding,
-    );
+    let encoding = input.csv_options().encoding();
+    let (mut records, header) = open_csv(input, file)?;
     // A file that is no CSV in its encoding fails every attempt alike; an IO error may not.
     let read_error = |e: std::io::Error| match e.kind() {
         InvalidData => errors.bad(e),
         _ => errors.io(e),
-    };
-    let header = match records.next_record().map_err(read_error)? {
-        Some(header) => {
-            if let Some((column, e)) = header.undecodable {
-                return Err(errors.bad(format!(
-                    "the header is not {} text: {} (csv.encoding)",
-                    encoding.name(),
-                    not_text(column + 1, e)
-                )));
-            }
-            if let Some(field) = header.unclosed {
-                return Err(errors.bad(format!(
-                    "line 1: the header's field {} opens a quote it never closes",
-                    field + 1
-                )));
-            }
-            header.to_vec()
-        }
-        None => return Err(errors.bad("the file is empty: no header")),
     };
     records.expect_fields(header.len());
     let mut positions = Vec::with_capacity(wanted.len());
@@ -548,6 +533,60 @@ fn read_csv(
         }
     }
     Ok(())
+}
+
+/// The records of a CSV file, from the file system or an object store.
+type CsvFile = CsvRecords<std::io::BufReader<Box<dyn std::io::Read>>>;
+
+/// A CSV file of `input` opened as records, its header read (checked as text in the input's encoding,
+/// with no quote left open).
+fn open_csv(input: &Input, file: &str) -> Result<(CsvFile, Vec<String>), EngineError> {
+    let errors = FileErrors::new(input, file);
+    let reader: Box<dyn std::io::Read> = if storage::is_url(file) {
+        Box::new(
+            Object::at(file)
+                .and_then(|o| o.sequential_reader())
+                // The object's error names it already.
+                .map_err(|e| EngineError::Input {
+                    source_name: input.name.clone(),
+                    message: e.to_string(),
+                })?,
+        )
+    } else {
+        Box::new(std::fs::File::open(file).map_err(|e| errors.io(e))?)
+    };
+    let options = input.csv_options();
+    let encoding = options.encoding();
+    let mut records = CsvRecords::new(
+        std::io::BufReader::with_capacity(1 << 20, reader),
+        options.delimiter(),
+        encoding,
+    );
+    // A file that is no CSV in its encoding fails every attempt alike; an IO error may not.
+    let read_error = |e: std::io::Error| match e.kind() {
+        InvalidData => errors.bad(e),
+        _ => errors.io(e),
+    };
+    let header = match records.next_record().map_err(read_error)? {
+        Some(header) => {
+            if let Some((column, e)) = header.undecodable {
+                return Err(errors.bad(format!(
+                    "the header is not {} text: {} (csv.encoding)",
+                    encoding.name(),
+                    not_text(column + 1, e)
+                )));
+            }
+            if let Some(field) = header.unclosed {
+                return Err(errors.bad(format!(
+                    "line 1: the header's field {} opens a quote it never closes",
+                    field + 1
+                )));
+            }
+            header.to_vec()
+        }
+        None => return Err(errors.bad("the file is empty: no header")),
+    };
+    Ok((records, header))
 }
 
 /// Bytes of a Parquet object's tail fetched first: the footer of the job's inputs (a few row groups
@@ -1252,6 +1291,50 @@ mod tests {
     }
 
     /// A CSV input of file `path` with columns `id` and `name`, read in `encoding`.
+    #[test]
+    fn a_files_columns_are_its_header_or_its_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        // (bytes of a CSV file, delimiter, columns)
+        let cases: &[(&[u8], char, &[&str])] = &[
+            (b"id,name\n1,a\n", ',', &["id", "name"]),
+            (
+                b"\xEF\xBB\xBFma; ho ten ;\"ngay, sinh\"\n",
+                ';',
+                &["ma", "ho ten", "ngay, sinh"],
+            ),
+        ];
+        for &(bytes, delimiter, expected) in cases {
+            let path = dir.path().join("f.csv");
+            std::fs::write(&path, bytes).unwrap();
+            let mut input = csv_input(&path, Encoding::Utf8);
+            input.csv = Some(crate::spec::CsvOptions {
+                delimiter,
+                ..Default::default()
+            });
+            let file = path.to_string_lossy();
+            assert_eq!(file_columns(&input, &file).unwrap(), expected, "{bytes:?}");
+        }
+        let path = dir.path().join("f.parquet");
+        let batch = text_batch(&["pin".to_owned(), "ho_ten".to_owned()], |_| {
+            vec![Some("x")]
+        });
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            batch.schema(),
+            None,
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let mut input = csv_input(&path, Encoding::Utf8);
+        input.format = InputFormat::Parquet;
+        input.csv = None;
+        assert_eq!(
+            file_columns(&input, &path.to_string_lossy()).unwrap(),
+            ["pin", "ho_ten"]
+        );
+    }
+
     fn csv_input(path: &std::path::Path, encoding: Encoding) -> Input {
         Input {
             name: "people".into(),

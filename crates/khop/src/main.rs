@@ -99,6 +99,9 @@ pub(crate) enum Command {
     Link(cmd::link::Args),
     /// Precision, recall and F1 of a job's outputs against a truth table.
     Eval(cmd::eval::Args),
+    /// What each column of an input holds (empty values, shapes, distinct values, what each
+    /// standardiser reads), never a rare value; --suggest writes a job spec for the inputs.
+    Profile(cmd::profile::Args),
     /// Run a coordinator: one Raft member of the cluster's control plane.
     Coordinator(cmd::serve::CoordinatorArgs),
     /// Run a worker: polls the coordinators for tasks and runs them. SIGTERM or SIGINT: it takes no
@@ -144,6 +147,7 @@ fn main() -> std::process::ExitCode {
         Command::Datagen(args) => cmd::datagen::run(args),
         Command::Link(args) => cmd::link::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Profile(args) => cmd::profile::run(args),
         Command::Coordinator(args) => cmd::serve::coordinator(args),
         Command::Worker(args) => cmd::serve::worker(args),
         Command::Submit(args) => cmd::remote::submit(args),

@@ -12,6 +12,7 @@ pub mod datagen;
 pub mod demo;
 pub mod eval;
 pub mod link;
+pub mod profile;
 mod progress;
 pub mod remote;
 pub mod serve;

@@ -111,6 +111,7 @@ impl Kind {
 pub fn standardiser_name(standardiser: Standardiser) -> &'static str {
     match standardiser {
         Standardiser::VnName => "vn_name",
+        Standardiser::PersonName => "person_name",
         Standardiser::Date => "date",
         Standardiser::VnId => "vn_id",
         Standardiser::VnProvince => "vn_province",

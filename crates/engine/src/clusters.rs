@@ -88,13 +88,13 @@ fn auto_max_size(sizes: &[(u32, u32)]) -> u32 {
 }
 
 /// Union-find over node numbers, each set named after its smallest node.
-struct Forest {
+pub(crate) struct Forest {
     parent: Vec<u32>,
     size: Vec<u32>,
 }
 
 impl Forest {
-    fn new(nodes: usize) -> Forest {
+    pub(crate) fn new(nodes: usize) -> Forest {
         Forest {
             parent: (0..nodes as u32).collect(),
             size: vec![1; nodes],
@@ -111,7 +111,7 @@ impl Forest {
     }
 
     /// Joins the sets of `a` and `b` unless together they would hold more than `cap` nodes.
-    fn union(&mut self, a: u32, b: u32, cap: u32) {
+    pub(crate) fn union(&mut self, a: u32, b: u32, cap: u32) {
         let (a, b) = (self.find(a), self.find(b));
         if a == b {
             return;
@@ -125,7 +125,8 @@ impl Forest {
         self.size[low as usize] = size;
     }
 
-    fn roots(&mut self) -> Vec<u32> {
+    /// Each node's set, named after its smallest node.
+    pub(crate) fn roots(&mut self) -> Vec<u32> {
         (0..self.parent.len() as u32)
             .map(|x| self.find(x))
             .collect()

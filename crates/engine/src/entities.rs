@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use rustc_hash::FxHashMap;
 
 use crate::EngineError;
+use crate::clusters::Forest;
 use crate::compare::{Compiled, Scratch, gamma_vector};
 use crate::exchange::batch_to_table;
 use crate::model::{Scorer, probability};
@@ -134,18 +135,9 @@ pub(crate) fn duplicates(
 /// Which right records are one person by the duplicates found: a root per right position (the
 /// smallest position of its group).
 pub(crate) fn people(right: usize, duplicates: &[Duplicate]) -> Vec<u32> {
-    let mut root: Vec<u32> = (0..right as u32).collect();
-    fn find(root: &mut [u32], mut x: u32) -> u32 {
-        while root[x as usize] != x {
-            root[x as usize] = root[root[x as usize] as usize];
-            x = root[x as usize];
-        }
-        x
-    }
+    let mut forest = Forest::new(right);
     for d in duplicates {
-        let (a, b) = (find(&mut root, d.a), find(&mut root, d.b));
-        let (low, high) = (a.min(b), a.max(b));
-        root[high as usize] = low;
+        forest.union(d.a, d.b, u32::MAX);
     }
-    (0..right as u32).map(|x| find(&mut root, x)).collect()
+    forest.roots()
 }
